@@ -1,0 +1,34 @@
+//! The run's log writer: one task that batches lines from every step into the store.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Redactor;
+use crate::store::{LogLine, Store};
+
+/// Lines waiting for the writer; a full queue makes chatty steps wait (bounded memory).
+const QUEUE: usize = 1024;
+/// Most lines written in one store call.
+const BATCH: usize = 512;
+
+/// Starts the writer; it ends once every sender is dropped and all lines are stored.
+pub(crate) fn spawn_writer(store: Arc<dyn Store>, redactor: Redactor) -> (mpsc::Sender<LogLine>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<LogLine>(QUEUE);
+    let task = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            for line in &mut batch {
+                if let std::borrow::Cow::Owned(masked) = redactor.text(&line.line) {
+                    line.line = masked;
+                }
+            }
+            if let Err(error) = store.append_logs(&batch).await {
+                tracing::warn!(error = %crate::error::chain(&error), lines = batch.len(), "Cannot store log lines.");
+            }
+            batch.clear();
+        }
+    });
+    (tx, task)
+}

@@ -1,0 +1,180 @@
+//! Runs one run of a flow: order and `depends`, `when`, retries, timeouts, `ignore_errors`,
+//! `jq_expression`, cancellation, `on_failure` — recording every status change in the store.
+
+mod dry_run;
+mod events;
+mod logs;
+mod recover;
+mod redact;
+mod run;
+mod step;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+pub use dry_run::{DryRun, DryStep};
+pub use events::{Observer, RunEvent};
+pub use recover::recover_interrupted;
+pub use redact::{MASK, Redactor};
+
+use crate::expr::{Scope, Tpl};
+use crate::flow::{Flow, ParamError};
+use crate::fs::FilesRoot;
+use crate::step::StepServices;
+use crate::store::{Run, RunId, RunStatus, Store, StoreError, TriggerInfo};
+
+/// Settings of the engine on one node.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where steps may touch files; relative paths start in its data directory.
+    pub files: FilesRoot,
+    /// The `templates/` directory.
+    pub templates_dir: PathBuf,
+    /// Between SIGTERM and SIGKILL for cancelled processes (default 5 s).
+    pub kill_grace: Duration,
+    /// Largest step result kept in the step-run record; larger ones go to run files.
+    pub max_result_bytes: usize,
+    /// The environment given to processes and templates.
+    pub env: BTreeMap<String, String>,
+    /// This node's name (`host:pid`).
+    pub node: String,
+}
+
+impl EngineConfig {
+    /// Defaults for a data directory: `templates/` in it, 5 s grace, 1 MiB results.
+    pub fn new(files: FilesRoot) -> Self {
+        let templates_dir = files.data_dir().join("templates");
+        Self {
+            files,
+            templates_dir,
+            kill_grace: Duration::from_secs(5),
+            max_result_bytes: 1024 * 1024,
+            env: BTreeMap::new(),
+            node: String::from("local"),
+        }
+    }
+}
+
+/// What to start a run with.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Given params (checked against the flow's declarations).
+    pub params: Map<String, Value>,
+    /// The payload (`__input__`); an object's keys also become `data` keys.
+    pub input: Value,
+    /// What started it.
+    pub trigger: TriggerInfo,
+    /// The run whose step started this one.
+    pub parent_run_id: Option<RunId>,
+}
+
+impl RunRequest {
+    /// A manual run with these params and no payload.
+    pub fn new(params: Map<String, Value>) -> Self {
+        Self { params, input: Value::Null, trigger: TriggerInfo::new("manual"), parent_run_id: None }
+    }
+}
+
+/// Why a run was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The params do not fit the flow.
+    #[error("invalid params: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Params(Vec<ParamError>),
+    /// The concurrency key cannot be rendered.
+    #[error("cannot render the concurrency key: {0}")]
+    ConcurrencyKey(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The engine of one node.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: Arc<EngineConfig>,
+    services: Arc<StepServices>,
+    redactor: Redactor,
+}
+
+impl Engine {
+    /// An engine recording into `store`.
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        let services = StepServices {
+            files: config.files.clone(),
+            templates_dir: config.templates_dir.clone(),
+            kill_grace: config.kill_grace,
+            env: config.env.clone(),
+        };
+        Self { store, config: Arc::new(config), services: Arc::new(services), redactor: Redactor::default() }
+    }
+
+    /// Redacts these values from everything the engine records.
+    #[must_use]
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Checks params and records the run `queued`. Nothing is recorded when params are bad.
+    pub async fn accept(&self, flow: &Flow, request: RunRequest) -> Result<Run, AcceptError> {
+        let params = flow.params.validate(&request.params).map_err(AcceptError::Params)?;
+        let concurrency_key = match &flow.concurrency {
+            None => None,
+            Some(c) => Some(match &c.key {
+                None => flow.name.clone(),
+                Some(key) => {
+                    let scope = Scope::builder().name("params", Value::Object(params.clone())).build();
+                    Tpl::<String>::from_value(Value::String(key.clone()))
+                        .map_err(AcceptError::ConcurrencyKey)?
+                        .render(&scope)
+                        .map_err(|e| AcceptError::ConcurrencyKey(e.to_string()))?
+                }
+            }),
+        };
+        let run = Run {
+            id: RunId::new(),
+            flow: flow.name.clone(),
+            flow_version: flow.version.clone(),
+            status: RunStatus::Queued,
+            params: Value::Object(params),
+            trigger: request.trigger,
+            concurrency_key,
+            parent_run_id: request.parent_run_id,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            data: self.redactor.value(&request.input),
+            node: None,
+            message: None,
+        };
+        let mut stored = run.clone();
+        stored.data = Value::Null;
+        self.store.insert_run(&stored).await?;
+        Ok(Run { data: request.input, ..run })
+    }
+
+    /// Runs an accepted run to its end and returns the final record.
+    pub async fn execute(
+        &self,
+        flow: Arc<Flow>,
+        run: Run,
+        cancel: CancellationToken,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<Run, StoreError> {
+        run::Execution::new(self, flow, run, cancel, observer).run().await
+    }
+}

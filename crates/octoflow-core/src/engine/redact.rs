@@ -1,0 +1,81 @@
+//! Redaction: every resolved secret value, and the password of any URL, becomes `***`
+//! before text leaves the engine (logs, results, data, errors).
+
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
+use regex::Regex;
+use serde_json::Value;
+
+/// `scheme://user:password@` → `scheme://***@`.
+static URL_CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@").unwrap_or_else(|_| unreachable!())
+});
+
+/// What redaction replaces a secret with.
+pub const MASK: &str = "***";
+
+/// Replaces known secret values in text and JSON. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<Vec<String>>,
+}
+
+impl Redactor {
+    /// A redactor for these values (empty and very short values are ignored, longest first).
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = values.into_iter().filter(|v| v.len() >= 3).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets: Arc::new(secrets) }
+    }
+
+    /// The text with every secret and URL password masked.
+    pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for secret in self.secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), MASK));
+            }
+        }
+        if out.contains("://") {
+            if let Cow::Owned(masked) = URL_CREDENTIALS.replace_all(&out, "${1}***@") {
+                out = Cow::Owned(masked);
+            }
+        }
+        out
+    }
+
+    /// The value with every string (keys included) redacted.
+    pub fn value(&self, value: &Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(self.text(s).into_owned()),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter().map(|(k, v)| (self.text(k).into_owned(), self.value(v))).collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn masks_secrets_inside_longer_text() {
+        let r = Redactor::new(["s3cret".to_owned()]);
+        assert_eq!(r.text("password=s3cret;"), "password=***;");
+        assert_eq!(r.value(&json!({"a": ["xs3cretx"]})), json!({"a": ["x***x"]}));
+    }
+
+    #[test]
+    fn masks_url_credentials() {
+        let r = Redactor::default();
+        assert_eq!(r.text("postgres://app:pw@db:5432/x"), "postgres://***@db:5432/x");
+        assert_eq!(r.text("http://host/a:b@c"), "http://host/a:b@c");
+    }
+}

@@ -1,0 +1,345 @@
+//! One run from start to end: the step graph, halting, `finally_step`, `on_failure`, and
+//! the final record.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{Local, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::step::{Outcome, StepRunner};
+use super::{Engine, Observer, RunEvent, logs};
+use crate::expr::Scope;
+use crate::flow::{Flow, Step, format_duration};
+use crate::step::{Control, RunInfo, StepServices};
+use crate::store::{Run, RunError, RunStatus, RunUpdate, StepStatus, StoreError};
+
+/// Why the run stopped starting steps.
+#[derive(Debug, Clone, PartialEq)]
+enum Halt {
+    Exit(String),
+    Cancelled,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Pending,
+    Running,
+    /// Done; `blocks` when dependents must be skipped.
+    Done { status: StepStatus, blocks: bool },
+}
+
+pub(super) struct Execution<'e> {
+    engine: &'e Engine,
+    flow: Arc<Flow>,
+    run: Run,
+    cancel: CancellationToken,
+    observer: Option<Arc<dyn Observer>>,
+    data: Arc<Map<String, Value>>,
+    names: Vec<(&'static str, Value)>,
+}
+
+impl<'e> Execution<'e> {
+    pub(super) fn new(
+        engine: &'e Engine,
+        flow: Arc<Flow>,
+        run: Run,
+        cancel: CancellationToken,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Self {
+        Self { engine, flow, run, cancel, observer, data: Arc::default(), names: Vec::new() }
+    }
+
+    fn emit(&self, event: &RunEvent<'_>) {
+        if let Some(o) = &self.observer {
+            o.on_event(event);
+        }
+    }
+
+    /// The initial `data`: the input's keys, then the spooler's reserved keys.
+    fn initial_data(&self) -> Map<String, Value> {
+        let input = self.run.data.clone();
+        let mut data = match &input {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        data.insert("__input__".to_owned(), input);
+        data.insert("__errors__".to_owned(), Value::Array(Vec::new()));
+        data.insert("__timestamp__".to_owned(), json!(Local::now().format("%Y%m%d%H%M%S").to_string()));
+        data.insert("__job_id__".to_owned(), json!(self.run.id.to_string()));
+        let path = self.flow.path.as_ref().map(|p| p.display().to_string());
+        data.insert("__flow_path__".to_owned(), json!(path));
+        data
+    }
+
+    fn scope(&self) -> Scope {
+        let mut builder = Scope::builder().shared_data(self.data.clone());
+        for (name, value) in &self.names {
+            builder = builder.name(name, value.clone());
+        }
+        builder.build()
+    }
+
+    pub(super) async fn run(mut self) -> Result<Run, StoreError> {
+        let started_at = Utc::now();
+        let workdir = self.engine.config.files.data_dir().join("runs").join(self.run.id.to_string());
+        if let Err(error) = tokio::fs::create_dir_all(&workdir).await {
+            tracing::warn!(run_id = %self.run.id, error = %error, "Cannot create the run's workspace.");
+        }
+        let info = RunInfo { id: self.run.id, flow: self.flow.name.clone(), workdir: workdir.clone() };
+        let mut services: StepServices = (*self.engine.services).clone();
+        services.env.extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.names = vec![
+            ("params", self.run.params.clone()),
+            ("env", json!(services.env)),
+            ("state", json!({})),
+            ("secrets", json!({})),
+            (
+                "run",
+                json!({
+                    "id": self.run.id.to_string(),
+                    "flow": self.flow.name,
+                    "trigger": self.run.trigger.kind,
+                    "started_at": started_at.to_rfc3339(),
+                    "callback_url": Value::Null,
+                    "workdir": workdir.display().to_string(),
+                }),
+            ),
+        ];
+        self.data = Arc::new(self.initial_data());
+
+        let mut update = RunUpdate::status(self.run.id, RunStatus::Running);
+        update.started_at = Some(started_at);
+        update.node = Some(self.engine.config.node.clone());
+        self.engine.store.update_run(&update).await?;
+        self.run.status = RunStatus::Running;
+        self.run.started_at = Some(started_at);
+        self.run.node = update.node;
+        self.emit(&RunEvent::RunStarted(&self.run));
+
+        let (log_tx, log_task) = logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
+        let run_token = self.cancel.child_token();
+        let run_timed_out = AtomicBool::new(false);
+        let observer = self.observer.clone();
+        let runner = StepRunner {
+            engine: self.engine,
+            info: &info,
+            services: &services,
+            logs: &log_tx,
+            token: &run_token,
+            run_timed_out: &run_timed_out,
+            observer: observer.as_ref(),
+            flow_retry: self.flow.retry,
+        };
+
+        let flow = self.flow.clone();
+        let (halt, mut failure, skipped) = self.run_graph(&runner, &flow, &run_token, &run_timed_out).await?;
+
+        let mut status = match (&halt, &failure) {
+            (Some(Halt::Cancelled), _) => RunStatus::Cancelled,
+            (Some(Halt::TimedOut), _) => RunStatus::TimedOut,
+            (_, Some(_)) => RunStatus::Failed,
+            _ => RunStatus::Succeeded,
+        };
+        match status {
+            RunStatus::Cancelled => failure = Some(RunError { step: None, message: "cancelled".to_owned() }),
+            RunStatus::TimedOut => {
+                let limit = flow.timeout.map(format_duration).unwrap_or_default();
+                failure = Some(RunError { step: None, message: format!("run timed out after {limit}") });
+            }
+            _ => {}
+        }
+
+        if matches!(status, RunStatus::Failed | RunStatus::TimedOut) {
+            // Recovery steps get their own token: the run's may be cancelled by its timeout.
+            let token = self.cancel.child_token();
+            let recovery = StepRunner { token: &token, ..runner };
+            self.run_recovery(&recovery, &flow, skipped, failure.as_ref()).await?;
+        }
+        if self.cancel.is_cancelled() && status == RunStatus::Succeeded {
+            status = RunStatus::Cancelled;
+            failure = Some(RunError { step: None, message: "cancelled".to_owned() });
+        }
+
+        drop(log_tx);
+        if let Err(error) = log_task.await {
+            tracing::warn!(run_id = %self.run.id, error = %error, "Log writer ended abnormally.");
+        }
+        let finished_at = Utc::now();
+        let data = self.engine.redactor.value(&Value::Object((*self.data).clone()));
+        let message = match &halt {
+            Some(Halt::Exit(m)) => Some(self.engine.redactor.text(m).into_owned()),
+            _ => None,
+        };
+        let mut update = RunUpdate::status(self.run.id, status);
+        update.finished_at = Some(finished_at);
+        update.error = failure.clone();
+        update.data = Some(data.clone());
+        update.message = message.clone();
+        self.engine.store.update_run(&update).await?;
+        self.run.status = status;
+        self.run.finished_at = Some(finished_at);
+        self.run.error = failure;
+        self.run.data = data;
+        self.run.message = message;
+        self.emit(&RunEvent::RunFinished(&self.run));
+        Ok(self.run)
+    }
+
+    /// Runs the step graph. Returns why it halted, the first failure, and the steps that were
+    /// skipped because of a failure or a halt.
+    async fn run_graph(
+        &mut self,
+        runner: &StepRunner<'_>,
+        flow: &Flow,
+        run_token: &CancellationToken,
+        run_timed_out: &AtomicBool,
+    ) -> Result<(Option<Halt>, Option<RunError>, Vec<usize>), StoreError> {
+        let steps = &flow.steps;
+        let deps = dependencies(steps);
+        let mut slots = vec![Slot::Pending; steps.len()];
+        let mut running = FuturesUnordered::new();
+        let mut halt: Option<Halt> = None;
+        let mut failure: Option<RunError> = None;
+        let mut skipped = Vec::new();
+        let deadline = async {
+            match flow.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+
+        loop {
+            // Start (or skip) every step whose dependencies are done.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for i in 0..steps.len() {
+                    if slots[i] != Slot::Pending || !deps[i].iter().all(|&d| matches!(slots[d], Slot::Done { .. })) {
+                        continue;
+                    }
+                    let blocked = deps[i].iter().any(|&d| matches!(slots[d], Slot::Done { blocks: true, .. }));
+                    if blocked || halt.is_some() {
+                        let reason = match (&halt, blocked) {
+                            (_, true) => "an earlier step did not succeed",
+                            (Some(Halt::Exit(_)), _) => "the run exited",
+                            (Some(Halt::Cancelled), _) => "the run was cancelled",
+                            (Some(Halt::TimedOut), _) => "the run timed out",
+                            (None, false) => "not run",
+                        };
+                        runner.skip(&steps[i], reason).await?;
+                        slots[i] = Slot::Done { status: StepStatus::Skipped, blocks: true };
+                        skipped.push(i);
+                        progressed = true;
+                        continue;
+                    }
+                    if running.len() >= flow.max_parallel {
+                        break;
+                    }
+                    slots[i] = Slot::Running;
+                    let scope = self.scope();
+                    let step = &steps[i];
+                    running.push(async move { (i, runner.run(step, scope, false).await) });
+                    progressed = true;
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some((i, outcome)) = running.next() => {
+                    let outcome = outcome?;
+                    let step = &steps[i];
+                    if let Some(Control::Exit { message }) = &outcome.control {
+                        halt.get_or_insert(Halt::Exit(message.clone()));
+                    }
+                    let blocks = !matches!(outcome.status, StepStatus::Succeeded | StepStatus::Ignored | StepStatus::Skipped);
+                    if matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut) && halt.is_none() {
+                        failure.get_or_insert(RunError { step: Some(step.name.clone()), message: outcome.error.clone().unwrap_or_default() });
+                    }
+                    slots[i] = Slot::Done { status: outcome.status, blocks };
+                    self.apply(step, outcome);
+                }
+                () = &mut deadline, if halt != Some(Halt::TimedOut) && flow.timeout.is_some() => {
+                    run_timed_out.store(true, Ordering::SeqCst);
+                    halt = Some(Halt::TimedOut);
+                    run_token.cancel();
+                }
+                () = run_token.cancelled(), if halt.is_none() => {
+                    halt = Some(Halt::Cancelled);
+                }
+            }
+        }
+        Ok((halt, failure, skipped))
+    }
+
+    /// Stores a step's result and error in `data`.
+    fn apply(&mut self, step: &Step, outcome: Outcome) {
+        let data = Arc::make_mut(&mut self.data);
+        if let Some(value) = outcome.value {
+            data.insert(step.result_key.clone(), value);
+        }
+        if let Some(error) = outcome.error {
+            if matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut | StepStatus::Ignored) {
+                let entry = json!({
+                    "step": step.name,
+                    "error": error,
+                    "ignored": outcome.status == StepStatus::Ignored,
+                });
+                if let Some(Value::Array(errors)) = data.get_mut("__errors__") {
+                    errors.push(entry);
+                } else {
+                    data.insert("__errors__".to_owned(), Value::Array(vec![entry]));
+                }
+            }
+        }
+    }
+
+    /// After a failure: the spooler's `finally_step` (when it was skipped), then `on_failure`.
+    async fn run_recovery(
+        &mut self,
+        runner: &StepRunner<'_>,
+        flow: &Flow,
+        skipped: Vec<usize>,
+        failure: Option<&RunError>,
+    ) -> Result<(), StoreError> {
+        if let Some(name) = &flow.finally_step {
+            if let Some(i) = flow.steps.iter().position(|s| &s.name == name) {
+                if skipped.contains(&i) {
+                    let outcome = runner.run(&flow.steps[i], self.scope(), true).await?;
+                    self.apply(&flow.steps[i], outcome);
+                }
+            }
+        }
+        let error = json!({
+            "step": failure.and_then(|f| f.step.clone()),
+            "message": failure.map(|f| f.message.clone()).unwrap_or_default(),
+        });
+        for step in &flow.on_failure {
+            let scope = self.scope().with_name("error", error.clone());
+            let outcome = runner.run(step, scope, false).await?;
+            self.apply(step, outcome);
+        }
+        Ok(())
+    }
+}
+
+/// Each step's dependencies: its `depends`, else the step before it.
+fn dependencies(steps: &[Step]) -> Vec<Vec<usize>> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match &step.depends {
+            None => i.checked_sub(1).into_iter().collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| steps.iter().position(|s| &s.name == n))
+                .collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,304 @@
+//! One step of a run: `when`, attempts with retry and timeout, `jq_expression`,
+//! `ignore_errors`, and the step-run records.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, Observer, RunEvent};
+use crate::error::chain;
+use crate::expr::Scope;
+use crate::flow::{RetryPolicy, Step, format_duration};
+use crate::step::{Control, RunInfo, StepCx, StepError, StepLog, StepServices};
+use crate::store::{LogLine, StepFinish, StepRun, StepRunId, StepStatus, StoreError};
+
+/// How a step ended, as the run sees it.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    pub status: StepStatus,
+    /// The value stored under `result_key` (succeeded or ignored).
+    pub value: Option<Value>,
+    /// The error text (redacted).
+    pub error: Option<String>,
+    pub control: Option<Control>,
+}
+
+impl Outcome {
+    fn new(status: StepStatus) -> Self {
+        Self { status, value: None, error: None, control: None }
+    }
+
+    fn failed(status: StepStatus, error: String) -> Self {
+        Self { status, value: None, error: Some(error), control: None }
+    }
+}
+
+/// Everything a step needs from its run.
+pub(super) struct StepRunner<'a> {
+    pub engine: &'a Engine,
+    pub info: &'a RunInfo,
+    pub services: &'a StepServices,
+    pub logs: &'a mpsc::Sender<LogLine>,
+    pub token: &'a CancellationToken,
+    pub run_timed_out: &'a AtomicBool,
+    pub observer: Option<&'a Arc<dyn Observer>>,
+    pub flow_retry: Option<RetryPolicy>,
+}
+
+const ONE_ATTEMPT: RetryPolicy = RetryPolicy {
+    attempts: 1,
+    delay: Duration::ZERO,
+    backoff: crate::flow::Backoff::Fixed,
+    max_delay: None,
+};
+
+impl StepRunner<'_> {
+    fn emit(&self, event: &RunEvent<'_>) {
+        if let Some(o) = self.observer {
+            o.on_event(event);
+        }
+    }
+
+    /// Records a step that does not run, with the reason.
+    pub(super) async fn skip(&self, step: &Step, reason: &str) -> Result<Outcome, StoreError> {
+        let now = Utc::now();
+        let record = StepRun {
+            run_id: self.info.id,
+            step: step.name.clone(),
+            attempt: 1,
+            status: StepStatus::Skipped,
+            started_at: now,
+            finished_at: Some(now),
+            result: None,
+            error: Some(reason.to_owned()),
+        };
+        self.engine.store.insert_step_run(&record).await?;
+        self.emit(&RunEvent::StepFinished {
+            step: &step.name,
+            attempt: 1,
+            status: StepStatus::Skipped,
+            duration: Duration::ZERO,
+            error: Some(reason),
+        });
+        Ok(Outcome::new(StepStatus::Skipped))
+    }
+
+    /// Runs a step to its end: every attempt recorded.
+    pub(super) async fn run(&self, step: &Step, scope: Scope, ignore_when: bool) -> Result<Outcome, StoreError> {
+        if !ignore_when {
+            for expr in &step.when {
+                match expr.is_true(&scope) {
+                    Ok(true) => {}
+                    Ok(false) => return self.skip(step, &format!("`when` is false: {}", expr.source())).await,
+                    Err(e) => {
+                        let text = self.engine.redactor.text(&format!(
+                            "cannot evaluate `when` of step `{}`: `{}`: {e}",
+                            step.name,
+                            expr.source()
+                        ))
+                        .into_owned();
+                        return self.fail_before_start(step, text).await;
+                    }
+                }
+            }
+        }
+        let policy = step.retry.or(self.flow_retry).unwrap_or(ONE_ATTEMPT);
+        let mut attempt = 1;
+        loop {
+            let (outcome, retry) = self.attempt(step, &scope, attempt, attempt < policy.attempts).await?;
+            if !retry {
+                return Ok(outcome);
+            }
+            attempt += 1;
+            let delay = policy.delay_before(attempt);
+            let log = StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt - 1);
+            log.note(format!("Attempt {} failed; retrying in {}.", attempt - 1, format_duration(delay))).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.token.cancelled() => {
+                    return Ok(Outcome::failed(self.cancel_status(), "cancelled".to_owned()));
+                }
+            }
+        }
+    }
+
+    fn cancel_status(&self) -> StepStatus {
+        if self.run_timed_out.load(Ordering::SeqCst) { StepStatus::TimedOut } else { StepStatus::Cancelled }
+    }
+
+    async fn fail_before_start(&self, step: &Step, text: String) -> Result<Outcome, StoreError> {
+        let now = Utc::now();
+        let record = StepRun {
+            run_id: self.info.id,
+            step: step.name.clone(),
+            attempt: 1,
+            status: StepStatus::Failed,
+            started_at: now,
+            finished_at: Some(now),
+            result: None,
+            error: Some(text.clone()),
+        };
+        self.engine.store.insert_step_run(&record).await?;
+        self.emit(&RunEvent::StepFinished {
+            step: &step.name,
+            attempt: 1,
+            status: StepStatus::Failed,
+            duration: Duration::ZERO,
+            error: Some(&text),
+        });
+        Ok(Outcome::failed(StepStatus::Failed, text))
+    }
+
+    /// One attempt; returns the outcome and whether to try again.
+    async fn attempt(
+        &self,
+        step: &Step,
+        scope: &Scope,
+        attempt: u32,
+        may_retry: bool,
+    ) -> Result<(Outcome, bool), StoreError> {
+        let started = Instant::now();
+        let record = StepRun {
+            run_id: self.info.id,
+            step: step.name.clone(),
+            attempt,
+            status: StepStatus::Running,
+            started_at: Utc::now(),
+            finished_at: None,
+            result: None,
+            error: None,
+        };
+        let id = self.engine.store.insert_step_run(&record).await?;
+        self.emit(&RunEvent::StepStarted { step: &step.name, attempt });
+
+        let token = self.token.child_token();
+        let mut cx = StepCx {
+            step: &step.name,
+            attempt,
+            scope: scope.clone(),
+            data_key: step.data_key.as_deref(),
+            run: self.info,
+            services: self.services,
+            cancel: token.clone(),
+            log: StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt),
+            control: None,
+        };
+        let result = run_with_limits(step, &mut cx, &token, self.services.kill_grace).await;
+        let control = cx.control.take();
+        drop(cx);
+        let result = result.and_then(|value| match &step.jq_expression {
+            None => Ok(value),
+            Some(jq) => jq.run_one(&value).map_err(|e| StepError::fatal(e.to_string())),
+        });
+
+        let (outcome, retry) = match result {
+            Ok(value) => {
+                let recorded = self.cap_result(step, attempt, &value).await;
+                self.finish(id, step, attempt, started, StepStatus::Succeeded, Some(recorded), None).await?;
+                (Outcome { status: StepStatus::Succeeded, value: Some(value), error: None, control }, false)
+            }
+            Err(err) => {
+                let text = self.engine.redactor.text(&chain(&err)).into_owned();
+                let status = match err {
+                    StepError::TimedOut(_) => StepStatus::TimedOut,
+                    StepError::Cancelled => self.cancel_status(),
+                    _ => StepStatus::Failed,
+                };
+                let run_stopping = self.token.is_cancelled();
+                if !run_stopping && step.ignore_errors.iter().any(|re| re.is_match(&text)) {
+                    let value = json!({ "error": text });
+                    self.finish(id, step, attempt, started, StepStatus::Ignored, Some(value.clone()), Some(&text)).await?;
+                    (Outcome { status: StepStatus::Ignored, value: Some(value), error: Some(text), control: None }, false)
+                } else {
+                    let retry = !run_stopping && may_retry && err.is_retryable();
+                    self.finish(id, step, attempt, started, status, None, Some(&text)).await?;
+                    (Outcome::failed(status, text), retry)
+                }
+            }
+        };
+        Ok((outcome, retry))
+    }
+
+    #[allow(clippy::too_many_arguments)] // one record, written in one place
+    async fn finish(
+        &self,
+        id: StepRunId,
+        step: &Step,
+        attempt: u32,
+        started: Instant,
+        status: StepStatus,
+        result: Option<Value>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let finish = StepFinish {
+            status,
+            finished_at: Utc::now(),
+            result: result.map(|v| self.engine.redactor.value(&v)),
+            error: error.map(ToOwned::to_owned),
+        };
+        self.engine.store.finish_step_run(id, &finish).await?;
+        self.emit(&RunEvent::StepFinished {
+            step: &step.name,
+            attempt,
+            status,
+            duration: started.elapsed(),
+            error,
+        });
+        Ok(())
+    }
+
+    /// A result small enough for the record, or a reference to the run file holding it.
+    async fn cap_result(&self, step: &Step, attempt: u32, value: &Value) -> Value {
+        let max = self.engine.config.max_result_bytes;
+        let text = match serde_json::to_vec(&self.engine.redactor.value(value)) {
+            Ok(t) if t.len() > max => t,
+            _ => return value.clone(),
+        };
+        let name = format!("results/{}.{attempt}.json", step.name);
+        let path = self.info.workdir.join(&name);
+        let bytes = text.len();
+        let written = tokio::task::spawn_blocking(move || crate::fs::write_atomic(&path, &text)).await;
+        match written {
+            Ok(Ok(())) => json!({ "$file": name, "bytes": bytes }),
+            Ok(Err(e)) => json!({ "truncated": true, "bytes": bytes, "error": e.to_string() }),
+            Err(e) => json!({ "truncated": true, "bytes": bytes, "error": e.to_string() }),
+        }
+    }
+}
+
+/// Runs one attempt under the step's timeout and the run's cancellation. A kind that does
+/// not stop on its token within the grace period is dropped.
+async fn run_with_limits(
+    step: &Step,
+    cx: &mut StepCx<'_>,
+    token: &CancellationToken,
+    grace: Duration,
+) -> Result<Value, StepError> {
+    let timeout = step.timeout;
+    let fut = step.prepared.run(cx);
+    tokio::pin!(fut);
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let grace = grace + Duration::from_secs(1);
+    tokio::select! {
+        result = &mut fut => result,
+        () = deadline => {
+            token.cancel();
+            let _ = tokio::time::timeout(grace, &mut fut).await;
+            Err(StepError::TimedOut(timeout.unwrap_or_default()))
+        }
+        () = token.cancelled() => {
+            let _ = tokio::time::timeout(grace, &mut fut).await;
+            Err(StepError::Cancelled)
+        }
+    }
+}

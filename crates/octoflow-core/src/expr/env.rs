@@ -1,0 +1,209 @@
+//! The shared Jinja environment: strict undefined, bounded CPU, octoflow's filters.
+
+use std::sync::LazyLock;
+
+use minijinja::{Environment, Expression, UndefinedBehavior};
+use serde_json::Value;
+
+use super::filters;
+use super::scope::Scope;
+
+/// Upper bound of template instructions per render, so a runaway loop ends with an error.
+const FUEL: u64 = 5_000_000;
+
+/// The environment is pure configuration (filters and rules), built once.
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
+        env.set_syntax(syntax);
+    }
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    filters::install(&mut env);
+    env
+});
+
+/// A template or expression that failed to compile or to evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ExprError {
+    /// What went wrong, with the place inside the template when known.
+    pub message: String,
+}
+
+impl ExprError {
+    fn from_jinja(err: &minijinja::Error) -> Self {
+        let mut message = match err.detail() {
+            Some(detail) => format!("{}: {detail}", kind_text(err)),
+            None => kind_text(err),
+        };
+        if let Some(line) = err.line() {
+            if line > 1 {
+                message.push_str(&format!(" (template line {line})"));
+            }
+        }
+        Self { message }
+    }
+}
+
+fn kind_text(err: &minijinja::Error) -> String {
+    match err.kind() {
+        minijinja::ErrorKind::UndefinedError => "undefined value".to_owned(),
+        minijinja::ErrorKind::SyntaxError => "template syntax error".to_owned(),
+        minijinja::ErrorKind::OutOfFuel => "template ran too long (out of fuel)".to_owned(),
+        kind => kind.to_string(),
+    }
+}
+
+/// A compiled Jinja expression (no braces), as in `when:`.
+pub struct Expr {
+    source: String,
+    compiled: Expression<'static, 'static>,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expr").field(&self.source).finish()
+    }
+}
+
+impl Expr {
+    /// Compiles an expression; a syntax error is reported here, at load time.
+    pub fn parse(source: &str) -> Result<Self, ExprError> {
+        let compiled = ENV
+            .compile_expression_owned(source.to_owned())
+            .map_err(|e| ExprError::from_jinja(&e))?;
+        Ok(Self { source: source.to_owned(), compiled })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates to a JSON value.
+    pub fn eval(&self, scope: &Scope) -> Result<Value, ExprError> {
+        let value = self.compiled.eval(scope.to_value()).map_err(|e| ExprError::from_jinja(&e))?;
+        to_json(&value)
+    }
+
+    /// Evaluates and applies Jinja truthiness.
+    pub fn is_true(&self, scope: &Scope) -> Result<bool, ExprError> {
+        let value = self.compiled.eval(scope.to_value()).map_err(|e| ExprError::from_jinja(&e))?;
+        Ok(value.is_true())
+    }
+}
+
+fn to_json(value: &minijinja::Value) -> Result<Value, ExprError> {
+    if value.is_undefined() {
+        return Err(ExprError { message: "undefined value".to_owned() });
+    }
+    serde_json::to_value(value).map_err(|e| ExprError { message: e.to_string() })
+}
+
+/// Checks a template's syntax without rendering it.
+pub(crate) fn check_template(source: &str) -> Result<(), ExprError> {
+    ENV.template_from_str(source).map(|_| ()).map_err(|e| ExprError::from_jinja(&e))
+}
+
+/// Renders a template string to text.
+pub fn render_str(source: &str, scope: &Scope) -> Result<String, ExprError> {
+    ENV.render_str(source, scope.to_value()).map_err(|e| ExprError::from_jinja(&e))
+}
+
+/// The inner expression of a string that is one whole `{{ … }}`, if it is one.
+pub(crate) fn whole_expression(source: &str) -> Option<&str> {
+    let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner)
+}
+
+/// An expression written with braces (`"{{ x > 1 }}"`) is accepted where an expression is
+/// expected, as the spooler did; this returns the expression inside.
+pub fn strip_braces(source: &str) -> &str {
+    whole_expression(source).map_or(source, str::trim)
+}
+
+/// Whether a string holds template syntax at all.
+pub(crate) fn is_template(source: &str) -> bool {
+    source.contains("{{") || source.contains("{%") || source.contains("{#")
+}
+
+/// Renders one template string; a whole `{{ … }}` keeps the value's JSON type.
+pub(crate) fn render_string(source: &str, scope: &Scope) -> Result<Value, ExprError> {
+    if !is_template(source) {
+        return Ok(Value::String(source.to_owned()));
+    }
+    if let Some(inner) = whole_expression(source) {
+        let expr = ENV.compile_expression(inner).map_err(|e| ExprError::from_jinja(&e))?;
+        let value = expr.eval(scope.to_value()).map_err(|e| ExprError::from_jinja(&e))?;
+        return to_json(&value);
+    }
+    render_str(source, scope).map(Value::String)
+}
+
+/// Renders every string inside a JSON tree; errors name the path inside the tree.
+pub fn render_value(value: &Value, scope: &Scope) -> Result<Value, (String, ExprError)> {
+    match value {
+        Value::String(s) => render_string(s, scope).map_err(|e| (String::new(), e)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| render_value(v, scope).map_err(|(p, e)| (format!("[{i}]{p}"), e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                render_value(v, scope)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|(p, e)| (format!(".{k}{p}"), e))
+            })
+            .collect::<Result<serde_json::Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope::builder()
+            .data(json!({"count": 3, "items": ["a", "b"], "name": "world"}))
+            .name("params", json!({"env": "qas"}))
+            .build()
+    }
+
+    #[test]
+    fn whole_expression_keeps_the_type() {
+        assert_eq!(render_string("{{ count }}", &scope()).unwrap(), json!(3));
+        assert_eq!(render_string("{{ items }}", &scope()).unwrap(), json!(["a", "b"]));
+        assert_eq!(render_string("n={{ count }}", &scope()).unwrap(), json!("n=3"));
+        assert_eq!(render_string("plain", &scope()).unwrap(), json!("plain"));
+    }
+
+    #[test]
+    fn strict_undefined_is_an_error() {
+        let err = render_string("{{ missing }}", &scope()).unwrap_err();
+        assert!(err.message.contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn expressions_see_reserved_names_and_data() {
+        let expr = Expr::parse("params.env == 'qas' and count > 2").unwrap();
+        assert!(expr.is_true(&scope()).unwrap());
+        assert_eq!(Expr::parse("data.name").unwrap().eval(&scope()).unwrap(), json!("world"));
+    }
+
+    #[test]
+    fn syntax_errors_are_found_at_parse_time() {
+        assert!(Expr::parse("a ==").is_err());
+        assert!(check_template("{{ a").is_err());
+    }
+}

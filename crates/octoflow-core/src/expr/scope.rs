@@ -1,0 +1,129 @@
+//! The names a template or expression can see: `data` keys at the top level, plus the
+//! reserved names `params`, `data`, `state`, `secrets`, `env`, `run`, `item`, `index`, `error`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object};
+use serde_json::{Map, Value};
+
+/// Names that a `result_key` may not take, because the context gives them another meaning.
+pub const RESERVED_NAMES: &[&str] =
+    &["params", "data", "state", "secrets", "env", "run", "item", "index", "error"];
+
+/// A read-only view of a run's context for one render. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    data: Arc<Map<String, Value>>,
+    names: BTreeMap<String, Value>,
+}
+
+impl Scope {
+    /// Starts a scope.
+    pub fn builder() -> ScopeBuilder {
+        ScopeBuilder::default()
+    }
+
+    /// The whole `data` map.
+    pub fn data(&self) -> &Map<String, Value> {
+        &self.inner.data
+    }
+
+    /// A reserved name's value (`params`, `run`, `item`, …).
+    pub fn name(&self, name: &str) -> Option<&Value> {
+        self.inner.names.get(name)
+    }
+
+    /// Looks a name up as a template would: reserved names first, then `data` keys.
+    pub fn lookup(&self, name: &str) -> Option<Value> {
+        if name == "data" {
+            return Some(Value::Object((*self.inner.data).clone()));
+        }
+        self.inner.names.get(name).or_else(|| self.inner.data.get(name)).cloned()
+    }
+
+    /// The whole context as one JSON object (for a `jinja` step without `data_key`).
+    pub fn to_json(&self) -> Value {
+        let mut all = (*self.inner.data).clone();
+        all.insert("data".to_owned(), Value::Object((*self.inner.data).clone()));
+        for (k, v) in &self.inner.names {
+            all.insert(k.clone(), v.clone());
+        }
+        Value::Object(all)
+    }
+
+    /// A copy of this scope with one more name (for `item`, `index`, `error`).
+    pub fn with_name(&self, name: &str, value: Value) -> Scope {
+        let mut names = self.inner.names.clone();
+        names.insert(name.to_owned(), value);
+        Scope { inner: Arc::new(Inner { data: self.inner.data.clone(), names }) }
+    }
+
+    pub(crate) fn to_value(&self) -> minijinja::Value {
+        minijinja::Value::from_dyn_object(self.inner.clone())
+    }
+}
+
+impl Object for Inner {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let key = key.as_str()?;
+        if key == "data" {
+            return Some(minijinja::Value::from(minijinja::value::Serde(&*self.data)));
+        }
+        self.names
+            .get(key)
+            .or_else(|| self.data.get(key))
+            .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<minijinja::Value> =
+            self.names.keys().map(|k| minijinja::Value::from(k.as_str())).collect();
+        keys.push(minijinja::Value::from("data"));
+        keys.extend(self.data.keys().map(|k| minijinja::Value::from(k.as_str())));
+        Enumerator::Values(keys)
+    }
+}
+
+/// Builds a [`Scope`].
+#[derive(Debug, Default)]
+pub struct ScopeBuilder {
+    data: Arc<Map<String, Value>>,
+    names: BTreeMap<String, Value>,
+}
+
+impl ScopeBuilder {
+    /// The run's `data`; a non-object value gives an empty map.
+    #[must_use]
+    pub fn data(mut self, data: Value) -> Self {
+        self.data = Arc::new(match data {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        });
+        self
+    }
+
+    /// The run's `data`, shared without copying.
+    #[must_use]
+    pub fn shared_data(mut self, data: Arc<Map<String, Value>>) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// A reserved name.
+    #[must_use]
+    pub fn name(mut self, name: &str, value: Value) -> Self {
+        self.names.insert(name.to_owned(), value);
+        self
+    }
+
+    /// The finished scope.
+    pub fn build(self) -> Scope {
+        Scope { inner: Arc::new(Inner { data: self.data, names: self.names }) }
+    }
+}

@@ -1,0 +1,150 @@
+//! `Tpl<T>`: a templated setting. Its shape and template syntax are checked when the flow is
+//! loaded; its value exists only after rendering against a scope, so no kind can use the raw
+//! text by mistake.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use super::env::{check_template, is_template, render_value};
+use super::scope::Scope;
+
+/// A setting whose strings are templates, rendered to a `T` at run time.
+#[derive(Clone)]
+pub struct Tpl<T> {
+    raw: Value,
+    literal: Option<T>,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// Why a template could not be rendered into its setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TplError {
+    /// A template inside the setting failed.
+    #[error("{}{message}", path_prefix(.path))]
+    Render {
+        /// Where inside the setting (`[2]`, `.key`), empty for the setting itself.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The rendered value has the wrong shape for the setting.
+    #[error("rendered value does not fit: {message}")]
+    Shape {
+        /// The type error.
+        message: String,
+    },
+}
+
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() { String::new() } else { format!("at `{path}`: ") }
+}
+
+impl<T: DeserializeOwned + Clone> Tpl<T> {
+    /// Builds a template from a JSON tree, checking every template's syntax, and the shape
+    /// right away when the tree holds no template at all.
+    pub fn from_value(raw: Value) -> Result<Self, String> {
+        let mut templated = false;
+        check_tree(&raw, &mut templated)?;
+        let literal = if templated {
+            None
+        } else {
+            Some(serde_json::from_value::<T>(raw.clone()).map_err(|e| e.to_string())?)
+        };
+        Ok(Self { raw, literal, _type: PhantomData })
+    }
+
+    /// A setting with a fixed value (for defaults in code).
+    pub fn literal(value: T) -> Self
+    where
+        T: Serialize,
+    {
+        let raw = serde_json::to_value(&value).unwrap_or(Value::Null);
+        Self { raw, literal: Some(value), _type: PhantomData }
+    }
+
+    /// Renders against `scope` and converts to `T`.
+    pub fn render(&self, scope: &Scope) -> Result<T, TplError> {
+        if let Some(value) = &self.literal {
+            return Ok(value.clone());
+        }
+        let value = render_value(&self.raw, scope)
+            .map_err(|(path, e)| TplError::Render { path, message: e.message })?;
+        serde_json::from_value(value).map_err(|e| TplError::Shape { message: e.to_string() })
+    }
+
+    /// Whether the value depends on the run (holds at least one template).
+    pub fn is_templated(&self) -> bool {
+        self.literal.is_none()
+    }
+
+    /// The value when it holds no template.
+    pub fn as_literal(&self) -> Option<&T> {
+        self.literal.as_ref()
+    }
+}
+
+fn check_tree(value: &Value, templated: &mut bool) -> Result<(), String> {
+    match value {
+        Value::String(s) if is_template(s) => {
+            *templated = true;
+            check_template(s).map_err(|e| e.message)
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| check_tree(v, templated)),
+        Value::Object(map) => map.values().try_for_each(|v| check_tree(v, templated)),
+        _ => Ok(()),
+    }
+}
+
+impl<'de, T: DeserializeOwned + Clone> Deserialize<'de> for Tpl<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Value::deserialize(deserializer)?;
+        Tpl::from_value(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<T> Serialize for Tpl<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(serializer)
+    }
+}
+
+impl<T> fmt::Debug for Tpl<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tpl({})", self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::flow::Dur;
+
+    #[test]
+    fn literal_shape_is_checked_at_load() {
+        let err = Tpl::<Dur>::from_value(json!("10 minutes")).unwrap_err();
+        assert!(err.contains("invalid duration `10 minutes`"), "{err}");
+        assert!(Tpl::<Dur>::from_value(json!("{{ t }}")).is_ok());
+    }
+
+    #[test]
+    fn renders_nested_templates() {
+        let scope = Scope::builder().data(json!({"cmd": "ls", "t": "5s"})).build();
+        let tpl = Tpl::<Vec<String>>::from_value(json!(["sh", "-c", "{{ cmd }} -l"])).unwrap();
+        assert_eq!(tpl.render(&scope).unwrap(), vec!["sh", "-c", "ls -l"]);
+        let dur = Tpl::<Dur>::from_value(json!("{{ t }}")).unwrap();
+        assert_eq!(dur.render(&scope).unwrap().get(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn syntax_errors_are_load_errors() {
+        assert!(Tpl::<String>::from_value(json!("{{ a ")).is_err());
+    }
+}

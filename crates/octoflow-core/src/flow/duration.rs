@@ -1,0 +1,148 @@
+//! Durations as written in flow files: `500ms`, `30s`, `5m`, `2h`, `1d`, or a number of seconds.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A duration read from a flow file or config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    /// The wrapped duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+/// Why a duration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration `{text}`; use 500ms, 30s, 5m, 2h or 1d")]
+pub struct DurationError {
+    /// The text that was given.
+    pub text: String,
+}
+
+/// Parses one or more `<number><unit>` parts (`1h30m`); units are `ms`, `s`, `m`, `h`, `d`.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError { text: text.to_owned() };
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(err());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+        if digits == 0 {
+            return Err(err());
+        }
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number.parse().map_err(|_| err())?;
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
+            _ => return Err(err()),
+        };
+        total = total.saturating_add(part);
+        rest = tail;
+    }
+    Ok(total)
+}
+
+/// Writes a duration in the shortest flow-file form (`1500ms`, `30s`, `5m`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurVisitor;
+        impl Visitor<'_> for DurVisitor {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 500ms, 30s, 5m, 2h or 1d")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                parse_duration(v).map(Dur).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                Ok(Dur(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                u64::try_from(v)
+                    .map(|v| Dur(Duration::from_secs(v)))
+                    .map_err(|_| E::custom(format!("invalid duration `{v}`; it must not be negative")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(Dur)
+                    .map_err(|_| E::custom(format!("invalid duration `{v}`; use 500ms, 30s, 5m, 2h or 1d")))
+            }
+        }
+        deserializer.deserialize_any(DurVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn case(text: &str, expected: Option<Duration>) {
+        assert_eq!(parse_duration(text).ok(), expected, "{text}");
+    }
+
+    #[test]
+    fn parses_flow_file_durations() {
+        case("500ms", Some(Duration::from_millis(500)));
+        case("30s", Some(Duration::from_secs(30)));
+        case("5m", Some(Duration::from_secs(300)));
+        case("2h", Some(Duration::from_secs(7200)));
+        case("1d", Some(Duration::from_secs(86_400)));
+        case("1h30m", Some(Duration::from_secs(5400)));
+        case("10 minutes", None);
+        case("", None);
+        case("m", None);
+        case("5x", None);
+    }
+
+    #[test]
+    fn message_names_the_forms() {
+        let err = parse_duration("10 minutes").unwrap_err();
+        assert_eq!(err.to_string(), "invalid duration `10 minutes`; use 500ms, 30s, 5m, 2h or 1d");
+    }
+
+    #[test]
+    fn formats_back() {
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
+    }
+}

@@ -1,0 +1,117 @@
+//! The table of step kinds: types erased once, at registration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::{CheckCx, StepCx, StepError, StepKind};
+use crate::flow::Problem;
+
+/// A step's settings, parsed and checked, ready to run.
+pub trait PreparedStep: Send + Sync {
+    /// The kind's name.
+    fn kind(&self) -> &'static str;
+    /// Runs one attempt.
+    fn run<'a>(&'a self, cx: &'a mut StepCx<'_>) -> BoxFuture<'a, Result<Value, StepError>>;
+}
+
+impl fmt::Debug for dyn PreparedStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PreparedStep({})", self.kind())
+    }
+}
+
+trait ErasedKind: Send + Sync {
+    fn prepare(&self, block: &Value, cx: &CheckCx<'_>) -> Result<Arc<dyn PreparedStep>, Vec<Problem>>;
+}
+
+struct Typed<K>(Arc<K>);
+
+struct Prepared<K: StepKind> {
+    kind: Arc<K>,
+    settings: K::Settings,
+}
+
+impl<K: StepKind> PreparedStep for Prepared<K> {
+    fn kind(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn run<'a>(&'a self, cx: &'a mut StepCx<'_>) -> BoxFuture<'a, Result<Value, StepError>> {
+        Box::pin(self.kind.run(&self.settings, cx))
+    }
+}
+
+impl<K: StepKind> ErasedKind for Typed<K> {
+    fn prepare(&self, block: &Value, cx: &CheckCx<'_>) -> Result<Arc<dyn PreparedStep>, Vec<Problem>> {
+        let settings: K::Settings = serde_path_to_error::deserialize(block).map_err(|err| {
+            let path = err.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            vec![Problem::at(path, clean_serde_message(&err.inner().to_string()))]
+        })?;
+        let problems = self.0.check(&settings, cx);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Arc::new(Prepared { kind: self.0.clone(), settings }))
+    }
+}
+
+/// serde's messages end with "at line N column M" for some formats; ours carry the place
+/// separately, and name fields with backticks already.
+pub(crate) fn clean_serde_message(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    message.replace(", expected one of ", "; expected one of ")
+}
+
+/// Every step kind a flow can use, by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Arc<dyn ErasedKind>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a kind.
+    ///
+    /// # Panics
+    /// If a kind with the same name is already registered (a wiring bug, found at startup).
+    pub fn register<K: StepKind>(&mut self, kind: K) -> &mut Self {
+        let old = self.kinds.insert(K::NAME, Arc::new(Typed(Arc::new(kind))));
+        assert!(old.is_none(), "step kind `{}` registered twice", K::NAME);
+        self
+    }
+
+    /// Whether a kind of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.kinds.contains_key(name)
+    }
+
+    /// The names of every kind, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+
+    /// Parses and checks a settings block for the kind `name`; `None` for an unknown kind.
+    pub fn prepare(
+        &self,
+        name: &str,
+        block: &Value,
+        cx: &CheckCx<'_>,
+    ) -> Option<Result<Arc<dyn PreparedStep>, Vec<Problem>>> {
+        self.kinds.get(name).map(|kind| kind.prepare(block, cx))
+    }
+}
