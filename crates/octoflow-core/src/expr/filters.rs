@@ -4,7 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Local, TimeZone, Utc};
 use minijinja::value::Value;
-use minijinja::{Environment, Error, ErrorKind, State};
+use minijinja::{Environment, Error, ErrorKind};
 use sha2::Digest;
 
 /// Adds octoflow's filters and functions to `env`.
@@ -20,7 +20,6 @@ pub(super) fn install(env: &mut Environment<'static>) {
     env.add_filter("date", date);
     env.add_function("now", now);
     env.add_function("uuid", uuid);
-    env.add_function("env", env_var);
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -108,18 +107,6 @@ fn now() -> String {
 
 fn uuid() -> String {
     uuid::Uuid::now_v7().to_string()
-}
-
-/// `env("NAME")`: a variable from the run's environment (`env` in the context).
-fn env_var(state: &State<'_, '_>, name: &str) -> Result<Value, Error> {
-    let env = state.lookup("env").unwrap_or_default();
-    match env.get_attr(name) {
-        Ok(v) if !v.is_undefined() => Ok(v),
-        _ => Err(Error::new(
-            ErrorKind::UndefinedError,
-            format!("environment variable `{name}` is not set"),
-        )),
-    }
 }
 
 #[cfg(test)]

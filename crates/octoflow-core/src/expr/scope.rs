@@ -75,6 +75,11 @@ impl Object for Inner {
         if key == "data" {
             return Some(minijinja::Value::from(minijinja::value::Serde(&*self.data)));
         }
+        if key == "env" {
+            if let Some(Value::Object(vars)) = self.names.get("env") {
+                return Some(minijinja::Value::from_object(EnvVars(vars.clone())));
+            }
+        }
         self.names
             .get(key)
             .or_else(|| self.data.get(key))
@@ -87,6 +92,34 @@ impl Object for Inner {
         keys.push(minijinja::Value::from("data"));
         keys.extend(self.data.keys().map(|k| minijinja::Value::from(k.as_str())));
         Enumerator::Values(keys)
+    }
+}
+
+/// `env`: readable as a map (`env.HOME`) and callable as a function (`env("HOME")`).
+#[derive(Debug)]
+struct EnvVars(Map<String, Value>);
+
+impl Object for EnvVars {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.0.get(key.as_str()?).map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.keys().map(|k| minijinja::Value::from(k.as_str())).collect())
+    }
+
+    fn call(
+        self: &Arc<Self>,
+        _state: &mut minijinja::State<'_, '_>,
+        args: &[minijinja::Value],
+    ) -> Result<minijinja::Value, minijinja::Error> {
+        let (name,): (&str,) = minijinja::value::from_args(args)?;
+        self.0.get(name).map(|v| minijinja::Value::from(minijinja::value::Serde(v))).ok_or_else(|| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                format!("environment variable `{name}` is not set"),
+            )
+        })
     }
 }
 
