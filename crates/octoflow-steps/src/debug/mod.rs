@@ -1,0 +1,1 @@
+//! The `debug` kind (being written).

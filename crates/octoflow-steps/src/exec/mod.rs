@@ -1,0 +1,1 @@
+//! The `exec` kind (being written).

@@ -1,0 +1,1 @@
+//! The `exit` kind (being written).

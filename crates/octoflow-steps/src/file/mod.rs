@@ -1,0 +1,1 @@
+//! The `file` kind (being written).

@@ -1,0 +1,1 @@
+//! The `jinja` kind (being written).

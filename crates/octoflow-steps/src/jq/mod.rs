@@ -1,0 +1,1 @@
+//! The `jq` kind (being written).

@@ -1,0 +1,1 @@
+//! The `set_fact` kind (being written).

@@ -1,0 +1,1 @@
+//! The `sleep` kind (being written).
