@@ -3,10 +3,12 @@
 //! Backends live in their own crates (`octoflow-store-sqlite`, …) and implement these
 //! traits; the engine and the binary only ever hold an `Arc<dyn Store>`.
 
+mod memory;
 mod records;
 
 use async_trait::async_trait;
 
+pub use memory::MemoryStore;
 pub use records::{
     LogLine, LogStream, Page, Paged, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate,
     StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo,
