@@ -98,6 +98,16 @@ fn parse_yaml(text: &str) -> Result<Value, Problem> {
         let message = err.to_string();
         let first = message.lines().next().unwrap_or("invalid YAML").trim();
         let first = first.split(" at line ").next().unwrap_or(first);
+        let first = strip_place_prefix(first);
         Problem { path: String::new(), line, column, message: format!("invalid YAML: {first}") }
     })
+}
+
+/// Drops a leading `error: line N column M: ` (the place is reported separately).
+fn strip_place_prefix(message: &str) -> &str {
+    let rest = message.strip_prefix("error: ").unwrap_or(message);
+    match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((place, tail)) if place.contains(" column ") => tail,
+        _ => rest,
+    }
 }

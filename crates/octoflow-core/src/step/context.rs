@@ -101,6 +101,19 @@ impl<'a> StepCx<'a> {
         lookup_data_key(&self.scope, key).map(Some)
     }
 
+    /// The input of a kind whose block may hold `data_key` too (the spooler's place for it):
+    /// the block's key when given, else the step's ([`StepCx::input`]). Both given and
+    /// different is an error.
+    pub fn input_with(&self, block_key: Option<&str>) -> Result<Option<Value>, StepError> {
+        match (block_key, self.data_key) {
+            (Some(block), Some(step)) if block != step => Err(StepError::fatal(format!(
+                "`data_key` is set twice, `{step}` on the step and `{block}` in its block; keep one"
+            ))),
+            (Some(key), _) => lookup_data_key(&self.scope, key).map(Some),
+            (None, _) => self.input(),
+        }
+    }
+
     /// Cancelled when the run is cancelled or the attempt timed out.
     pub fn cancel_token(&self) -> &CancellationToken {
         &self.cancel

@@ -1,0 +1,118 @@
+//! Test kinds: `echo` returns its rendered value, `fail` fails, `nap` sleeps (cancellable)
+//! and records when it ran, `stop` ends the run.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use octoflow_core::step::prelude::*;
+use octoflow_core::step::Registry;
+
+/// Returns `value`, rendered.
+pub struct Echo;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchoSettings {
+    value: Tpl<Value>,
+}
+
+impl StepKind for Echo {
+    const NAME: &'static str = "echo";
+    type Settings = EchoSettings;
+
+    async fn run(&self, settings: &EchoSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        let value = cx.render("value", &settings.value)?;
+        cx.log().note(format!("echo {value}")).await;
+        Ok(value)
+    }
+}
+
+/// Fails with `message`; with `until_attempt`, succeeds from that attempt on.
+pub struct Fail;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailSettings {
+    message: Tpl<String>,
+    #[serde(default)]
+    until_attempt: Option<u32>,
+}
+
+impl StepKind for Fail {
+    const NAME: &'static str = "fail";
+    type Settings = FailSettings;
+
+    async fn run(&self, settings: &FailSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        if settings.until_attempt.is_some_and(|n| cx.attempt() >= n) {
+            return Ok(json!({"attempt": cx.attempt()}));
+        }
+        Err(StepError::failed(cx.render("message", &settings.message)?))
+    }
+}
+
+/// Sleeps `ms`, ignoring cancellation when `stubborn` (the engine must still end it).
+pub struct Nap {
+    pub started: &'static AtomicU32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NapSettings {
+    ms: u64,
+    #[serde(default)]
+    stubborn: bool,
+}
+
+impl StepKind for Nap {
+    const NAME: &'static str = "nap";
+    type Settings = NapSettings;
+
+    async fn run(&self, settings: &NapSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let start = Instant::now();
+        let nap = tokio::time::sleep(Duration::from_millis(settings.ms));
+        if settings.stubborn {
+            nap.await;
+        } else {
+            tokio::select! {
+                () = nap => {}
+                () = cx.cancel_token().cancelled() => return Err(StepError::Cancelled),
+            }
+        }
+        let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let end_ms = u64::try_from(epoch.as_millis()).unwrap_or(0);
+        let took = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
+        Ok(json!({"end_ms": end_ms, "start_ms": end_ms - took}))
+    }
+}
+
+/// Ends the run with `message`.
+pub struct Stop;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopSettings {
+    message: String,
+}
+
+impl StepKind for Stop {
+    const NAME: &'static str = "stop";
+    type Settings = StopSettings;
+
+    async fn run(&self, settings: &StopSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        cx.exit(settings.message.clone());
+        Ok(Value::Null)
+    }
+}
+
+/// A registry with the test kinds; `counter` counts `nap` starts.
+pub fn registry(counter: &'static AtomicU32) -> Registry {
+    let mut r = Registry::new();
+    r.register(Echo).register(Fail).register(Nap { started: counter }).register(Stop);
+    r
+}
+
+/// A fresh counter for one test.
+pub fn counter() -> &'static AtomicU32 {
+    Box::leak(Box::new(AtomicU32::new(0)))
+}

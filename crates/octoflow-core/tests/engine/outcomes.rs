@@ -1,0 +1,183 @@
+//! Results, errors, retries, timeouts, cancellation and recovery steps.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use octoflow_core::store::{RunStatus, StepStatus};
+use octoflow_testkit::harness::Harness;
+use serde_json::json;
+
+use crate::kinds::{counter, registry};
+
+#[tokio::test]
+async fn result_key_data_key_and_jq_expression() {
+    Harness::new(registry(counter()))
+        .input(json!({"issues": [{"id": 1, "open": true}, {"id": 2, "open": false}]}))
+        .flow(
+            r"
+steps:
+  - name: pick
+    echo: { value: '{{ issues }}' }
+    jq_expression: '[.[] | select(.open) | .id]'
+    result_key: open_ids
+  - name: whole
+    echo: { value: '{{ data.__input__.issues | length }}' }
+",
+        )
+        .run()
+        .await
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("open_ids", json!([1]))
+        .assert_data("whole", json!(2));
+}
+
+#[tokio::test]
+async fn ignored_errors_are_listed_and_the_flow_goes_on() {
+    let report = Harness::new(registry(counter()))
+        .flow(
+            r#"
+steps:
+  - name: missing
+    fail: { message: "status_code: 404, response_content: not found" }
+    ignore_errors: [".*404"]
+  - name: next
+    echo: { value: "{{ missing.error }}" }
+"#,
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Succeeded)
+        .assert_step("missing", StepStatus::Ignored)
+        .assert_data("next", json!("status_code: 404, response_content: not found"));
+    assert_eq!(report.run.data["__errors__"][0]["ignored"], json!(true));
+}
+
+#[tokio::test]
+async fn retries_until_success_with_each_attempt_recorded() {
+    let report = Harness::new(registry(counter()))
+        .flow(
+            r"
+retry: { attempts: 3, delay: 10ms, backoff: exponential, max_delay: 15ms }
+steps:
+  - name: flaky
+    fail: { message: not yet, until_attempt: 3 }
+",
+        )
+        .run()
+        .await;
+    report.assert_status(RunStatus::Succeeded).assert_data("flaky", json!({"attempt": 3}));
+    let attempts: Vec<(u32, StepStatus)> = report.steps.iter().map(|s| (s.attempt, s.status)).collect();
+    assert_eq!(attempts, [(1, StepStatus::Failed), (2, StepStatus::Failed), (3, StepStatus::Succeeded)]);
+}
+
+#[tokio::test]
+async fn step_timeout_ends_a_stubborn_step_as_timed_out() {
+    let started = Instant::now();
+    let report = Harness::new(registry(counter()))
+        .kill_grace(Duration::from_millis(100))
+        .flow(
+            r"
+steps:
+  - name: slow
+    nap: { ms: 60000, stubborn: true }
+    timeout: 200ms
+",
+        )
+        .run()
+        .await;
+    report.assert_status(RunStatus::Failed).assert_step("slow", StepStatus::TimedOut);
+    assert_eq!(report.step("slow").error.as_deref(), Some("timed out after 200ms"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn run_timeout_ends_the_run_timed_out() {
+    let report = Harness::new(registry(counter()))
+        .flow(
+            r"
+timeout: 300ms
+steps:
+  - { name: slow, nap: { ms: 60000 } }
+  - { name: never, echo: { value: 1 } }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::TimedOut)
+        .assert_step("slow", StepStatus::TimedOut)
+        .assert_step("never", StepStatus::Skipped);
+    assert_eq!(report.run.error.as_ref().unwrap().message, "run timed out after 300ms");
+}
+
+#[tokio::test]
+async fn cancel_reaches_every_running_step() {
+    let naps = counter();
+    let report = Harness::new(registry(naps))
+        .cancel_after(Duration::from_millis(200))
+        .flow(
+            r"
+steps:
+  - { name: a, nap: { ms: 60000 }, depends: [] }
+  - { name: b, nap: { ms: 60000 }, depends: [] }
+  - { name: c, echo: { value: 1 }, depends: [a, b] }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Cancelled)
+        .assert_step("a", StepStatus::Cancelled)
+        .assert_step("b", StepStatus::Cancelled)
+        .assert_step("c", StepStatus::Skipped);
+    assert_eq!(naps.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn on_failure_sees_the_error_and_finally_step_runs() {
+    let report = Harness::new(registry(counter()))
+        .flow(
+            r"
+finally_step: cleanup
+steps:
+  - { name: work, fail: { message: disk full } }
+  - name: cleanup
+    echo: { value: 'cleaned after {{ __errors__ | length }} error(s)' }
+    when: 'false'
+on_failure:
+  - name: tell
+    echo: { value: 'step {{ error.step }} failed: {{ error.message }}' }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Failed)
+        .assert_data("cleanup", json!("cleaned after 1 error(s)"))
+        .assert_data("tell", json!("step work failed: disk full"));
+}
+
+#[tokio::test]
+async fn undefined_names_fail_the_step_naming_the_setting() {
+    let report = Harness::new(registry(counter()))
+        .flow("steps: [{ name: a, echo: { value: '{{ nope }}' } }]")
+        .run()
+        .await;
+    report.assert_status(RunStatus::Failed);
+    let error = report.step("a").error.clone().unwrap();
+    assert!(error.starts_with("cannot render `value`: "), "{error}");
+    assert!(error.contains("undefined"), "{error}");
+}
+
+#[tokio::test]
+async fn spooler_reserved_data_keys_are_present() {
+    let report = Harness::new(registry(counter()))
+        .input(json!({"x": 1}))
+        .flow("steps: [{ name: a, echo: { value: '{{ __job_id__ }}|{{ __input__.x }}|{{ __timestamp__ | length }}' } }]")
+        .run()
+        .await;
+    report.assert_status(RunStatus::Succeeded);
+    let expected = format!("{}|1|14", report.run.id);
+    assert_eq!(report.run.data["a"], json!(expected));
+}
