@@ -33,6 +33,9 @@ mod tests {
     #[test]
     fn chain_joins_causes() {
         let err = Outer(std::io::Error::other("permission denied"));
-        assert_eq!(chain(&err), "cannot read flow file `a.yml`: permission denied");
+        assert_eq!(
+            chain(&err),
+            "cannot read flow file `a.yml`: permission denied"
+        );
     }
 }

@@ -61,7 +61,11 @@ impl FilesRoot {
             .iter()
             .map(|r| std::fs::canonicalize(data_dir.join(r)))
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Self { data_dir, roots, allow_absolute })
+        Ok(Self {
+            data_dir,
+            roots,
+            allow_absolute,
+        })
     }
 
     /// The data directory (relative paths start here).
@@ -78,12 +82,16 @@ impl FilesRoot {
         let given = Path::new(user_path);
         let joined = self.data_dir.join(given);
         let lexical = normalize(&joined);
-        let real = resolve_links(&lexical)
-            .map_err(|source| PathError::Io { path: user_path.to_owned(), source })?;
+        let real = resolve_links(&lexical).map_err(|source| PathError::Io {
+            path: user_path.to_owned(),
+            source,
+        })?;
         if (given.is_absolute() && self.allow_absolute) || self.allows(&real) {
             Ok(SafePath(real))
         } else {
-            Err(PathError::Outside { path: user_path.to_owned() })
+            Err(PathError::Outside {
+                path: user_path.to_owned(),
+            })
         }
     }
 
@@ -138,7 +146,9 @@ fn resolve_links(path: &Path) -> io::Result<PathBuf> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".octoflow-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".octoflow-")
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_data()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -167,10 +177,19 @@ mod tests {
     #[test]
     fn escapes_are_refused() {
         let (dir, root) = root();
-        assert!(matches!(root.resolve("../secret"), Err(PathError::Outside { .. })));
-        assert!(matches!(root.resolve("/etc/passwd"), Err(PathError::Outside { .. })));
+        assert!(matches!(
+            root.resolve("../secret"),
+            Err(PathError::Outside { .. })
+        ));
+        assert!(matches!(
+            root.resolve("/etc/passwd"),
+            Err(PathError::Outside { .. })
+        ));
         std::os::unix::fs::symlink(dir.path(), root.data_dir().join("link")).unwrap();
-        assert!(matches!(root.resolve("link/x"), Err(PathError::Outside { .. })));
+        assert!(matches!(
+            root.resolve("link/x"),
+            Err(PathError::Outside { .. })
+        ));
     }
 
     #[test]

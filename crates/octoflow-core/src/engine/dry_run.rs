@@ -38,7 +38,10 @@ pub struct DryStep {
 impl Engine {
     /// Renders every step against the params without running anything or recording a run.
     pub fn dry_run(&self, flow: &Flow, request: &RunRequest) -> Result<DryRun, AcceptError> {
-        let params = flow.params.validate(&request.params).map_err(AcceptError::Params)?;
+        let params = flow
+            .params
+            .validate(&request.params)
+            .map_err(AcceptError::Params)?;
         let mut data = match &request.input {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
@@ -78,11 +81,18 @@ impl Engine {
                     kind: step.kind.to_owned(),
                     settings: self.redactor.value(&settings),
                     skipped,
-                    notes: notes.iter().map(|n| self.redactor.text(n).into_owned()).collect(),
+                    notes: notes
+                        .iter()
+                        .map(|n| self.redactor.text(n).into_owned())
+                        .collect(),
                 }
             })
             .collect();
-        Ok(DryRun { flow: flow.name.clone(), params: self.redactor.value(&Value::Object(params)), steps })
+        Ok(DryRun {
+            flow: flow.name.clone(),
+            params: self.redactor.value(&Value::Object(params)),
+            steps,
+        })
     }
 }
 

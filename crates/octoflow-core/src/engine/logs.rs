@@ -14,7 +14,10 @@ const QUEUE: usize = 1024;
 const BATCH: usize = 512;
 
 /// Starts the writer; it ends once every sender is dropped and all lines are stored.
-pub(crate) fn spawn_writer(store: Arc<dyn Store>, redactor: Redactor) -> (mpsc::Sender<LogLine>, JoinHandle<()>) {
+pub(crate) fn spawn_writer(
+    store: Arc<dyn Store>,
+    redactor: Redactor,
+) -> (mpsc::Sender<LogLine>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<LogLine>(QUEUE);
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);

@@ -77,7 +77,12 @@ pub struct RunRequest {
 impl RunRequest {
     /// A manual run with these params and no payload.
     pub fn new(params: Map<String, Value>) -> Self {
-        Self { params, input: Value::Null, trigger: TriggerInfo::new("manual"), parent_run_id: None }
+        Self {
+            params,
+            input: Value::Null,
+            trigger: TriggerInfo::new("manual"),
+            parent_run_id: None,
+        }
     }
 }
 
@@ -113,7 +118,12 @@ impl Engine {
             kill_grace: config.kill_grace,
             env: config.env.clone(),
         };
-        Self { store, config: Arc::new(config), services: Arc::new(services), redactor: Redactor::default() }
+        Self {
+            store,
+            config: Arc::new(config),
+            services: Arc::new(services),
+            redactor: Redactor::default(),
+        }
     }
 
     /// Redacts these values from everything the engine records.
@@ -130,13 +140,18 @@ impl Engine {
 
     /// Checks params and records the run `queued`. Nothing is recorded when params are bad.
     pub async fn accept(&self, flow: &Flow, request: RunRequest) -> Result<Run, AcceptError> {
-        let params = flow.params.validate(&request.params).map_err(AcceptError::Params)?;
+        let params = flow
+            .params
+            .validate(&request.params)
+            .map_err(AcceptError::Params)?;
         let concurrency_key = match &flow.concurrency {
             None => None,
             Some(c) => Some(match &c.key {
                 None => flow.name.clone(),
                 Some(key) => {
-                    let scope = Scope::builder().name("params", Value::Object(params.clone())).build();
+                    let scope = Scope::builder()
+                        .name("params", Value::Object(params.clone()))
+                        .build();
                     Tpl::<String>::from_value(Value::String(key.clone()))
                         .map_err(AcceptError::ConcurrencyKey)?
                         .render(&scope)
@@ -164,7 +179,10 @@ impl Engine {
         let mut stored = run.clone();
         stored.data = Value::Null;
         self.store.insert_run(&stored).await?;
-        Ok(Run { data: request.input, ..run })
+        Ok(Run {
+            data: request.input,
+            ..run
+        })
     }
 
     /// Runs an accepted run to its end and returns the final record.
@@ -175,6 +193,8 @@ impl Engine {
         cancel: CancellationToken,
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<Run, StoreError> {
-        run::Execution::new(self, flow, run, cancel, observer).run().await
+        run::Execution::new(self, flow, run, cancel, observer)
+            .run()
+            .await
     }
 }

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 /// `scheme://user:password@` → `scheme://***@`.
 static URL_CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@").unwrap_or_else(|_| unreachable!())
+    Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+        .unwrap_or_else(|_| unreachable!())
 });
 
 /// What redaction replaces a secret with.
@@ -27,7 +28,9 @@ impl Redactor {
         let mut secrets: Vec<String> = values.into_iter().filter(|v| v.len() >= 3).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        Self { secrets: Arc::new(secrets) }
+        Self {
+            secrets: Arc::new(secrets),
+        }
     }
 
     /// The text with every secret and URL password masked.
@@ -52,7 +55,9 @@ impl Redactor {
             Value::String(s) => Value::String(self.text(s).into_owned()),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v)).collect()),
             Value::Object(map) => Value::Object(
-                map.iter().map(|(k, v)| (self.text(k).into_owned(), self.value(v))).collect(),
+                map.iter()
+                    .map(|(k, v)| (self.text(k).into_owned(), self.value(v)))
+                    .collect(),
             ),
             other => other.clone(),
         }
@@ -69,13 +74,19 @@ mod tests {
     fn masks_secrets_inside_longer_text() {
         let r = Redactor::new(["s3cret".to_owned()]);
         assert_eq!(r.text("password=s3cret;"), "password=***;");
-        assert_eq!(r.value(&json!({"a": ["xs3cretx"]})), json!({"a": ["x***x"]}));
+        assert_eq!(
+            r.value(&json!({"a": ["xs3cretx"]})),
+            json!({"a": ["x***x"]})
+        );
     }
 
     #[test]
     fn masks_url_credentials() {
         let r = Redactor::default();
-        assert_eq!(r.text("postgres://app:pw@db:5432/x"), "postgres://***@db:5432/x");
+        assert_eq!(
+            r.text("postgres://app:pw@db:5432/x"),
+            "postgres://***@db:5432/x"
+        );
         assert_eq!(r.text("http://host/a:b@c"), "http://host/a:b@c");
     }
 }

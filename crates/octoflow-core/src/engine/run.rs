@@ -30,7 +30,10 @@ enum Slot {
     Pending,
     Running,
     /// Done; `blocks` when dependents must be skipped.
-    Done { status: StepStatus, blocks: bool },
+    Done {
+        status: StepStatus,
+        blocks: bool,
+    },
 }
 
 pub(super) struct Execution<'e> {
@@ -51,7 +54,15 @@ impl<'e> Execution<'e> {
         cancel: CancellationToken,
         observer: Option<Arc<dyn Observer>>,
     ) -> Self {
-        Self { engine, flow, run, cancel, observer, data: Arc::default(), names: Vec::new() }
+        Self {
+            engine,
+            flow,
+            run,
+            cancel,
+            observer,
+            data: Arc::default(),
+            names: Vec::new(),
+        }
     }
 
     fn emit(&self, event: &RunEvent<'_>) {
@@ -69,7 +80,10 @@ impl<'e> Execution<'e> {
         };
         data.insert("__input__".to_owned(), input);
         data.insert("__errors__".to_owned(), Value::Array(Vec::new()));
-        data.insert("__timestamp__".to_owned(), json!(Local::now().format("%Y%m%d%H%M%S").to_string()));
+        data.insert(
+            "__timestamp__".to_owned(),
+            json!(Local::now().format("%Y%m%d%H%M%S").to_string()),
+        );
         data.insert("__job_id__".to_owned(), json!(self.run.id.to_string()));
         let path = self.flow.path.as_ref().map(|p| p.display().to_string());
         data.insert("__flow_path__".to_owned(), json!(path));
@@ -86,13 +100,25 @@ impl<'e> Execution<'e> {
 
     pub(super) async fn run(mut self) -> Result<Run, StoreError> {
         let started_at = Utc::now();
-        let workdir = self.engine.config.files.data_dir().join("runs").join(self.run.id.to_string());
+        let workdir = self
+            .engine
+            .config
+            .files
+            .data_dir()
+            .join("runs")
+            .join(self.run.id.to_string());
         if let Err(error) = tokio::fs::create_dir_all(&workdir).await {
             tracing::warn!(run_id = %self.run.id, error = %error, "Cannot create the run's workspace.");
         }
-        let info = RunInfo { id: self.run.id, flow: self.flow.name.clone(), workdir: workdir.clone() };
+        let info = RunInfo {
+            id: self.run.id,
+            flow: self.flow.name.clone(),
+            workdir: workdir.clone(),
+        };
         let mut services: StepServices = (*self.engine.services).clone();
-        services.env.extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        services
+            .env
+            .extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.names = vec![
             ("params", self.run.params.clone()),
             ("env", json!(services.env)),
@@ -121,7 +147,8 @@ impl<'e> Execution<'e> {
         self.run.node = update.node;
         self.emit(&RunEvent::RunStarted(&self.run));
 
-        let (log_tx, log_task) = logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
+        let (log_tx, log_task) =
+            logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
         let run_token = self.cancel.child_token();
         let run_timed_out = AtomicBool::new(false);
         let observer = self.observer.clone();
@@ -137,7 +164,9 @@ impl<'e> Execution<'e> {
         };
 
         let flow = self.flow.clone();
-        let (halt, mut failure, skipped) = self.run_graph(&runner, &flow, &run_token, &run_timed_out).await?;
+        let (halt, mut failure, skipped) = self
+            .run_graph(&runner, &flow, &run_token, &run_timed_out)
+            .await?;
 
         let mut status = match (&halt, &failure) {
             (Some(Halt::Cancelled), _) => RunStatus::Cancelled,
@@ -146,10 +175,18 @@ impl<'e> Execution<'e> {
             _ => RunStatus::Succeeded,
         };
         match status {
-            RunStatus::Cancelled => failure = Some(RunError { step: None, message: "cancelled".to_owned() }),
+            RunStatus::Cancelled => {
+                failure = Some(RunError {
+                    step: None,
+                    message: "cancelled".to_owned(),
+                })
+            }
             RunStatus::TimedOut => {
                 let limit = flow.timeout.map(format_duration).unwrap_or_default();
-                failure = Some(RunError { step: None, message: format!("run timed out after {limit}") });
+                failure = Some(RunError {
+                    step: None,
+                    message: format!("run timed out after {limit}"),
+                });
             }
             _ => {}
         }
@@ -157,12 +194,19 @@ impl<'e> Execution<'e> {
         if matches!(status, RunStatus::Failed | RunStatus::TimedOut) {
             // Recovery steps get their own token: the run's may be cancelled by its timeout.
             let token = self.cancel.child_token();
-            let recovery = StepRunner { token: &token, ..runner };
-            self.run_recovery(&recovery, &flow, skipped, failure.as_ref()).await?;
+            let recovery = StepRunner {
+                token: &token,
+                ..runner
+            };
+            self.run_recovery(&recovery, &flow, skipped, failure.as_ref())
+                .await?;
         }
         if self.cancel.is_cancelled() && status == RunStatus::Succeeded {
             status = RunStatus::Cancelled;
-            failure = Some(RunError { step: None, message: "cancelled".to_owned() });
+            failure = Some(RunError {
+                step: None,
+                message: "cancelled".to_owned(),
+            });
         }
 
         drop(log_tx);
@@ -170,7 +214,10 @@ impl<'e> Execution<'e> {
             tracing::warn!(run_id = %self.run.id, error = %error, "Log writer ended abnormally.");
         }
         let finished_at = Utc::now();
-        let data = self.engine.redactor.value(&Value::Object((*self.data).clone()));
+        let data = self
+            .engine
+            .redactor
+            .value(&Value::Object((*self.data).clone()));
         let message = match &halt {
             Some(Halt::Exit(m)) => Some(self.engine.redactor.text(m).into_owned()),
             _ => None,
@@ -220,10 +267,16 @@ impl<'e> Execution<'e> {
             while progressed {
                 progressed = false;
                 for i in 0..steps.len() {
-                    if slots[i] != Slot::Pending || !deps[i].iter().all(|&d| matches!(slots[d], Slot::Done { .. })) {
+                    if slots[i] != Slot::Pending
+                        || !deps[i]
+                            .iter()
+                            .all(|&d| matches!(slots[d], Slot::Done { .. }))
+                    {
                         continue;
                     }
-                    let blocked = deps[i].iter().any(|&d| matches!(slots[d], Slot::Done { blocks: true, .. }));
+                    let blocked = deps[i]
+                        .iter()
+                        .any(|&d| matches!(slots[d], Slot::Done { blocks: true, .. }));
                     if blocked || halt.is_some() {
                         let reason = match (&halt, blocked) {
                             (_, true) => "an earlier step did not succeed",
@@ -233,7 +286,10 @@ impl<'e> Execution<'e> {
                             (None, false) => "not run",
                         };
                         runner.skip(&steps[i], reason).await?;
-                        slots[i] = Slot::Done { status: StepStatus::Skipped, blocks: true };
+                        slots[i] = Slot::Done {
+                            status: StepStatus::Skipped,
+                            blocks: true,
+                        };
                         skipped.push(i);
                         progressed = true;
                         continue;
@@ -285,7 +341,10 @@ impl<'e> Execution<'e> {
             data.insert(step.result_key.clone(), value);
         }
         if let Some(error) = outcome.error {
-            if matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut | StepStatus::Ignored) {
+            if matches!(
+                outcome.status,
+                StepStatus::Failed | StepStatus::TimedOut | StepStatus::Ignored
+            ) {
                 let entry = json!({
                     "step": step.name,
                     "error": error,

@@ -30,11 +30,21 @@ pub(super) struct Outcome {
 
 impl Outcome {
     fn new(status: StepStatus) -> Self {
-        Self { status, value: None, error: None, control: None }
+        Self {
+            status,
+            value: None,
+            error: None,
+            control: None,
+        }
     }
 
     fn failed(status: StepStatus, error: String) -> Self {
-        Self { status, value: None, error: Some(error), control: None }
+        Self {
+            status,
+            value: None,
+            error: Some(error),
+            control: None,
+        }
     }
 }
 
@@ -89,19 +99,31 @@ impl StepRunner<'_> {
     }
 
     /// Runs a step to its end: every attempt recorded.
-    pub(super) async fn run(&self, step: &Step, scope: Scope, ignore_when: bool) -> Result<Outcome, StoreError> {
+    pub(super) async fn run(
+        &self,
+        step: &Step,
+        scope: Scope,
+        ignore_when: bool,
+    ) -> Result<Outcome, StoreError> {
         if !ignore_when {
             for expr in &step.when {
                 match expr.is_true(&scope) {
                     Ok(true) => {}
-                    Ok(false) => return self.skip(step, &format!("`when` is false: {}", expr.source())).await,
+                    Ok(false) => {
+                        return self
+                            .skip(step, &format!("`when` is false: {}", expr.source()))
+                            .await;
+                    }
                     Err(e) => {
-                        let text = self.engine.redactor.text(&format!(
-                            "cannot evaluate `when` of step `{}`: `{}`: {e}",
-                            step.name,
-                            expr.source()
-                        ))
-                        .into_owned();
+                        let text = self
+                            .engine
+                            .redactor
+                            .text(&format!(
+                                "cannot evaluate `when` of step `{}`: `{}`: {e}",
+                                step.name,
+                                expr.source()
+                            ))
+                            .into_owned();
                         return self.fail_before_start(step, text).await;
                     }
                 }
@@ -110,14 +132,21 @@ impl StepRunner<'_> {
         let policy = step.retry.or(self.flow_retry).unwrap_or(ONE_ATTEMPT);
         let mut attempt = 1;
         loop {
-            let (outcome, retry) = self.attempt(step, &scope, attempt, attempt < policy.attempts).await?;
+            let (outcome, retry) = self
+                .attempt(step, &scope, attempt, attempt < policy.attempts)
+                .await?;
             if !retry {
                 return Ok(outcome);
             }
             attempt += 1;
             let delay = policy.delay_before(attempt);
             let log = StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt - 1);
-            log.note(format!("Attempt {} failed; retrying in {}.", attempt - 1, format_duration(delay))).await;
+            log.note(format!(
+                "Attempt {} failed; retrying in {}.",
+                attempt - 1,
+                format_duration(delay)
+            ))
+            .await;
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.token.cancelled() => {
@@ -128,7 +157,11 @@ impl StepRunner<'_> {
     }
 
     fn cancel_status(&self) -> StepStatus {
-        if self.run_timed_out.load(Ordering::SeqCst) { StepStatus::TimedOut } else { StepStatus::Cancelled }
+        if self.run_timed_out.load(Ordering::SeqCst) {
+            StepStatus::TimedOut
+        } else {
+            StepStatus::Cancelled
+        }
     }
 
     async fn fail_before_start(&self, step: &Step, text: String) -> Result<Outcome, StoreError> {
@@ -174,7 +207,10 @@ impl StepRunner<'_> {
             error: None,
         };
         let id = self.engine.store.insert_step_run(&record).await?;
-        self.emit(&RunEvent::StepStarted { step: &step.name, attempt });
+        self.emit(&RunEvent::StepStarted {
+            step: &step.name,
+            attempt,
+        });
 
         let token = self.token.child_token();
         let mut cx = StepCx {
@@ -193,14 +229,33 @@ impl StepRunner<'_> {
         drop(cx);
         let result = result.and_then(|value| match &step.jq_expression {
             None => Ok(value),
-            Some(jq) => jq.run_one(&value).map_err(|e| StepError::fatal(e.to_string())),
+            Some(jq) => jq
+                .run_one(&value)
+                .map_err(|e| StepError::fatal(e.to_string())),
         });
 
         let (outcome, retry) = match result {
             Ok(value) => {
                 let recorded = self.cap_result(step, attempt, &value).await;
-                self.finish(id, step, attempt, started, StepStatus::Succeeded, Some(recorded), None).await?;
-                (Outcome { status: StepStatus::Succeeded, value: Some(value), error: None, control }, false)
+                self.finish(
+                    id,
+                    step,
+                    attempt,
+                    started,
+                    StepStatus::Succeeded,
+                    Some(recorded),
+                    None,
+                )
+                .await?;
+                (
+                    Outcome {
+                        status: StepStatus::Succeeded,
+                        value: Some(value),
+                        error: None,
+                        control,
+                    },
+                    false,
+                )
             }
             Err(err) => {
                 let text = self.engine.redactor.text(&chain(&err)).into_owned();
@@ -212,11 +267,29 @@ impl StepRunner<'_> {
                 let run_stopping = self.token.is_cancelled();
                 if !run_stopping && step.ignore_errors.iter().any(|re| re.is_match(&text)) {
                     let value = json!({ "error": text });
-                    self.finish(id, step, attempt, started, StepStatus::Ignored, Some(value.clone()), Some(&text)).await?;
-                    (Outcome { status: StepStatus::Ignored, value: Some(value), error: Some(text), control: None }, false)
+                    self.finish(
+                        id,
+                        step,
+                        attempt,
+                        started,
+                        StepStatus::Ignored,
+                        Some(value.clone()),
+                        Some(&text),
+                    )
+                    .await?;
+                    (
+                        Outcome {
+                            status: StepStatus::Ignored,
+                            value: Some(value),
+                            error: Some(text),
+                            control: None,
+                        },
+                        false,
+                    )
                 } else {
                     let retry = !run_stopping && may_retry && err.is_retryable();
-                    self.finish(id, step, attempt, started, status, None, Some(&text)).await?;
+                    self.finish(id, step, attempt, started, status, None, Some(&text))
+                        .await?;
                     (Outcome::failed(status, text), retry)
                 }
             }
@@ -262,7 +335,8 @@ impl StepRunner<'_> {
         let name = format!("results/{}.{attempt}.json", step.name);
         let path = self.info.workdir.join(&name);
         let bytes = text.len();
-        let written = tokio::task::spawn_blocking(move || crate::fs::write_atomic(&path, &text)).await;
+        let written =
+            tokio::task::spawn_blocking(move || crate::fs::write_atomic(&path, &text)).await;
         match written {
             Ok(Ok(())) => json!({ "$file": name, "bytes": bytes }),
             Ok(Err(e)) => json!({ "truncated": true, "bytes": bytes, "error": e.to_string() }),

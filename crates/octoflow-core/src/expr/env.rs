@@ -16,7 +16,10 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+    {
         env.set_syntax(syntax);
     }
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -34,10 +37,24 @@ pub struct ExprError {
 
 impl ExprError {
     fn from_jinja(err: &minijinja::Error) -> Self {
+        Self::from_jinja_in(err, None)
+    }
+
+    /// Builds the message; with the template's source, the failing part is quoted.
+    fn from_jinja_in(err: &minijinja::Error, source: Option<&str>) -> Self {
         let mut message = match err.detail() {
+            Some(detail) if err.kind() == minijinja::ErrorKind::UndefinedError => detail.to_owned(),
             Some(detail) => format!("{}: {detail}", kind_text(err)),
             None => kind_text(err),
         };
+        let snippet = err
+            .range()
+            .and_then(|r| err.template_source().or(source).and_then(|s| s.get(r)))
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= 80);
+        if let Some(snippet) = snippet.filter(|s| !message.contains(&format!("`{s}`"))) {
+            message.push_str(&format!(" in `{snippet}`"));
+        }
         if let Some(line) = err.line() {
             if line > 1 {
                 message.push_str(&format!(" (template line {line})"));
@@ -74,7 +91,10 @@ impl Expr {
         let compiled = ENV
             .compile_expression_owned(source.to_owned())
             .map_err(|e| ExprError::from_jinja(&e))?;
-        Ok(Self { source: source.to_owned(), compiled })
+        Ok(Self {
+            source: source.to_owned(),
+            compiled,
+        })
     }
 
     /// The expression as written.
@@ -84,32 +104,48 @@ impl Expr {
 
     /// Evaluates to a JSON value.
     pub fn eval(&self, scope: &Scope) -> Result<Value, ExprError> {
-        let value = self.compiled.eval(scope.to_value()).map_err(|e| ExprError::from_jinja(&e))?;
-        to_json(&value)
+        let value = self
+            .compiled
+            .eval(scope.to_value())
+            .map_err(|e| ExprError::from_jinja_in(&e, Some(&self.source)))?;
+        to_json(&value, &self.source)
     }
 
     /// Evaluates and applies Jinja truthiness.
     pub fn is_true(&self, scope: &Scope) -> Result<bool, ExprError> {
-        let value = self.compiled.eval(scope.to_value()).map_err(|e| ExprError::from_jinja(&e))?;
+        let value = self
+            .compiled
+            .eval(scope.to_value())
+            .map_err(|e| ExprError::from_jinja_in(&e, Some(&self.source)))?;
+        if value.is_undefined() {
+            return Err(undefined(&self.source));
+        }
         Ok(value.is_true())
     }
 }
 
-fn to_json(value: &minijinja::Value) -> Result<Value, ExprError> {
+fn undefined(source: &str) -> ExprError {
+    ExprError { message: format!("`{}` is undefined", source.trim()) }
+}
+
+fn to_json(value: &minijinja::Value, source: &str) -> Result<Value, ExprError> {
     if value.is_undefined() {
-        return Err(ExprError { message: "undefined value".to_owned() });
+        return Err(undefined(source));
     }
     serde_json::to_value(value).map_err(|e| ExprError { message: e.to_string() })
 }
 
 /// Checks a template's syntax without rendering it.
 pub(crate) fn check_template(source: &str) -> Result<(), ExprError> {
-    ENV.template_from_str(source).map(|_| ()).map_err(|e| ExprError::from_jinja(&e))
+    ENV.template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| ExprError::from_jinja(&e))
 }
 
 /// Renders a template string to text.
 pub fn render_str(source: &str, scope: &Scope) -> Result<String, ExprError> {
-    ENV.render_str(source, scope.to_value()).map_err(|e| ExprError::from_jinja(&e))
+    ENV.render_str(source, scope.to_value())
+        .map_err(|e| ExprError::from_jinja_in(&e, Some(source)))
 }
 
 /// The inner expression of a string that is one whole `{{ … }}`, if it is one.
@@ -137,9 +173,13 @@ pub(crate) fn render_string(source: &str, scope: &Scope) -> Result<Value, ExprEr
         return Ok(Value::String(source.to_owned()));
     }
     if let Some(inner) = whole_expression(source) {
-        let expr = ENV.compile_expression(inner).map_err(|e| ExprError::from_jinja(&e))?;
-        let value = expr.eval(scope.to_value()).map_err(|e| ExprError::from_jinja(&e))?;
-        return to_json(&value);
+        let expr = ENV
+            .compile_expression(inner)
+            .map_err(|e| ExprError::from_jinja_in(&e, Some(inner)))?;
+        let value = expr
+            .eval(scope.to_value())
+            .map_err(|e| ExprError::from_jinja_in(&e, Some(inner)))?;
+        return to_json(&value, inner);
     }
     render_str(source, scope).map(Value::String)
 }
@@ -183,22 +223,34 @@ mod tests {
     #[test]
     fn whole_expression_keeps_the_type() {
         assert_eq!(render_string("{{ count }}", &scope()).unwrap(), json!(3));
-        assert_eq!(render_string("{{ items }}", &scope()).unwrap(), json!(["a", "b"]));
-        assert_eq!(render_string("n={{ count }}", &scope()).unwrap(), json!("n=3"));
+        assert_eq!(
+            render_string("{{ items }}", &scope()).unwrap(),
+            json!(["a", "b"])
+        );
+        assert_eq!(
+            render_string("n={{ count }}", &scope()).unwrap(),
+            json!("n=3")
+        );
         assert_eq!(render_string("plain", &scope()).unwrap(), json!("plain"));
     }
 
     #[test]
     fn strict_undefined_is_an_error() {
         let err = render_string("{{ missing }}", &scope()).unwrap_err();
-        assert!(err.message.contains("undefined"), "{err}");
+        assert_eq!(err.message, "`missing` is undefined");
+        let err = render_string("a {{ params.nope.x }} b", &scope()).unwrap_err();
+        assert!(err.message.contains("`params.nope"), "{err}");
+        assert!(Expr::parse("nope").unwrap().is_true(&scope()).is_err());
     }
 
     #[test]
     fn expressions_see_reserved_names_and_data() {
         let expr = Expr::parse("params.env == 'qas' and count > 2").unwrap();
         assert!(expr.is_true(&scope()).unwrap());
-        assert_eq!(Expr::parse("data.name").unwrap().eval(&scope()).unwrap(), json!("world"));
+        assert_eq!(
+            Expr::parse("data.name").unwrap().eval(&scope()).unwrap(),
+            json!("world")
+        );
     }
 
     #[test]

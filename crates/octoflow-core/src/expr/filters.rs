@@ -38,9 +38,13 @@ fn toyaml(value: &Value) -> Result<String, Error> {
 
 /// Quotes a value for a POSIX shell: `it's` → `'it'\''s'`.
 fn shell_quote(value: &Value) -> String {
-    let text = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
     if !text.is_empty()
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
     {
         return text;
     }
@@ -55,7 +59,9 @@ fn b64encode(value: &Value) -> String {
 }
 
 fn b64decode(text: &str) -> Result<String, Error> {
-    let bytes = B64.decode(text.trim()).map_err(|e| invalid(format!("b64decode: {e}")))?;
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|e| invalid(format!("b64decode: {e}")))?;
     String::from_utf8(bytes).map_err(|_| invalid("b64decode: the decoded bytes are not UTF-8"))
 }
 
@@ -93,7 +99,9 @@ fn date(value: &Value, format: Option<&str>) -> Result<String, Error> {
             .ok_or_else(|| invalid(format!("date: `{secs}` is out of range")))?
             .fixed_offset()
     } else {
-        return Err(invalid("date: expects RFC 3339 text or seconds since the epoch"));
+        return Err(invalid(
+            "date: expects RFC 3339 text or seconds since the epoch",
+        ));
     };
     let mut out = String::new();
     std::fmt::write(&mut out, format_args!("{}", when.format(format)))
@@ -121,7 +129,11 @@ mod tests {
             .data(json!({"s": "it's", "p": "/a/b/c.txt", "j": "{\"a\":1}"}))
             .name("env", json!({"HOME": "/root"}))
             .build();
-        assert_eq!(render_str(template, &scope).unwrap(), expected, "{template}");
+        assert_eq!(
+            render_str(template, &scope).unwrap(),
+            expected,
+            "{template}"
+        );
     }
 
     #[test]
@@ -129,7 +141,10 @@ mod tests {
         case("{{ s | shell_quote }}", r"'it'\''s'");
         case("{{ 'abc' | b64encode }}", "YWJj");
         case("{{ 'YWJj' | b64decode }}", "abc");
-        case("{{ 'abc' | sha256 }}", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        case(
+            "{{ 'abc' | sha256 }}",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        );
         case("{{ p | basename }}", "c.txt");
         case("{{ p | dirname }}", "/a/b");
         case("{{ (j | fromjson).a }}", "1");

@@ -33,18 +33,35 @@ impl fmt::Debug for JqProgram {
 impl JqProgram {
     /// Parses and compiles a jq program.
     pub fn compile(source: &str) -> Result<Self, JqError> {
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-        let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
         let loader = Loader::new(defs);
         let arena = Arena::default();
         let modules = loader
-            .load(&arena, File { code: source, path: () })
-            .map_err(|errs| JqError { message: format!("cannot parse `{source}`: {}", describe(&errs)) })?;
+            .load(
+                &arena,
+                File {
+                    code: source,
+                    path: (),
+                },
+            )
+            .map_err(|errs| JqError {
+                message: format!("cannot parse `{source}`: {}", describe(&errs)),
+            })?;
         let filter = Compiler::default()
             .with_funs(funs)
             .compile(modules)
-            .map_err(|errs| JqError { message: format!("cannot compile `{source}`: {}", describe(&errs)) })?;
-        Ok(Self { source: source.to_owned(), filter })
+            .map_err(|errs| JqError {
+                message: format!("cannot compile `{source}`: {}", describe(&errs)),
+            })?;
+        Ok(Self {
+            source: source.to_owned(),
+            filter,
+        })
     }
 
     /// The program as written.
@@ -54,13 +71,19 @@ impl JqProgram {
 
     /// Runs the program; every output value, in order.
     pub fn run(&self, input: &Value) -> Result<Vec<Value>, JqError> {
-        let input = Val::deserialize(input).map_err(|e| JqError { message: e.to_string() })?;
+        let input = Val::deserialize(input).map_err(|e| JqError {
+            message: e.to_string(),
+        })?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         self.filter
             .id
             .run((ctx, input))
             .map(unwrap_valr)
-            .map(|out| out.map(|v| to_json(&v)).map_err(|e| JqError { message: e.to_string() }))
+            .map(|out| {
+                out.map(|v| to_json(&v)).map_err(|e| JqError {
+                    message: e.to_string(),
+                })
+            })
             .collect()
     }
 
@@ -77,7 +100,11 @@ impl JqProgram {
 
 fn describe<T: fmt::Debug>(errs: &[T]) -> String {
     let text = format!("{errs:?}");
-    if text.len() > 300 { format!("{}…", text.chars().take(300).collect::<String>()) } else { text }
+    if text.len() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text
+    }
 }
 
 /// Converts a jq value back to JSON.
@@ -129,13 +156,19 @@ mod tests {
     #[test]
     fn several_outputs_become_a_list() {
         let jq = JqProgram::compile(".[] | .a").unwrap();
-        assert_eq!(jq.run_one(&json!([{"a": "x"}, {"a": 2.5}])).unwrap(), json!(["x", 2.5]));
+        assert_eq!(
+            jq.run_one(&json!([{"a": "x"}, {"a": 2.5}])).unwrap(),
+            json!(["x", 2.5])
+        );
     }
 
     #[test]
     fn keeps_object_order_and_parses_json_text() {
         let jq = JqProgram::compile(".stdout | fromjson").unwrap();
-        assert_eq!(jq.run_one(&json!({"stdout": "{\"b\":1,\"a\":2}"})).unwrap(), json!({"b": 1, "a": 2}));
+        assert_eq!(
+            jq.run_one(&json!({"stdout": "{\"b\":1,\"a\":2}"})).unwrap(),
+            json!({"b": 1, "a": 2})
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@ use minijinja::value::{Enumerator, Object};
 use serde_json::{Map, Value};
 
 /// Names that a `result_key` may not take, because the context gives them another meaning.
-pub const RESERVED_NAMES: &[&str] =
-    &["params", "data", "state", "secrets", "env", "run", "item", "index", "error"];
+pub const RESERVED_NAMES: &[&str] = &[
+    "params", "data", "state", "secrets", "env", "run", "item", "index", "error",
+];
 
 /// A read-only view of a run's context for one render. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -44,7 +45,11 @@ impl Scope {
         if name == "data" {
             return Some(Value::Object((*self.inner.data).clone()));
         }
-        self.inner.names.get(name).or_else(|| self.inner.data.get(name)).cloned()
+        self.inner
+            .names
+            .get(name)
+            .or_else(|| self.inner.data.get(name))
+            .cloned()
     }
 
     /// The whole context as one JSON object (for a `jinja` step without `data_key`).
@@ -61,7 +66,12 @@ impl Scope {
     pub fn with_name(&self, name: &str, value: Value) -> Scope {
         let mut names = self.inner.names.clone();
         names.insert(name.to_owned(), value);
-        Scope { inner: Arc::new(Inner { data: self.inner.data.clone(), names }) }
+        Scope {
+            inner: Arc::new(Inner {
+                data: self.inner.data.clone(),
+                names,
+            }),
+        }
     }
 
     pub(crate) fn to_value(&self) -> minijinja::Value {
@@ -87,8 +97,11 @@ impl Object for Inner {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys: Vec<minijinja::Value> =
-            self.names.keys().map(|k| minijinja::Value::from(k.as_str())).collect();
+        let mut keys: Vec<minijinja::Value> = self
+            .names
+            .keys()
+            .map(|k| minijinja::Value::from(k.as_str()))
+            .collect();
         keys.push(minijinja::Value::from("data"));
         keys.extend(self.data.keys().map(|k| minijinja::Value::from(k.as_str())));
         Enumerator::Values(keys)
@@ -101,11 +114,18 @@ struct EnvVars(Map<String, Value>);
 
 impl Object for EnvVars {
     fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
-        self.0.get(key.as_str()?).map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+        self.0
+            .get(key.as_str()?)
+            .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.0.keys().map(|k| minijinja::Value::from(k.as_str())).collect())
+        Enumerator::Values(
+            self.0
+                .keys()
+                .map(|k| minijinja::Value::from(k.as_str()))
+                .collect(),
+        )
     }
 
     fn call(
@@ -114,12 +134,15 @@ impl Object for EnvVars {
         args: &[minijinja::Value],
     ) -> Result<minijinja::Value, minijinja::Error> {
         let (name,): (&str,) = minijinja::value::from_args(args)?;
-        self.0.get(name).map(|v| minijinja::Value::from(minijinja::value::Serde(v))).ok_or_else(|| {
-            minijinja::Error::new(
-                minijinja::ErrorKind::UndefinedError,
-                format!("environment variable `{name}` is not set"),
-            )
-        })
+        self.0
+            .get(name)
+            .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+            .ok_or_else(|| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    format!("environment variable `{name}` is not set"),
+                )
+            })
     }
 }
 
@@ -157,6 +180,11 @@ impl ScopeBuilder {
 
     /// The finished scope.
     pub fn build(self) -> Scope {
-        Scope { inner: Arc::new(Inner { data: self.data, names: self.names }) }
+        Scope {
+            inner: Arc::new(Inner {
+                data: self.data,
+                names: self.names,
+            }),
+        }
     }
 }

@@ -40,7 +40,11 @@ pub enum TplError {
 }
 
 fn path_prefix(path: &str) -> String {
-    if path.is_empty() { String::new() } else { format!("at `{path}`: ") }
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("at `{path}`: ")
+    }
 }
 
 impl<T: DeserializeOwned + Clone> Tpl<T> {
@@ -54,7 +58,11 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
         } else {
             Some(serde_json::from_value::<T>(raw.clone()).map_err(|e| e.to_string())?)
         };
-        Ok(Self { raw, literal, _type: PhantomData })
+        Ok(Self {
+            raw,
+            literal,
+            _type: PhantomData,
+        })
     }
 
     /// A setting with a fixed value (for defaults in code).
@@ -63,7 +71,11 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
         T: Serialize,
     {
         let raw = serde_json::to_value(&value).unwrap_or(Value::Null);
-        Self { raw, literal: Some(value), _type: PhantomData }
+        Self {
+            raw,
+            literal: Some(value),
+            _type: PhantomData,
+        }
     }
 
     /// Renders against `scope` and converts to `T`.
@@ -71,9 +83,13 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
         if let Some(value) = &self.literal {
             return Ok(value.clone());
         }
-        let value = render_value(&self.raw, scope)
-            .map_err(|(path, e)| TplError::Render { path, message: e.message })?;
-        serde_json::from_value(value).map_err(|e| TplError::Shape { message: e.to_string() })
+        let value = render_value(&self.raw, scope).map_err(|(path, e)| TplError::Render {
+            path,
+            message: e.message,
+        })?;
+        serde_json::from_value(value).map_err(|e| TplError::Shape {
+            message: e.to_string(),
+        })
     }
 
     /// Whether the value depends on the run (holds at least one template).
@@ -136,7 +152,9 @@ mod tests {
 
     #[test]
     fn renders_nested_templates() {
-        let scope = Scope::builder().data(json!({"cmd": "ls", "t": "5s"})).build();
+        let scope = Scope::builder()
+            .data(json!({"cmd": "ls", "t": "5s"}))
+            .build();
         let tpl = Tpl::<Vec<String>>::from_value(json!(["sh", "-c", "{{ cmd }} -l"])).unwrap();
         assert_eq!(tpl.render(&scope).unwrap(), vec!["sh", "-c", "ls -l"]);
         let dur = Tpl::<Dur>::from_value(json!("{{ t }}")).unwrap();

@@ -17,8 +17,8 @@ use super::{Dur, is_valid_flow_name};
 use crate::expr::{Expr, JqProgram, RESERVED_NAMES};
 use crate::flow::load::flow_version;
 use crate::flow::model::OnInterrupt;
-use crate::step::{CheckCx, Registry};
 use crate::step::clean_serde_message;
+use crate::step::{CheckCx, Registry};
 
 /// The fields a flow file may have at its top level.
 pub const FLOW_FIELDS: &[&str] = &[
@@ -101,9 +101,16 @@ pub(crate) fn check_document(
     cx: &CheckCx<'_>,
 ) -> Result<Flow, Vec<Problem>> {
     let Value::Object(root) = doc else {
-        return Err(vec![Problem::at("", "a flow file must be a YAML mapping of flow fields")]);
+        return Err(vec![Problem::at(
+            "",
+            "a flow file must be a YAML mapping of flow fields",
+        )]);
     };
-    let mut c = Checker { problems: Vec::new(), registry, cx };
+    let mut c = Checker {
+        problems: Vec::new(),
+        registry,
+        cx,
+    };
 
     for key in root.keys() {
         if !FLOW_FIELDS.contains(&key.as_str()) {
@@ -113,13 +120,22 @@ pub(crate) fn check_document(
     }
 
     let name = check_name(&mut c, &root, stem);
-    let description = root.get("description").and_then(|v| c.field::<String>(v, "description"));
+    let description = root
+        .get("description")
+        .and_then(|v| c.field::<String>(v, "description"));
     let params = check_params(&mut c, root.get("params"));
     let schedules = check_schedules(&mut c, &root);
     let triggers = check_triggers(&mut c, root.get("triggers"));
-    let concurrency = root.get("concurrency").and_then(|v| check_concurrency(&mut c, v));
-    let timeout = root.get("timeout").and_then(|v| c.field::<Dur>(v, "timeout")).map(Dur::get);
-    let retry = root.get("retry").and_then(|v| check_retry(&mut c, v, "retry"));
+    let concurrency = root
+        .get("concurrency")
+        .and_then(|v| check_concurrency(&mut c, v));
+    let timeout = root
+        .get("timeout")
+        .and_then(|v| c.field::<Dur>(v, "timeout"))
+        .map(Dur::get);
+    let retry = root
+        .get("retry")
+        .and_then(|v| check_retry(&mut c, v, "retry"));
     let env = root
         .get("env")
         .and_then(|v| c.field::<BTreeMap<String, Value>>(v, "env"))
@@ -132,12 +148,18 @@ pub(crate) fn check_document(
     if max_parallel == 0 {
         c.problem("max_parallel", "must be at least 1");
     }
-    let max_jumps = root.get("max_jumps").and_then(|v| c.field::<u32>(v, "max_jumps")).unwrap_or(1000);
+    let max_jumps = root
+        .get("max_jumps")
+        .and_then(|v| c.field::<u32>(v, "max_jumps"))
+        .unwrap_or(1000);
     let on_interrupt = root
         .get("on_interrupt")
         .and_then(|v| c.field::<OnInterrupt>(v, "on_interrupt"))
         .unwrap_or_default();
-    let resume = root.get("resume").and_then(|v| c.field::<bool>(v, "resume")).unwrap_or(false);
+    let resume = root
+        .get("resume")
+        .and_then(|v| c.field::<bool>(v, "resume"))
+        .unwrap_or(false);
 
     let steps = match root.get("steps") {
         None => {
@@ -146,9 +168,14 @@ pub(crate) fn check_document(
         }
         Some(v) => check_steps(&mut c, v, "steps"),
     };
-    let on_failure = root.get("on_failure").map(|v| check_steps(&mut c, v, "on_failure")).unwrap_or_default();
+    let on_failure = root
+        .get("on_failure")
+        .map(|v| check_steps(&mut c, v, "on_failure"))
+        .unwrap_or_default();
     check_order(&mut c, &steps);
-    let finally_step = root.get("finally_step").and_then(|v| c.field::<String>(v, "finally_step"));
+    let finally_step = root
+        .get("finally_step")
+        .and_then(|v| c.field::<String>(v, "finally_step"));
     if let Some(target) = &finally_step {
         if !steps.iter().any(|s| &s.name == target) {
             c.problem("finally_step", unknown_step_message(target, &steps));
@@ -157,7 +184,10 @@ pub(crate) fn check_document(
     for (i, step) in steps.iter().enumerate() {
         if let Some(target) = &step.on_error_goto {
             if !steps.iter().any(|s| &s.name == target) {
-                c.problem(format!("steps[{i}].on_error_goto"), unknown_step_message(target, &steps));
+                c.problem(
+                    format!("steps[{i}].on_error_goto"),
+                    unknown_step_message(target, &steps),
+                );
             }
         }
     }
@@ -202,7 +232,11 @@ fn unknown_step_message(target: &str, steps: &[Step]) -> String {
     }
 }
 
-fn check_name(c: &mut Checker<'_>, root: &Map<String, Value>, stem: Option<&str>) -> Option<String> {
+fn check_name(
+    c: &mut Checker<'_>,
+    root: &Map<String, Value>,
+    stem: Option<&str>,
+) -> Option<String> {
     let name = match root.get("name") {
         Some(v) => c.field::<String>(v, "name")?,
         None => match stem {
@@ -214,7 +248,11 @@ fn check_name(c: &mut Checker<'_>, root: &Map<String, Value>, stem: Option<&str>
         },
     };
     if !is_valid_flow_name(&name) {
-        let path = if root.contains_key("name") { "name" } else { "" };
+        let path = if root.contains_key("name") {
+            "name"
+        } else {
+            ""
+        };
         c.problem(
             path,
             format!("invalid flow name `{name}`; use lowercase letters, digits, `_`, `.` and `-` (at most 64, starting with a letter or digit)"),
@@ -252,7 +290,9 @@ fn check_schedules(c: &mut Checker<'_>, root: &Map<String, Value>) -> Vec<Schedu
         }
     }
     let cron = root.get("cron").and_then(|v| c.field::<String>(v, "cron"));
-    let every = root.get("every_seconds").and_then(|v| c.field::<u64>(v, "every_seconds"));
+    let every = root
+        .get("every_seconds")
+        .and_then(|v| c.field::<u64>(v, "every_seconds"));
     if cron.is_some() || every.is_some() {
         let s = Schedule {
             cron,
@@ -263,7 +303,11 @@ fn check_schedules(c: &mut Checker<'_>, root: &Map<String, Value>) -> Vec<Schedu
         };
         let problems = s.check();
         for (path, message) in problems {
-            let path = if path.is_empty() { "cron".to_owned() } else { path };
+            let path = if path.is_empty() {
+                "cron".to_owned()
+            } else {
+                path
+            };
             c.problem(path, message);
         }
         out.push(s);
@@ -277,32 +321,50 @@ fn push_schedule(c: &mut Checker<'_>, s: Schedule, path: &str, out: &mut Vec<Sch
         out.push(s);
     }
     for (sub, message) in problems {
-        let full = if sub.is_empty() { path.to_owned() } else { format!("{path}.{sub}") };
+        let full = if sub.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}.{sub}")
+        };
         c.problem(full, message);
     }
 }
 
 fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
-    let Some(value) = value else { return Vec::new() };
-    let Some(items) = c.field::<Vec<Value>>(value, "triggers") else { return Vec::new() };
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let Some(items) = c.field::<Vec<Value>>(value, "triggers") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = format!("triggers[{i}]");
         if let Some(Value::Object(m)) = Some(item) {
-            if let Some(key) = m.keys().find(|k| !["schedule", "webhook", "watch", "flow"].contains(&k.as_str())) {
-                let message = unknown_field("a trigger", key, ["schedule", "webhook", "watch", "flow"]);
+            if let Some(key) = m
+                .keys()
+                .find(|k| !["schedule", "webhook", "watch", "flow"].contains(&k.as_str()))
+            {
+                let message =
+                    unknown_field("a trigger", key, ["schedule", "webhook", "watch", "flow"]);
                 c.problem(join_key(&path, key), message);
                 continue;
             }
         }
-        let Some(trigger) = c.field::<Trigger>(item, &path) else { continue };
+        let Some(trigger) = c.field::<Trigger>(item, &path) else {
+            continue;
+        };
         let (sub, problems) = match &trigger {
             Trigger::Schedule(s) => ("schedule", s.check()),
             Trigger::Webhook(w) => ("webhook", w.check()),
             Trigger::Watch(_) | Trigger::Flow(_) => ("", Vec::new()),
         };
         for (p, message) in problems {
-            let full = if p.is_empty() { format!("{path}.{sub}") } else { format!("{path}.{sub}.{p}") };
+            let full = if p.is_empty() {
+                format!("{path}.{sub}")
+            } else {
+                format!("{path}.{sub}.{p}")
+            };
             c.problem(full, message);
         }
         out.push(trigger);
@@ -321,7 +383,11 @@ fn check_concurrency(c: &mut Checker<'_>, value: &Value) -> Option<Concurrency> 
     if limit == 0 {
         c.problem("concurrency.limit", "must be at least 1");
     }
-    Some(Concurrency { key: spec.key, policy: spec.policy.unwrap_or_default(), limit })
+    Some(Concurrency {
+        key: spec.key,
+        policy: spec.policy.unwrap_or_default(),
+        limit,
+    })
 }
 
 fn check_retry(c: &mut Checker<'_>, value: &Value, path: &str) -> Option<RetryPolicy> {
@@ -338,7 +404,9 @@ fn check_retry(c: &mut Checker<'_>, value: &Value, path: &str) -> Option<RetryPo
 }
 
 fn check_steps(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Step> {
-    let Some(items) = c.field::<Vec<Value>>(value, path) else { return Vec::new() };
+    let Some(items) = c.field::<Vec<Value>>(value, path) else {
+        return Vec::new();
+    };
     if items.is_empty() && path == "steps" {
         c.problem(path, "a flow needs at least one step");
     }
@@ -348,7 +416,10 @@ fn check_steps(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Step> {
         let step_path = format!("{path}[{i}]");
         if let Some(step) = check_step(c, item, &step_path) {
             if !seen.insert(step.name.clone()) {
-                c.problem(format!("{step_path}.name"), format!("duplicate step name `{}`", step.name));
+                c.problem(
+                    format!("{step_path}.name"),
+                    format!("duplicate step name `{}`", step.name),
+                );
             }
             steps.push(step);
         }
@@ -358,7 +429,10 @@ fn check_steps(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Step> {
 
 fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
     let Value::Object(mut map) = item else {
-        c.problem(path, "a step must be a mapping with a `name` and a kind block");
+        c.problem(
+            path,
+            "a step must be a mapping with a `name` and a kind block",
+        );
         return None;
     };
     let before = c.problems.len();
@@ -370,14 +444,23 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         }
     };
     if let Some(n) = &name {
-        if n.is_empty() || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch)) {
-            c.problem(format!("{path}.name"), format!("invalid step name `{n}`; use letters, digits, `_`, `.` and `-`"));
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+        {
+            c.problem(
+                format!("{path}.name"),
+                format!("invalid step name `{n}`; use letters, digits, `_`, `.` and `-`"),
+            );
         }
     }
     let label = name.clone().unwrap_or_else(|| path.to_owned());
 
     // The kind: `type`, or the one key that names a kind.
-    let declared = map.get("type").and_then(|v| c.field::<String>(v, &format!("{path}.type")));
+    let declared = map
+        .get("type")
+        .and_then(|v| c.field::<String>(v, &format!("{path}.type")));
     let kind_keys: Vec<String> = map
         .keys()
         .filter(|k| !STEP_FIELDS.contains(&k.as_str()) && c.registry.contains(k))
@@ -385,7 +468,11 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         .collect();
     for key in map.keys() {
         if !STEP_FIELDS.contains(&key.as_str()) && !c.registry.contains(key) {
-            let candidates: Vec<&str> = STEP_FIELDS.iter().copied().chain(c.registry.names()).collect();
+            let candidates: Vec<&str> = STEP_FIELDS
+                .iter()
+                .copied()
+                .chain(c.registry.names())
+                .collect();
             let message = unknown_field(&format!("step `{label}`"), key, candidates);
             c.problem(join_key(path, key), message);
         }
@@ -401,24 +488,40 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         }
         (Some(t), keys) => {
             if let Some(other) = keys.iter().find(|k| *k != t) {
-                c.problem(join_key(path, other), format!("step `{label}` is of type `{t}` but has a `{other}` block"));
+                c.problem(
+                    join_key(path, other),
+                    format!("step `{label}` is of type `{t}` but has a `{other}` block"),
+                );
             }
             Some(t.clone())
         }
         (None, [one]) => Some(one.clone()),
         (None, []) => {
-            c.problem(path, format!("step `{label}` needs a `type` or a kind block such as `exec:`"));
+            c.problem(
+                path,
+                format!("step `{label}` needs a `type` or a kind block such as `exec:`"),
+            );
             None
         }
         (None, many) => {
-            c.problem(path, format!("step `{label}` has several kind blocks ({}); keep one", many.join(", ")));
+            c.problem(
+                path,
+                format!(
+                    "step `{label}` has several kind blocks ({}); keep one",
+                    many.join(", ")
+                ),
+            );
             None
         }
     };
 
     let prepared = kind.as_deref().and_then(|k| {
         let block = map.remove(k).unwrap_or(Value::Object(Map::new()));
-        let block = if block.is_null() { Value::Object(Map::new()) } else { block };
+        let block = if block.is_null() {
+            Value::Object(Map::new())
+        } else {
+            block
+        };
         let block_path = join_key(path, k);
         match c.registry.prepare(k, &block, c.cx)? {
             Ok(prepared) => Some((c.registry.names().find(|n| *n == k)?, block, prepared)),
@@ -438,30 +541,53 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         }
     });
 
-    let when = map.get("when").map(|v| check_when(c, v, &format!("{path}.when"))).unwrap_or_default();
+    let when = map
+        .get("when")
+        .map(|v| check_when(c, v, &format!("{path}.when")))
+        .unwrap_or_default();
     let result_key = match map.get("result_key") {
         Some(v) => c.field::<String>(v, &format!("{path}.result_key")),
         None => name.clone(),
     };
     if let Some(key) = &result_key {
         if RESERVED_NAMES.contains(&key.as_str()) {
-            let at = if map.contains_key("result_key") { format!("{path}.result_key") } else { format!("{path}.name") };
-            c.problem(at, format!("`{key}` is a reserved name; choose another `result_key`"));
+            let at = if map.contains_key("result_key") {
+                format!("{path}.result_key")
+            } else {
+                format!("{path}.name")
+            };
+            c.problem(
+                at,
+                format!("`{key}` is a reserved name; choose another `result_key`"),
+            );
         }
     }
-    let data_key = map.get("data_key").and_then(|v| c.field::<String>(v, &format!("{path}.data_key")));
+    let data_key = map
+        .get("data_key")
+        .and_then(|v| c.field::<String>(v, &format!("{path}.data_key")));
     let jq_expression = map.get("jq_expression").and_then(|v| {
         let text = c.field::<String>(v, &format!("{path}.jq_expression"))?;
-        JqProgram::compile(&text).map_err(|e| c.problem(format!("{path}.jq_expression"), e.to_string())).ok()
+        JqProgram::compile(&text)
+            .map_err(|e| c.problem(format!("{path}.jq_expression"), e.to_string()))
+            .ok()
     });
     let ignore_errors = map
         .get("ignore_errors")
         .map(|v| check_regexes(c, v, &format!("{path}.ignore_errors")))
         .unwrap_or_default();
-    let retry = map.get("retry").and_then(|v| check_retry(c, v, &format!("{path}.retry")));
-    let timeout = map.get("timeout").and_then(|v| c.field::<Dur>(v, &format!("{path}.timeout"))).map(Dur::get);
-    let depends = map.get("depends").and_then(|v| c.field::<Vec<String>>(v, &format!("{path}.depends")));
-    let on_error_goto = map.get("on_error_goto").and_then(|v| c.field::<String>(v, &format!("{path}.on_error_goto")));
+    let retry = map
+        .get("retry")
+        .and_then(|v| check_retry(c, v, &format!("{path}.retry")));
+    let timeout = map
+        .get("timeout")
+        .and_then(|v| c.field::<Dur>(v, &format!("{path}.timeout")))
+        .map(Dur::get);
+    let depends = map
+        .get("depends")
+        .and_then(|v| c.field::<Vec<String>>(v, &format!("{path}.depends")));
+    let on_error_goto = map
+        .get("on_error_goto")
+        .and_then(|v| c.field::<String>(v, &format!("{path}.on_error_goto")));
 
     if c.problems.len() > before {
         return None;
@@ -486,7 +612,11 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
 
 fn check_when(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Expr> {
     let items: Vec<(String, Value)> = match value {
-        Value::Array(items) => items.iter().enumerate().map(|(i, v)| (format!("{path}[{i}]"), v.clone())).collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{path}[{i}]"), v.clone()))
+            .collect(),
         other => vec![(path.to_owned(), other.clone())],
     };
     let mut out = Vec::new();
@@ -495,7 +625,10 @@ fn check_when(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Expr> {
             Value::String(s) => s,
             Value::Bool(b) => b.to_string(),
             other => {
-                c.problem(p, format!("`when` must be an expression or a list of them, found `{other}`"));
+                c.problem(
+                    p,
+                    format!("`when` must be an expression or a list of them, found `{other}`"),
+                );
                 continue;
             }
         };
@@ -509,13 +642,20 @@ fn check_when(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Expr> {
 }
 
 fn check_regexes(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Regex> {
-    let Some(items) = c.field::<Vec<String>>(value, path) else { return Vec::new() };
+    let Some(items) = c.field::<Vec<String>>(value, path) else {
+        return Vec::new();
+    };
     items
         .iter()
         .enumerate()
         .filter_map(|(i, text)| {
             Regex::new(text)
-                .map_err(|e| c.problem(format!("{path}[{i}]"), format!("invalid regex `{text}`: {e}")))
+                .map_err(|e| {
+                    c.problem(
+                        format!("{path}[{i}]"),
+                        format!("invalid regex `{text}`: {e}"),
+                    )
+                })
                 .ok()
         })
         .collect()
@@ -523,7 +663,11 @@ fn check_regexes(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Regex> {
 
 /// `depends` names known steps and the graph has no cycle.
 fn check_order(c: &mut Checker<'_>, steps: &[Step]) {
-    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let mut deps: Vec<Vec<usize>> = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
         let mut mine = Vec::new();
@@ -532,13 +676,22 @@ fn check_order(c: &mut Checker<'_>, steps: &[Step]) {
             Some(names) => {
                 for (j, name) in names.iter().enumerate() {
                     match index.get(name.as_str()) {
-                        Some(&k) if k == i => c.problem(format!("steps[{i}].depends[{j}]"), format!("step `{}` depends on itself", step.name)),
+                        Some(&k) if k == i => c.problem(
+                            format!("steps[{i}].depends[{j}]"),
+                            format!("step `{}` depends on itself", step.name),
+                        ),
                         Some(&k) => mine.push(k),
                         None => {
                             let hint = super::suggest(name, steps.iter().map(|s| s.name.as_str()))
                                 .map(|s| format!("; did you mean `{s}`?"))
                                 .unwrap_or_default();
-                            c.problem(format!("steps[{i}].depends[{j}]"), format!("step `{}` depends on unknown step `{name}`{hint}", step.name));
+                            c.problem(
+                                format!("steps[{i}].depends[{j}]"),
+                                format!(
+                                    "step `{}` depends on unknown step `{name}`{hint}",
+                                    step.name
+                                ),
+                            );
                         }
                     }
                 }
@@ -549,7 +702,10 @@ fn check_order(c: &mut Checker<'_>, steps: &[Step]) {
     if let Some(cycle) = find_cycle(&deps) {
         let names: Vec<&str> = cycle.iter().map(|&i| steps[i].name.as_str()).collect();
         let first = cycle[0];
-        c.problem(format!("steps[{first}].depends"), format!("steps form a cycle: {}", names.join(" → ")));
+        c.problem(
+            format!("steps[{first}].depends"),
+            format!("steps form a cycle: {}", names.join(" → ")),
+        );
     }
 }
 
@@ -558,7 +714,12 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
     // 0 = unvisited, 1 = on the stack, 2 = done.
     let mut state = vec![0u8; deps.len()];
     let mut stack = Vec::new();
-    fn visit(n: usize, deps: &[Vec<usize>], state: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        n: usize,
+        deps: &[Vec<usize>],
+        state: &mut [u8],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         state[n] = 1;
         stack.push(n);
         for &d in &deps[n] {
@@ -579,5 +740,11 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
         state[n] = 2;
         None
     }
-    (0..deps.len()).find_map(|n| if state[n] == 0 { visit(n, deps, &mut state, &mut stack) } else { None })
+    (0..deps.len()).find_map(|n| {
+        if state[n] == 0 {
+            visit(n, deps, &mut state, &mut stack)
+        } else {
+            None
+        }
+    })
 }

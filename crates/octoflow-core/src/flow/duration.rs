@@ -27,7 +27,9 @@ pub struct DurationError {
 
 /// Parses one or more `<number><unit>` parts (`1h30m`); units are `ms`, `s`, `m`, `h`, `d`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError { text: text.to_owned() };
+    let err = || DurationError {
+        text: text.to_owned(),
+    };
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(err());
@@ -40,7 +42,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         }
         let (number, tail) = rest.split_at(digits);
         let number: u64 = number.parse().map_err(|_| err())?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let part = match unit {
             "ms" => Duration::from_millis(number),
@@ -62,7 +66,12 @@ pub fn format_duration(d: Duration) -> String {
     if ms == 0 {
         return "0s".to_owned();
     }
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -99,12 +108,16 @@ impl<'de> Deserialize<'de> for Dur {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
                 u64::try_from(v)
                     .map(|v| Dur(Duration::from_secs(v)))
-                    .map_err(|_| E::custom(format!("invalid duration `{v}`; it must not be negative")))
+                    .map_err(|_| {
+                        E::custom(format!("invalid duration `{v}`; it must not be negative"))
+                    })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Dur)
-                    .map_err(|_| E::custom(format!("invalid duration `{v}`; use 500ms, 30s, 5m, 2h or 1d")))
+                Duration::try_from_secs_f64(v).map(Dur).map_err(|_| {
+                    E::custom(format!(
+                        "invalid duration `{v}`; use 500ms, 30s, 5m, 2h or 1d"
+                    ))
+                })
             }
         }
         deserializer.deserialize_any(DurVisitor)
@@ -137,7 +150,10 @@ mod tests {
     #[test]
     fn message_names_the_forms() {
         let err = parse_duration("10 minutes").unwrap_err();
-        assert_eq!(err.to_string(), "invalid duration `10 minutes`; use 500ms, 30s, 5m, 2h or 1d");
+        assert_eq!(
+            err.to_string(),
+            "invalid duration `10 minutes`; use 500ms, 30s, 5m, 2h or 1d"
+        );
     }
 
     #[test]

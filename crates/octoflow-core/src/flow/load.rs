@@ -32,7 +32,11 @@ pub fn flow_version(text: &str) -> String {
 impl<'a> FlowLoader<'a> {
     /// A loader that knows the kinds in `registry`.
     pub fn new(registry: &'a Registry) -> Self {
-        Self { registry, templates_dir: None, files: None }
+        Self {
+            registry,
+            templates_dir: None,
+            files: None,
+        }
     }
 
     /// Checks `jinja` template paths against this directory.
@@ -52,12 +56,19 @@ impl<'a> FlowLoader<'a> {
     /// Reads and checks a flow file; the flow's name defaults to the file stem.
     pub fn load_file(&self, path: &Path) -> Result<Flow, Problems> {
         let file = path.display().to_string();
-        let fail = |message: String| Problems { file: file.clone(), items: vec![Problem::at("", message)] };
-        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read flow file: {e}")))?;
+        let fail = |message: String| Problems {
+            file: file.clone(),
+            items: vec![Problem::at("", message)],
+        };
+        let meta =
+            std::fs::metadata(path).map_err(|e| fail(format!("cannot read flow file: {e}")))?;
         if meta.len() > MAX_FLOW_BYTES {
-            return Err(fail(format!("flow file is larger than {MAX_FLOW_BYTES} bytes")));
+            return Err(fail(format!(
+                "flow file is larger than {MAX_FLOW_BYTES} bytes"
+            )));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read flow file: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read flow file: {e}")))?;
         let stem = path.file_stem().and_then(|s| s.to_str());
         let mut flow = self.load_str(&text, &file, stem)?;
         flow.path = Some(path.to_path_buf());
@@ -66,10 +77,16 @@ impl<'a> FlowLoader<'a> {
 
     /// Checks a flow given as text. `file` names it in problems; `stem` is the default name.
     pub fn load_str(&self, text: &str, file: &str, stem: Option<&str>) -> Result<Flow, Problems> {
-        let problems = |items| Problems { file: file.to_owned(), items };
+        let problems = |items| Problems {
+            file: file.to_owned(),
+            items,
+        };
         let doc = parse_yaml(text).map_err(|p| problems(vec![p]))?;
         let map = SourceMap::build(text);
-        let cx = CheckCx { templates_dir: self.templates_dir.as_deref(), files: self.files.as_ref() };
+        let cx = CheckCx {
+            templates_dir: self.templates_dir.as_deref(),
+            files: self.files.as_ref(),
+        };
         check_document(doc, text, stem, self.registry, &cx).map_err(|mut items| {
             for p in &mut items {
                 let place = if p.message.starts_with("unknown field") {
@@ -93,13 +110,23 @@ fn parse_yaml(text: &str) -> Result<Value, Problem> {
     serde_saphyr::from_str::<Value>(text).map_err(|err| {
         let (line, column) = err
             .location()
-            .map(|l| (usize::try_from(l.line()).ok(), usize::try_from(l.column()).ok()))
+            .map(|l| {
+                (
+                    usize::try_from(l.line()).ok(),
+                    usize::try_from(l.column()).ok(),
+                )
+            })
             .unwrap_or_default();
         let message = err.to_string();
         let first = message.lines().next().unwrap_or("invalid YAML").trim();
         let first = first.split(" at line ").next().unwrap_or(first);
         let first = strip_place_prefix(first);
-        Problem { path: String::new(), line, column, message: format!("invalid YAML: {first}") }
+        Problem {
+            path: String::new(),
+            line,
+            column,
+            message: format!("invalid YAML: {first}"),
+        }
     })
 }
 

@@ -22,8 +22,8 @@ pub use params::{ParamError, ParamSpec, ParamType, Params};
 pub use problem::{Problem, Problems, suggest};
 pub use source_map::{Place, SourceMap};
 pub use trigger::{
-    Catchup, FlowTrigger, RESERVED_PREFIXES, Schedule, Trigger, WatchTrigger, Webhook,
-    WebhookAuth, WebhookResponse,
+    Catchup, FlowTrigger, RESERVED_PREFIXES, Schedule, Trigger, WatchTrigger, Webhook, WebhookAuth,
+    WebhookResponse,
 };
 
 /// Flow names: `^[a-z0-9][a-z0-9_.-]{0,63}$`.

@@ -51,9 +51,11 @@ impl ParamType {
         match self {
             Self::String => Some(Value::String(text.to_owned())),
             Self::Integer => text.trim().parse::<i64>().ok().map(Value::from),
-            Self::Number => text.trim().parse::<f64>().ok().and_then(|f| {
-                serde_json::Number::from_f64(f).map(Value::Number)
-            }),
+            Self::Number => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)),
             Self::Boolean => match text.trim() {
                 "true" | "yes" | "1" => Some(Value::Bool(true)),
                 "false" | "no" | "0" => Some(Value::Bool(false)),
@@ -118,7 +120,11 @@ impl Params {
         let mut problems = Vec::new();
         let mut out = Vec::new();
         for (name, spec) in specs {
-            let regex = match spec.pattern.as_deref().map(|p| Regex::new(&format!("^(?:{p})$"))) {
+            let regex = match spec
+                .pattern
+                .as_deref()
+                .map(|p| Regex::new(&format!("^(?:{p})$")))
+            {
                 Some(Ok(r)) => Some(r),
                 Some(Err(e)) => {
                     problems.push((format!("{name}.pattern"), format!("invalid regex: {e}")));
@@ -142,7 +148,11 @@ impl Params {
             }
             out.push(entry);
         }
-        if problems.is_empty() { Ok(Self { specs: out }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Self { specs: out })
+        } else {
+            Err(problems)
+        }
     }
 
     /// Whether no param is declared.
@@ -162,7 +172,10 @@ impl Params {
 
     /// Reads text values (`-p key=value`, query strings) by their declared types; an
     /// undeclared name is an error.
-    pub fn coerce_text(&self, given: &[(String, String)]) -> Result<Map<String, Value>, Vec<ParamError>> {
+    pub fn coerce_text(
+        &self,
+        given: &[(String, String)],
+    ) -> Result<Map<String, Value>, Vec<ParamError>> {
         let mut out = Map::new();
         let mut errors = Vec::new();
         for (name, text) in given {
@@ -179,11 +192,18 @@ impl Params {
                 },
             }
         }
-        if errors.is_empty() { Ok(out) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Checks given values, fills in defaults and reports every problem.
-    pub fn validate(&self, given: &Map<String, Value>) -> Result<Map<String, Value>, Vec<ParamError>> {
+    pub fn validate(
+        &self,
+        given: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Vec<ParamError>> {
         let mut errors: Vec<ParamError> = given
             .keys()
             .filter(|k| !self.declares(k))
@@ -196,7 +216,10 @@ impl Params {
                     Ok(()) => {
                         out.insert(name.clone(), value.clone());
                     }
-                    Err(message) => errors.push(ParamError { name: name.clone(), message }),
+                    Err(message) => errors.push(ParamError {
+                        name: name.clone(),
+                        message,
+                    }),
                 },
                 None if spec.required => errors.push(ParamError {
                     name: name.clone(),
@@ -205,17 +228,29 @@ impl Params {
                 None => {}
             }
         }
-        if errors.is_empty() { Ok(out) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
     }
 
     fn undeclared(&self, name: &str) -> ParamError {
         let names: Vec<&str> = self.specs.iter().map(|(n, ..)| n.as_str()).collect();
         let message = match super::suggest(name, names.iter().copied()) {
             Some(s) => format!("is not declared by the flow; did you mean `{s}`?"),
-            None if names.is_empty() => "is not declared by the flow (it declares no params)".to_owned(),
-            None => format!("is not declared by the flow (declared: {})", names.join(", ")),
+            None if names.is_empty() => {
+                "is not declared by the flow (it declares no params)".to_owned()
+            }
+            None => format!(
+                "is not declared by the flow (declared: {})",
+                names.join(", ")
+            ),
         };
-        ParamError { name: name.to_owned(), message }
+        ParamError {
+            name: name.to_owned(),
+            message,
+        }
     }
 }
 
@@ -239,7 +274,10 @@ fn check_value(spec: &ParamSpec, regex: Option<&Regex>, value: &Value) -> Result
     }
     if let (Some(regex), Some(text)) = (regex, value.as_str()) {
         if !regex.is_match(text) {
-            return Err(format!("`{text}` does not match the pattern `{}`", spec.pattern.as_deref().unwrap_or_default()));
+            return Err(format!(
+                "`{text}` does not match the pattern `{}`",
+                spec.pattern.as_deref().unwrap_or_default()
+            ));
         }
     }
     Ok(())
@@ -267,9 +305,17 @@ mod tests {
     #[test]
     fn fills_defaults_and_checks_values() {
         let p = params();
-        let out = p.validate(json!({"project": "avo"}).as_object().unwrap()).unwrap();
+        let out = p
+            .validate(json!({"project": "avo"}).as_object().unwrap())
+            .unwrap();
         assert_eq!(Value::Object(out), json!({"project": "avo", "batch": 1000}));
-        let errs = p.validate(json!({"batch": 0, "tag": "x", "projekt": 1}).as_object().unwrap()).unwrap_err();
+        let errs = p
+            .validate(
+                json!({"batch": 0, "tag": "x", "projekt": 1})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap_err();
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
@@ -285,8 +331,17 @@ mod tests {
     #[test]
     fn coerces_text_by_type() {
         let p = params();
-        let given = vec![("batch".to_owned(), "50".to_owned()), ("project".to_owned(), "cp".to_owned())];
-        assert_eq!(Value::Object(p.coerce_text(&given).unwrap()), json!({"batch": 50, "project": "cp"}));
-        assert!(p.coerce_text(&[("batch".to_owned(), "x".to_owned())]).is_err());
+        let given = vec![
+            ("batch".to_owned(), "50".to_owned()),
+            ("project".to_owned(), "cp".to_owned()),
+        ];
+        assert_eq!(
+            Value::Object(p.coerce_text(&given).unwrap()),
+            json!({"batch": 50, "project": "cp"})
+        );
+        assert!(
+            p.coerce_text(&[("batch".to_owned(), "x".to_owned())])
+                .is_err()
+        );
     }
 }

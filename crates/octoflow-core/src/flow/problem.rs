@@ -18,12 +18,20 @@ pub struct Problem {
 impl Problem {
     /// A problem at a field path; its place is filled in from the source map later.
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), line: None, column: None, message: message.into() }
+        Self {
+            path: path.into(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
     }
 
     /// The problem as one line, prefixed by the file name: `file:line:column: path: message`.
     pub fn display_in<'a>(&'a self, file: &'a str) -> impl fmt::Display + 'a {
-        InFile { file, problem: self }
+        InFile {
+            file,
+            problem: self,
+        }
     }
 }
 
@@ -67,7 +75,9 @@ pub struct Problems {
 impl Problems {
     /// The problems as lines `file:line:column: path: message`.
     pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
-        self.items.iter().map(|p| p.display_in(&self.file).to_string())
+        self.items
+            .iter()
+            .map(|p| p.display_in(&self.file).to_string())
     }
 }
 

@@ -35,10 +35,17 @@ impl SourceMap {
         let mut stack: Vec<Frame> = Vec::new();
         for event in Parser::new_from_str(text) {
             let Ok((event, span)) = event else { break };
-            let place = Place { line: span.start.line(), column: span.start.col() + 1 };
+            let place = Place {
+                line: span.start.line(),
+                column: span.start.col() + 1,
+            };
             match event {
                 Event::Scalar(text, ..) => {
-                    if let Some(Frame::Map { path, key: key @ None }) = stack.last_mut() {
+                    if let Some(Frame::Map {
+                        path,
+                        key: key @ None,
+                    }) = stack.last_mut()
+                    {
                         let field = join_key(path, &text);
                         map.keys.insert(field, place);
                         *key = Some(text.into_owned());
@@ -48,7 +55,10 @@ impl SourceMap {
                     }
                 }
                 Event::Alias(_) => {
-                    if let Some(Frame::Map { key: key @ None, .. }) = stack.last_mut() {
+                    if let Some(Frame::Map {
+                        key: key @ None, ..
+                    }) = stack.last_mut()
+                    {
                         *key = Some(String::from("*"));
                     } else {
                         let path = map.value_path(&mut stack);
@@ -56,7 +66,10 @@ impl SourceMap {
                     }
                 }
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
-                    let path = if let Some(Frame::Map { key: key @ None, .. }) = stack.last_mut() {
+                    let path = if let Some(Frame::Map {
+                        key: key @ None, ..
+                    }) = stack.last_mut()
+                    {
                         // A complex key: give it a placeholder name.
                         *key = Some(String::from("?"));
                         String::from("?")
@@ -109,8 +122,11 @@ impl SourceMap {
     fn lookup(&self, path: &str, key_first: bool) -> Option<Place> {
         let mut path = path;
         loop {
-            let (first, second) =
-                if key_first { (&self.keys, &self.values) } else { (&self.values, &self.keys) };
+            let (first, second) = if key_first {
+                (&self.keys, &self.values)
+            } else {
+                (&self.values, &self.keys)
+            };
             if let Some(place) = first.get(path).or_else(|| second.get(path)) {
                 return Some(*place);
             }
@@ -125,7 +141,9 @@ impl SourceMap {
 /// `a.b` for a key `b` under `a`; keys that are not plain names are quoted.
 pub(super) fn join_key(parent: &str, key: &str) -> String {
     let plain = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
     match (parent.is_empty(), plain) {
         (true, true) => key.to_owned(),
         (false, true) => format!("{parent}.{key}"),
@@ -143,22 +161,38 @@ fn parent(path: &str) -> &str {
 mod tests {
     use super::*;
 
-    const DOC: &str = "name: x\nsteps:\n  - name: a\n    exec:\n      timeout: 10 minutes\n  - name: b\n";
+    const DOC: &str =
+        "name: x\nsteps:\n  - name: a\n    exec:\n      timeout: 10 minutes\n  - name: b\n";
 
     #[test]
     fn places_keys_and_values() {
         let map = SourceMap::build(DOC);
         assert_eq!(map.key_place("name"), Some(Place { line: 1, column: 1 }));
         assert_eq!(map.value_place("name"), Some(Place { line: 1, column: 7 }));
-        assert_eq!(map.value_place("steps[0].exec.timeout"), Some(Place { line: 5, column: 16 }));
-        assert_eq!(map.key_place("steps[0].exec.timeout"), Some(Place { line: 5, column: 7 }));
-        assert_eq!(map.key_place("steps[1].name"), Some(Place { line: 6, column: 5 }));
+        assert_eq!(
+            map.value_place("steps[0].exec.timeout"),
+            Some(Place {
+                line: 5,
+                column: 16
+            })
+        );
+        assert_eq!(
+            map.key_place("steps[0].exec.timeout"),
+            Some(Place { line: 5, column: 7 })
+        );
+        assert_eq!(
+            map.key_place("steps[1].name"),
+            Some(Place { line: 6, column: 5 })
+        );
     }
 
     #[test]
     fn falls_back_to_the_parent() {
         let map = SourceMap::build(DOC);
-        assert_eq!(map.value_place("steps[1].exec"), Some(Place { line: 6, column: 5 }));
+        assert_eq!(
+            map.value_place("steps[1].exec"),
+            Some(Place { line: 6, column: 5 })
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@ use super::Dur;
 use crate::store::RunStatus;
 
 /// Paths a root-mounted webhook may never take.
-pub const RESERVED_PREFIXES: &[&str] =
-    &["/api", "/hooks", "/ui", "/static", "/healthz", "/readyz", "/metrics"];
+pub const RESERVED_PREFIXES: &[&str] = &[
+    "/api", "/hooks", "/ui", "/static", "/healthz", "/readyz", "/metrics",
+];
 
 /// A schedule: a cron expression in a time zone, or a fixed interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +57,9 @@ impl Schedule {
                 String::new(),
                 "give either `cron` or `every_seconds`, not both".to_owned(),
             )),
-            (None, None) => problems.push((String::new(), "give `cron` or `every_seconds`".to_owned())),
+            (None, None) => {
+                problems.push((String::new(), "give `cron` or `every_seconds`".to_owned()))
+            }
             (Some(cron), None) => {
                 if let Err(message) = check_cron(cron) {
                     problems.push(("cron".to_owned(), message));
@@ -211,7 +214,10 @@ impl Webhook {
         for (i, method) in self.methods.iter().enumerate() {
             let known = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
             if !known.contains(&method.to_ascii_uppercase().as_str()) {
-                problems.push((format!("methods[{i}]"), format!("unknown HTTP method `{method}`")));
+                problems.push((
+                    format!("methods[{i}]"),
+                    format!("unknown HTTP method `{method}`"),
+                ));
             }
         }
         problems

@@ -80,8 +80,10 @@ impl<'a> StepCx<'a> {
     where
         T: serde::de::DeserializeOwned + Clone,
     {
-        tpl.render(&self.scope)
-            .map_err(|e| StepError::Render { setting: setting.to_owned(), source: Box::new(e) })
+        tpl.render(&self.scope).map_err(|e| StepError::Render {
+            setting: setting.to_owned(),
+            source: Box::new(e),
+        })
     }
 
     /// What templates see.
@@ -97,7 +99,9 @@ impl<'a> StepCx<'a> {
     /// The value at `data_key` (`"."` is the whole `data`); `None` without a `data_key`.
     /// A key that is not in `data` is an error naming it.
     pub fn input(&self) -> Result<Option<Value>, StepError> {
-        let Some(key) = self.data_key else { return Ok(None) };
+        let Some(key) = self.data_key else {
+            return Ok(None);
+        };
         lookup_data_key(&self.scope, key).map(Some)
     }
 

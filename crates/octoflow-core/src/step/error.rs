@@ -39,12 +39,18 @@ pub enum StepError {
 impl StepError {
     /// A failure that a retry may fix.
     pub fn failed(message: impl Into<String>) -> Self {
-        Self::Failed { message: message.into(), retryable: true }
+        Self::Failed {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     /// A failure that a retry will not fix (bad input, bad settings).
     pub fn fatal(message: impl Into<String>) -> Self {
-        Self::Failed { message: message.into(), retryable: false }
+        Self::Failed {
+            message: message.into(),
+            retryable: false,
+        }
     }
 
     /// Whether the engine may try again.

@@ -18,7 +18,12 @@ pub struct StepLog {
 
 impl StepLog {
     pub(crate) fn new(tx: mpsc::Sender<LogLine>, run_id: RunId, step: &str, attempt: u32) -> Self {
-        Self { tx, run_id, step: step.into(), attempt }
+        Self {
+            tx,
+            run_id,
+            step: step.into(),
+            attempt,
+        }
     }
 
     /// Writes one line (without its line break). Waits when the writer is behind, so a

@@ -25,7 +25,11 @@ impl fmt::Debug for dyn PreparedStep {
 }
 
 trait ErasedKind: Send + Sync {
-    fn prepare(&self, block: &Value, cx: &CheckCx<'_>) -> Result<Arc<dyn PreparedStep>, Vec<Problem>>;
+    fn prepare(
+        &self,
+        block: &Value,
+        cx: &CheckCx<'_>,
+    ) -> Result<Arc<dyn PreparedStep>, Vec<Problem>>;
 }
 
 struct Typed<K>(Arc<K>);
@@ -46,17 +50,27 @@ impl<K: StepKind> PreparedStep for Prepared<K> {
 }
 
 impl<K: StepKind> ErasedKind for Typed<K> {
-    fn prepare(&self, block: &Value, cx: &CheckCx<'_>) -> Result<Arc<dyn PreparedStep>, Vec<Problem>> {
+    fn prepare(
+        &self,
+        block: &Value,
+        cx: &CheckCx<'_>,
+    ) -> Result<Arc<dyn PreparedStep>, Vec<Problem>> {
         let settings: K::Settings = serde_path_to_error::deserialize(block).map_err(|err| {
             let path = err.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            vec![Problem::at(path, clean_serde_message(&err.inner().to_string()))]
+            vec![Problem::at(
+                path,
+                clean_serde_message(&err.inner().to_string()),
+            )]
         })?;
         let problems = self.0.check(&settings, cx);
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Arc::new(Prepared { kind: self.0.clone(), settings }))
+        Ok(Arc::new(Prepared {
+            kind: self.0.clone(),
+            settings,
+        }))
     }
 }
 

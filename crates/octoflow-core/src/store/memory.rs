@@ -32,7 +32,9 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A poisoned lock only means a panicking test; the data is still usable.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -63,7 +65,9 @@ impl RunStore for MemoryStore {
     async fn insert_run(&self, run: &Run) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if inner.runs.iter().any(|r| r.id == run.id) {
-            return Err(StoreError::Conflict { what: "run id".to_owned() });
+            return Err(StoreError::Conflict {
+                what: "run id".to_owned(),
+            });
         }
         inner.runs.push(run.clone());
         Ok(())
@@ -105,7 +109,13 @@ impl RunStore for MemoryStore {
     }
 
     async fn step_runs(&self, id: &RunId) -> Result<Vec<StepRun>, StoreError> {
-        Ok(self.lock().steps.iter().filter(|s| s.run_id == *id).cloned().collect())
+        Ok(self
+            .lock()
+            .steps
+            .iter()
+            .filter(|s| s.run_id == *id)
+            .cloned()
+            .collect())
     }
 
     async fn logs(&self, id: &RunId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
@@ -134,14 +144,25 @@ impl RunStore for MemoryStore {
         let skip = (page.page.max(1) as usize - 1) * per_page;
         Ok(Paged {
             total: matching.len() as u64,
-            items: matching.into_iter().skip(skip).take(per_page).cloned().collect(),
+            items: matching
+                .into_iter()
+                .skip(skip)
+                .take(per_page)
+                .cloned()
+                .collect(),
             page: page.page.max(1),
             per_page: page.per_page.max(1),
         })
     }
 
     async fn running_runs(&self) -> Result<Vec<Run>, StoreError> {
-        Ok(self.lock().runs.iter().filter(|r| r.status == RunStatus::Running).cloned().collect())
+        Ok(self
+            .lock()
+            .runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Running)
+            .cloned()
+            .collect())
     }
 
     async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError> {
@@ -152,14 +173,24 @@ impl RunStore for MemoryStore {
             .iter()
             .rfind(|s| s.run_id == *id && s.status == StepStatus::Running)
             .map(|s| s.step.clone());
-        let Some(run) = inner.runs.iter_mut().find(|r| r.id == *id && r.status == RunStatus::Running)
+        let Some(run) = inner
+            .runs
+            .iter_mut()
+            .find(|r| r.id == *id && r.status == RunStatus::Running)
         else {
             return Ok(false);
         };
         run.status = RunStatus::Failed;
         run.finished_at = Some(now);
-        run.error = Some(RunError { step: running_step, message: "interrupted".to_owned() });
-        for step in inner.steps.iter_mut().filter(|s| s.run_id == *id && s.status == StepStatus::Running) {
+        run.error = Some(RunError {
+            step: running_step,
+            message: "interrupted".to_owned(),
+        });
+        for step in inner
+            .steps
+            .iter_mut()
+            .filter(|s| s.run_id == *id && s.status == StepStatus::Running)
+        {
             step.status = StepStatus::Failed;
             step.finished_at = Some(now);
             step.error = Some("interrupted".to_owned());

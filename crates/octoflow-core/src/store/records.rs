@@ -133,7 +133,10 @@ pub struct TriggerInfo {
 impl TriggerInfo {
     /// A trigger without detail.
     pub fn new(kind: &str) -> Self {
-        Self { kind: kind.to_owned(), detail: Value::Null }
+        Self {
+            kind: kind.to_owned(),
+            detail: Value::Null,
+        }
     }
 }
 
@@ -333,7 +336,10 @@ pub struct Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Self { page: 1, per_page: 50 }
+        Self {
+            page: 1,
+            per_page: 50,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use octoflow_core::step::prelude::*;
 use octoflow_core::step::Registry;
+use octoflow_core::step::prelude::*;
 
 /// Returns `value`, rendered.
 pub struct Echo;
@@ -79,7 +79,9 @@ impl StepKind for Nap {
                 () = cx.cancel_token().cancelled() => return Err(StepError::Cancelled),
             }
         }
-        let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let end_ms = u64::try_from(epoch.as_millis()).unwrap_or(0);
         let took = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
         Ok(json!({"end_ms": end_ms, "start_ms": end_ms - took}))
@@ -108,7 +110,10 @@ impl StepKind for Stop {
 /// A registry with the test kinds; `counter` counts `nap` starts.
 pub fn registry(counter: &'static AtomicU32) -> Registry {
     let mut r = Registry::new();
-    r.register(Echo).register(Fail).register(Nap { started: counter }).register(Stop);
+    r.register(Echo)
+        .register(Fail)
+        .register(Nap { started: counter })
+        .register(Stop);
     r
 }
 

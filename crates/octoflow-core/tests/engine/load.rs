@@ -6,7 +6,10 @@ use crate::kinds::{counter, registry};
 
 #[track_caller]
 fn problems(yaml: &str) -> Vec<String> {
-    Harness::new(registry(counter())).flow(yaml).load().expect_err("flow should not load")
+    Harness::new(registry(counter()))
+        .flow(yaml)
+        .load()
+        .expect_err("flow should not load")
 }
 
 #[test]
@@ -30,9 +33,20 @@ fn unknown_kinds_cycles_and_unknown_depends() {
     let got = problems(
         "steps:\n  - { name: a, type: ecko, ecko: {} }\n  - { name: b, echo: { value: 1 }, depends: [c] }\n  - { name: c, echo: { value: 1 }, depends: [b] }\n  - { name: d, echo: { value: 1 }, depends: [zz] }\n",
     );
-    assert!(got.iter().any(|p| p.contains("steps[0].type: unknown step kind `ecko`; did you mean `echo`?")), "{got:#?}");
-    assert!(got.iter().any(|p| p.contains("steps form a cycle: ")), "{got:#?}");
-    assert!(got.iter().any(|p| p.contains("step `d` depends on unknown step `zz`")), "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|p| p.contains("steps[0].type: unknown step kind `ecko`; did you mean `echo`?")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter().any(|p| p.contains("steps form a cycle: ")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("step `d` depends on unknown step `zz`")),
+        "{got:#?}"
+    );
 }
 
 #[test]
@@ -49,8 +63,14 @@ fn wrong_types_and_bad_schedules() {
         "cron: '61 * * * *'\nmax_parallel: many\nparams:\n  n: { type: integer, default: x }\nsteps:\n  - { name: a, echo: { value: 1 }, result_key: params }\n",
     );
     let text = got.join("\n");
-    assert!(text.contains("cron: invalid cron expression `61 * * * *`"), "{text}");
+    assert!(
+        text.contains("cron: invalid cron expression `61 * * * *`"),
+        "{text}"
+    );
     assert!(text.contains("max_parallel: invalid type"), "{text}");
-    assert!(text.contains("params.n.default: `\"x\"` is not of type integer"), "{text}");
+    assert!(
+        text.contains("params.n.default: `\"x\"` is not of type integer"),
+        "{text}"
+    );
     assert!(text.contains("`params` is a reserved name"), "{text}");
 }

@@ -2,6 +2,6 @@
 //! also shows that a kind can live outside the engine's crates.
 
 mod kinds;
+mod load;
 mod order;
 mod outcomes;
-mod load;

@@ -42,9 +42,18 @@ steps:
         .await;
     report.assert_status(RunStatus::Succeeded);
     let data = &report.run.data;
-    let (l0, l1) = (data["left"]["start_ms"].as_u64().unwrap(), data["left"]["end_ms"].as_u64().unwrap());
-    let (r0, r1) = (data["right"]["start_ms"].as_u64().unwrap(), data["right"]["end_ms"].as_u64().unwrap());
-    assert!(l0 < r1 && r0 < l1, "left {l0}..{l1} and right {r0}..{r1} did not overlap");
+    let (l0, l1) = (
+        data["left"]["start_ms"].as_u64().unwrap(),
+        data["left"]["end_ms"].as_u64().unwrap(),
+    );
+    let (r0, r1) = (
+        data["right"]["start_ms"].as_u64().unwrap(),
+        data["right"]["end_ms"].as_u64().unwrap(),
+    );
+    assert!(
+        l0 < r1 && r0 < l1,
+        "left {l0}..{l1} and right {r0}..{r1} did not overlap"
+    );
     let join = report.step("join");
     assert!(join.started_at >= report.step("left").finished_at.unwrap());
     assert!(join.started_at >= report.step("right").finished_at.unwrap());
@@ -65,9 +74,18 @@ steps:
         .await;
     report.assert_status(RunStatus::Succeeded);
     let d = &report.run.data;
-    let (a0, a1) = (d["one"]["start_ms"].as_u64().unwrap(), d["one"]["end_ms"].as_u64().unwrap());
-    let (b0, b1) = (d["two"]["start_ms"].as_u64().unwrap(), d["two"]["end_ms"].as_u64().unwrap());
-    assert!(a1 <= b0 || b1 <= a0, "steps overlapped with max_parallel: 1");
+    let (a0, a1) = (
+        d["one"]["start_ms"].as_u64().unwrap(),
+        d["one"]["end_ms"].as_u64().unwrap(),
+    );
+    let (b0, b1) = (
+        d["two"]["start_ms"].as_u64().unwrap(),
+        d["two"]["end_ms"].as_u64().unwrap(),
+    );
+    assert!(
+        a1 <= b0 || b1 <= a0,
+        "steps overlapped with max_parallel: 1"
+    );
 }
 
 #[tokio::test]
@@ -90,8 +108,14 @@ steps:
         .assert_step("other", StepStatus::Succeeded)
         .assert_data("other", json!(2));
     let error = report.run.error.as_ref().unwrap();
-    assert_eq!((error.step.as_deref(), error.message.as_str()), (Some("bad"), "boom"));
-    assert_eq!(report.run.data["__errors__"], json!([{"step": "bad", "error": "boom", "ignored": false}]));
+    assert_eq!(
+        (error.step.as_deref(), error.message.as_str()),
+        (Some("bad"), "boom")
+    );
+    assert_eq!(
+        report.run.data["__errors__"],
+        json!([{"step": "bad", "error": "boom", "ignored": false}])
+    );
 }
 
 #[tokio::test]
@@ -134,6 +158,8 @@ steps:
         )
         .run()
         .await;
-    report.assert_status(RunStatus::Succeeded).assert_step("later", StepStatus::Skipped);
+    report
+        .assert_status(RunStatus::Succeeded)
+        .assert_step("later", StepStatus::Skipped);
     assert_eq!(report.run.message.as_deref(), Some("nothing to do"));
 }

@@ -49,7 +49,10 @@ steps:
     report
         .assert_status(RunStatus::Succeeded)
         .assert_step("missing", StepStatus::Ignored)
-        .assert_data("next", json!("status_code: 404, response_content: not found"));
+        .assert_data(
+            "next",
+            json!("status_code: 404, response_content: not found"),
+        );
     assert_eq!(report.run.data["__errors__"][0]["ignored"], json!(true));
 }
 
@@ -66,9 +69,19 @@ steps:
         )
         .run()
         .await;
-    report.assert_status(RunStatus::Succeeded).assert_data("flaky", json!({"attempt": 3}));
-    let attempts: Vec<(u32, StepStatus)> = report.steps.iter().map(|s| (s.attempt, s.status)).collect();
-    assert_eq!(attempts, [(1, StepStatus::Failed), (2, StepStatus::Failed), (3, StepStatus::Succeeded)]);
+    report
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("flaky", json!({"attempt": 3}));
+    let attempts: Vec<(u32, StepStatus)> =
+        report.steps.iter().map(|s| (s.attempt, s.status)).collect();
+    assert_eq!(
+        attempts,
+        [
+            (1, StepStatus::Failed),
+            (2, StepStatus::Failed),
+            (3, StepStatus::Succeeded)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -86,8 +99,13 @@ steps:
         )
         .run()
         .await;
-    report.assert_status(RunStatus::Failed).assert_step("slow", StepStatus::TimedOut);
-    assert_eq!(report.step("slow").error.as_deref(), Some("timed out after 200ms"));
+    report
+        .assert_status(RunStatus::Failed)
+        .assert_step("slow", StepStatus::TimedOut);
+    assert_eq!(
+        report.step("slow").error.as_deref(),
+        Some("timed out after 200ms")
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -108,7 +126,10 @@ steps:
         .assert_status(RunStatus::TimedOut)
         .assert_step("slow", StepStatus::TimedOut)
         .assert_step("never", StepStatus::Skipped);
-    assert_eq!(report.run.error.as_ref().unwrap().message, "run timed out after 300ms");
+    assert_eq!(
+        report.run.error.as_ref().unwrap().message,
+        "run timed out after 300ms"
+    );
 }
 
 #[tokio::test]
