@@ -16,5 +16,6 @@ pub mod error;
 pub mod expr;
 pub mod flow;
 pub mod fs;
+pub mod secrets;
 pub mod step;
 pub mod store;

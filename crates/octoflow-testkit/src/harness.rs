@@ -17,6 +17,7 @@ use std::time::Duration;
 use octoflow_core::engine::{Engine, EngineConfig, RunRequest};
 use octoflow_core::flow::{Flow, FlowLoader};
 use octoflow_core::fs::FilesRoot;
+use octoflow_core::secrets::Secrets;
 use octoflow_core::step::Registry;
 use octoflow_core::store::{LogLine, MemoryStore, Run, RunStatus, RunStore, StepRun, StepStatus};
 use serde_json::{Map, Value};
@@ -31,6 +32,7 @@ pub struct Harness {
     input: Value,
     cancel_after: Option<Duration>,
     kill_grace: Duration,
+    secrets: Secrets,
 }
 
 impl Harness {
@@ -49,6 +51,7 @@ impl Harness {
             input: Value::Null,
             cancel_after: None,
             kill_grace: Duration::from_secs(5),
+            secrets: Secrets::default(),
         }
     }
 
@@ -84,6 +87,17 @@ impl Harness {
             std::fs::create_dir_all(parent).expect("parent directory");
         }
         std::fs::write(path, contents).expect("fixture file");
+        self
+    }
+
+    /// Secrets, as `secrets.yml` text.
+    ///
+    /// # Panics
+    /// If the text is not a valid secrets list.
+    #[must_use]
+    pub fn secrets(mut self, yaml: &str) -> Self {
+        self.secrets = Secrets::parse(yaml, "secrets.yml", &std::collections::BTreeMap::new())
+            .expect("valid secrets");
         self
     }
 
@@ -125,13 +139,17 @@ impl Harness {
     /// If the flow does not load or its params are refused (use [`Harness::load`] to test
     /// load errors).
     pub async fn run(self) -> Report {
-        let flow = Arc::new(self.load().unwrap_or_else(|p| panic!("flow does not load:\n{}", p.join("\n"))));
+        let flow = Arc::new(
+            self.load()
+                .unwrap_or_else(|p| panic!("flow does not load:\n{}", p.join("\n"))),
+        );
         let store = Arc::new(MemoryStore::new());
         let mut config = EngineConfig::new(self.files());
         config.kill_grace = self.kill_grace;
-        config.env = std::iter::once(("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()))
-            .collect();
-        let engine = Engine::new(store.clone(), config);
+        config.env =
+            std::iter::once(("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()))
+                .collect();
+        let engine = Engine::new(store.clone(), config).with_secrets(&self.secrets);
         let mut request = RunRequest::new(self.params.clone());
         request.input = self.input.clone();
         let run = engine.accept(&flow, request).await.expect("run accepted");
@@ -143,10 +161,18 @@ impl Harness {
                 token.cancel();
             });
         }
-        let run = engine.execute(flow, run, cancel, None).await.expect("run recorded");
+        let run = engine
+            .execute(flow, run, cancel, None)
+            .await
+            .expect("run recorded");
         let steps = store.step_runs(&run.id).await.expect("step runs");
         let logs = store.logs(&run.id, None).await.expect("logs");
-        Report { run, steps, logs, dir: self.dir }
+        Report {
+            run,
+            steps,
+            logs,
+            dir: self.dir,
+        }
     }
 }
 
@@ -173,7 +199,11 @@ impl Report {
     /// If the status differs.
     #[track_caller]
     pub fn assert_status(&self, status: RunStatus) -> &Self {
-        assert_eq!(self.run.status, status, "run: {:#?}\nsteps: {:#?}", self.run, self.steps);
+        assert_eq!(
+            self.run.status, status,
+            "run: {:#?}\nsteps: {:#?}",
+            self.run, self.steps
+        );
         self
     }
 
@@ -183,7 +213,12 @@ impl Report {
     /// If the value differs.
     #[track_caller]
     pub fn assert_data(&self, key: &str, expected: Value) -> &Self {
-        assert_eq!(self.run.data.get(key), Some(&expected), "data: {:#}", self.run.data);
+        assert_eq!(
+            self.run.data.get(key),
+            Some(&expected),
+            "data: {:#}",
+            self.run.data
+        );
         self
     }
 
@@ -212,6 +247,11 @@ impl Report {
 
     /// The log lines of a step, joined by newlines.
     pub fn log_text(&self, step: &str) -> String {
-        self.logs.iter().filter(|l| l.step == step).map(|l| l.line.as_str()).collect::<Vec<_>>().join("\n")
+        self.logs
+            .iter()
+            .filter(|l| l.step == step)
+            .map(|l| l.line.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

@@ -56,7 +56,7 @@ impl Engine {
             .name("params", Value::Object(params.clone()))
             .name("env", json!(env))
             .name("state", json!({}))
-            .name("secrets", json!({}))
+            .name("secrets", (*self.secrets).clone())
             .name("run", json!({"id": "dryrun", "flow": flow.name, "trigger": request.trigger.kind, "callback_url": null}))
             .build();
         let steps = flow

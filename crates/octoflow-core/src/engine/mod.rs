@@ -26,6 +26,7 @@ pub use redact::{MASK, Redactor};
 use crate::expr::{Scope, Tpl};
 use crate::flow::{Flow, ParamError};
 use crate::fs::FilesRoot;
+use crate::secrets::Secrets;
 use crate::step::StepServices;
 use crate::store::{Run, RunId, RunStatus, Store, StoreError, TriggerInfo};
 
@@ -107,6 +108,8 @@ pub struct Engine {
     config: Arc<EngineConfig>,
     services: Arc<StepServices>,
     redactor: Redactor,
+    /// `secrets` as templates see it.
+    secrets: Arc<Value>,
 }
 
 impl Engine {
@@ -123,14 +126,22 @@ impl Engine {
             config: Arc::new(config),
             services: Arc::new(services),
             redactor: Redactor::default(),
+            secrets: Arc::new(Value::Object(Map::new())),
         }
     }
 
-    /// Redacts these values from everything the engine records.
+    /// Makes `secrets` available to templates, and redacts their values from everything the
+    /// engine records.
     #[must_use]
-    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
-        self.redactor = redactor;
+    pub fn with_secrets(mut self, secrets: &Secrets) -> Self {
+        self.redactor = secrets.redactor();
+        self.secrets = Arc::new(secrets.to_scope_value());
         self
+    }
+
+    /// The redactor of this engine's secrets.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The store.

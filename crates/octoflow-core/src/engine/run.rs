@@ -123,7 +123,7 @@ impl<'e> Execution<'e> {
             ("params", self.run.params.clone()),
             ("env", json!(services.env)),
             ("state", json!({})),
-            ("secrets", json!({})),
+            ("secrets", (*self.engine.secrets).clone()),
             (
                 "run",
                 json!({

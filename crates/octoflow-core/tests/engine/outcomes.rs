@@ -202,3 +202,29 @@ async fn spooler_reserved_data_keys_are_present() {
     let expected = format!("{}|1|14", report.run.id);
     assert_eq!(report.run.data["a"], json!(expected));
 }
+
+#[tokio::test]
+async fn secrets_reach_templates_but_never_the_record() {
+    let report = Harness::new(registry(counter()))
+        .secrets("- { name: api, type: token, token: tok-12345 }")
+        .flow(
+            r"
+steps:
+  - name: header
+    echo: { value: 'Bearer {{ secrets.api.token }}' }
+  - name: url
+    echo: { value: 'postgres://app:pw-9876@db:5432/x' }
+  - name: boom
+    fail: { message: 'refused tok-12345' }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Failed)
+        .assert_data("header", json!("Bearer ***"))
+        .assert_data("url", json!("postgres://***@db:5432/x"));
+    let all = format!("{:?}{:?}{:?}", report.run, report.steps, report.logs);
+    assert!(!all.contains("tok-12345") && !all.contains("pw-9876"), "{all}");
+    assert_eq!(report.run.error.as_ref().unwrap().message, "refused ***");
+}

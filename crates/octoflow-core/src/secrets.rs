@@ -1,0 +1,226 @@
+//! Secrets (SPEC §10): `secrets.yml` is a list of named credentials. Resolved values are
+//! [`Secret`]s — printed as `***` — and every one of them is handed to the engine's
+//! [`Redactor`] so it never reaches a log, a result or an error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::engine::Redactor;
+
+/// A value that must not be shown: `Debug`, `Display` and `Serialize` print `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a value.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The value itself, for the one place that must use it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::engine::MASK)
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::engine::MASK)
+    }
+}
+
+impl<T> Serialize for Secret<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(crate::engine::MASK)
+    }
+}
+
+/// One entry of `secrets.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+enum SecretSpec {
+    Credential { name: String, username: String, password: Secret<String> },
+    Token { name: String, token: Secret<String> },
+    ApiKey {
+        name: String,
+        key: Secret<String>,
+        #[serde(default)]
+        header: Option<String>,
+    },
+    Value { name: String, value: Secret<String> },
+    Env { name: String, env: String },
+}
+
+/// Why `secrets.yml` could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsError {
+    /// The file is not a valid secrets list.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// What is wrong (never a secret value).
+        message: String,
+    },
+    /// An `env` secret names a variable that is not set.
+    #[error("secret `{name}` reads environment variable `{var}`, which is not set")]
+    MissingEnv {
+        /// The secret.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+}
+
+/// Every resolved secret, by name and field.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    entries: BTreeMap<String, BTreeMap<&'static str, Secret<String>>>,
+    /// Fields that are not secret themselves (a credential's `username`, a key's header).
+    plain: BTreeMap<String, BTreeMap<&'static str, String>>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.entries.keys()).finish()
+    }
+}
+
+impl Secrets {
+    /// Parses `secrets.yml` text; `env` resolves `type: env` secrets.
+    pub fn parse(text: &str, file: &str, env: &BTreeMap<String, String>) -> Result<Self, SecretsError> {
+        let invalid = |message: String| SecretsError::Invalid { file: file.to_owned(), message };
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let specs: Vec<SecretSpec> = serde_saphyr::from_str::<Option<Vec<SecretSpec>>>(text)
+            .map_err(|e| invalid(scrub(&e.to_string())))?
+            .unwrap_or_default();
+        let mut secrets = Self::default();
+        for spec in specs {
+            let (name, fields, plain): (String, Vec<(&'static str, Secret<String>)>, Vec<(&'static str, String)>) =
+                match spec {
+                    SecretSpec::Credential { name, username, password } => {
+                        (name, vec![("password", password)], vec![("username", username)])
+                    }
+                    SecretSpec::Token { name, token } => (name, vec![("token", token)], vec![]),
+                    SecretSpec::ApiKey { name, key, header } => {
+                        let header = header.unwrap_or_else(|| "X-API-Key".to_owned());
+                        (name, vec![("key", key)], vec![("header", header)])
+                    }
+                    SecretSpec::Value { name, value } => (name, vec![("value", value)], vec![]),
+                    SecretSpec::Env { name, env: var } => {
+                        let value = env
+                            .get(&var)
+                            .ok_or_else(|| SecretsError::MissingEnv { name: name.clone(), var: var.clone() })?;
+                        (name, vec![("value", Secret::new(value.clone()))], vec![])
+                    }
+                };
+            if secrets.entries.contains_key(&name) {
+                return Err(invalid(format!("secret `{name}` is defined twice")));
+            }
+            secrets.entries.insert(name.clone(), fields.into_iter().collect());
+            secrets.plain.insert(name, plain.into_iter().collect());
+        }
+        Ok(secrets)
+    }
+
+    /// A secret's field, such as `password` of `jira`.
+    pub fn field(&self, name: &str, field: &str) -> Option<&Secret<String>> {
+        self.entries.get(name)?.get(field)
+    }
+
+    /// A secret's non-secret field, such as `username`.
+    pub fn plain_field(&self, name: &str, field: &str) -> Option<&str> {
+        self.plain.get(name)?.get(field).map(String::as_str)
+    }
+
+    /// Whether a secret of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// A redactor for every secret value.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(
+            self.entries.values().flat_map(|fields| fields.values().map(|s| s.expose().clone())),
+        )
+    }
+
+    /// `secrets` as templates see it: `secrets.<name>.<field>`.
+    pub fn to_scope_value(&self) -> Value {
+        let mut all = Map::new();
+        for (name, fields) in &self.entries {
+            let mut entry: Map<String, Value> =
+                fields.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.expose().clone()))).collect();
+            if let Some(plain) = self.plain.get(name) {
+                entry.extend(plain.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.clone()))));
+            }
+            all.insert(name.clone(), Value::Object(entry));
+        }
+        Value::Object(all)
+    }
+}
+
+/// Parser messages may quote the document; keep only the first line and no values.
+fn scrub(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("invalid secrets file");
+    if first.contains("unknown variant") {
+        let variants = "credential, token, api-key, value, env";
+        return format!("unknown secret type; use one of {variants}");
+    }
+    first.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "
+- { name: jira, type: credential, username: bot, password: s3cret }
+- { name: api,  type: token, token: abc123 }
+- { name: salt, type: value, value: '$2b$12$abcdefghijklmnopqrstuv' }
+- { name: db,   type: env, env: DB_PASSWORD }
+- { name: key,  type: api-key, key: k-999 }
+";
+
+    fn env() -> BTreeMap<String, String> {
+        [("DB_PASSWORD".to_owned(), "pg-pass".to_owned())].into_iter().collect()
+    }
+
+    #[test]
+    fn resolves_every_type() {
+        let s = Secrets::parse(FILE, "secrets.yml", &env()).unwrap();
+        assert_eq!(s.field("jira", "password").unwrap().expose(), "s3cret");
+        assert_eq!(s.plain_field("jira", "username"), Some("bot"));
+        assert_eq!(s.field("db", "value").unwrap().expose(), "pg-pass");
+        assert_eq!(s.plain_field("key", "header"), Some("X-API-Key"));
+        assert_eq!(format!("{:?}", s.field("api", "token").unwrap()), "***");
+        let r = s.redactor();
+        assert_eq!(r.text("s3cret abc123 pg-pass k-999 bot"), "*** *** *** *** bot");
+    }
+
+    #[test]
+    fn missing_env_and_bad_types_are_errors_without_values() {
+        let err = Secrets::parse(FILE, "secrets.yml", &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.to_string(), "secret `db` reads environment variable `DB_PASSWORD`, which is not set");
+        let err = Secrets::parse("- { name: x, type: vault, password: hunter22 }", "s.yml", &env()).unwrap_err();
+        assert!(!err.to_string().contains("hunter22"), "{err}");
+        assert!(err.to_string().contains("unknown secret type"), "{err}");
+    }
+}
