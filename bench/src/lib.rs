@@ -1,1 +1,1 @@
-//! Benchmarks live in benches/.
+//! Benchmarks of the octoflow engine; the benches themselves are in `benches/`.
