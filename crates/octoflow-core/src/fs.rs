@@ -142,14 +142,20 @@ fn resolve_links(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-/// Writes a file atomically: a temporary file beside it, then a rename.
+/// Writes a file atomically: a temporary file beside it, then a rename. A replaced file keeps
+/// its permissions; a new one is readable by all (0644), as `open` with the usual umask gives.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".octoflow-")
-        .tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".octoflow-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    let permissions = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions(),
+        Err(_) => std::fs::Permissions::from_mode(0o644),
+    };
+    tmp.as_file().set_permissions(permissions)?;
     tmp.as_file().sync_data()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -199,5 +205,7 @@ mod tests {
         write_atomic(p.as_path(), b"one").unwrap();
         write_atomic(p.as_path(), b"two").unwrap();
         assert_eq!(std::fs::read_to_string(p.as_path()).unwrap(), "two");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p.as_path()).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o644);
     }
 }

@@ -19,3 +19,4 @@ pub mod fs;
 pub mod secrets;
 pub mod step;
 pub mod store;
+pub mod yaml;

@@ -61,6 +61,9 @@ enum SecretSpec {
     Env { name: String, env: String },
 }
 
+/// A resolved entry: its name, its secret fields and its plain fields.
+type Resolved = (String, Vec<(&'static str, Secret<String>)>, Vec<(&'static str, String)>);
+
 /// Why `secrets.yml` could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
@@ -103,12 +106,12 @@ impl Secrets {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let specs: Vec<SecretSpec> = serde_saphyr::from_str::<Option<Vec<SecretSpec>>>(text)
+        let specs: Vec<SecretSpec> = crate::yaml::from_str::<Option<Vec<SecretSpec>>>(text)
             .map_err(|e| invalid(scrub(&e.to_string())))?
             .unwrap_or_default();
         let mut secrets = Self::default();
         for spec in specs {
-            let (name, fields, plain): (String, Vec<(&'static str, Secret<String>)>, Vec<(&'static str, String)>) =
+            let (name, fields, plain): Resolved =
                 match spec {
                     SecretSpec::Credential { name, username, password } => {
                         (name, vec![("password", password)], vec![("username", username)])

@@ -17,5 +17,12 @@ mod sleep;
 
 /// Adds every built-in leaf kind to `registry`.
 pub fn register_builtin(registry: &mut Registry) {
-    let _ = registry;
+    registry.register(exec::Exec);
+    registry.register(file::File);
+    registry.register(jq::Jq);
+    registry.register(jinja::Jinja);
+    registry.register(set_fact::SetFact);
+    registry.register(debug::Debug);
+    registry.register(sleep::Sleep);
+    registry.register(exit::Exit);
 }

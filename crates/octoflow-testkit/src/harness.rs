@@ -58,7 +58,7 @@ impl Harness {
     /// The flow's YAML (a `name` is added when missing).
     #[must_use]
     pub fn flow(mut self, yaml: &str) -> Self {
-        self.yaml = yaml.to_owned();
+        yaml.clone_into(&mut self.yaml);
         self
     }
 
@@ -146,8 +146,12 @@ impl Harness {
         let store = Arc::new(MemoryStore::new());
         let mut config = EngineConfig::new(self.files());
         config.kill_grace = self.kill_grace;
+        // Test processes need PATH to find programs; the harness stands in for the binary's
+        // config module here.
+        #[allow(clippy::disallowed_methods)]
+        let path = std::env::var("PATH").unwrap_or_default();
         config.env =
-            std::iter::once(("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()))
+            std::iter::once(("PATH".to_owned(), path))
                 .collect();
         let engine = Engine::new(store.clone(), config).with_secrets(&self.secrets);
         let mut request = RunRequest::new(self.params.clone());
@@ -212,6 +216,7 @@ impl Report {
     /// # Panics
     /// If the value differs.
     #[track_caller]
+    #[allow(clippy::needless_pass_by_value)] // `json!(…)` at the call site reads best
     pub fn assert_data(&self, key: &str, expected: Value) -> &Self {
         assert_eq!(
             self.run.data.get(key),

@@ -1,6 +1,10 @@
 //! Test helpers for octoflow, used only as a dev-dependency:
 //!
 //! - [`harness`]: run inline YAML flows through the real engine and assert on the run;
-//! - the CLI builder and the store conformance suite live in their own modules.
+//! - [`store`]: the store conformance suite every backend runs through
+//!   [`store_conformance!`];
+//! - the CLI builder lives in its own module.
 
+pub mod cli;
 pub mod harness;
+pub mod store;

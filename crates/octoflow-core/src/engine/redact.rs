@@ -41,11 +41,10 @@ impl Redactor {
                 out = Cow::Owned(out.replace(secret.as_str(), MASK));
             }
         }
-        if out.contains("://") {
-            if let Cow::Owned(masked) = URL_CREDENTIALS.replace_all(&out, "${1}***@") {
+        if out.contains("://")
+            && let Cow::Owned(masked) = URL_CREDENTIALS.replace_all(&out, "${1}***@") {
                 out = Cow::Owned(masked);
             }
-        }
         out
     }
 

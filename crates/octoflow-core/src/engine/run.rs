@@ -98,27 +98,16 @@ impl<'e> Execution<'e> {
         builder.build()
     }
 
-    pub(super) async fn run(mut self) -> Result<Run, StoreError> {
+    /// Marks the run `running`, makes its workspace and the names templates see.
+    async fn start(&mut self) -> Result<(RunInfo, StepServices), StoreError> {
         let started_at = Utc::now();
-        let workdir = self
-            .engine
-            .config
-            .files
-            .data_dir()
-            .join("runs")
-            .join(self.run.id.to_string());
+        let workdir = self.engine.config.files.data_dir().join("runs").join(self.run.id.to_string());
         if let Err(error) = tokio::fs::create_dir_all(&workdir).await {
             tracing::warn!(run_id = %self.run.id, error = %error, "Cannot create the run's workspace.");
         }
-        let info = RunInfo {
-            id: self.run.id,
-            flow: self.flow.name.clone(),
-            workdir: workdir.clone(),
-        };
+        let info = RunInfo { id: self.run.id, flow: self.flow.name.clone(), workdir: workdir.clone() };
         let mut services: StepServices = (*self.engine.services).clone();
-        services
-            .env
-            .extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        services.env.extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.names = vec![
             ("params", self.run.params.clone()),
             ("env", json!(services.env)),
@@ -146,9 +135,12 @@ impl<'e> Execution<'e> {
         self.run.started_at = Some(started_at);
         self.run.node = update.node;
         self.emit(&RunEvent::RunStarted(&self.run));
+        Ok((info, services))
+    }
 
-        let (log_tx, log_task) =
-            logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
+    pub(super) async fn run(mut self) -> Result<Run, StoreError> {
+        let (info, services) = self.start().await?;
+        let (log_tx, log_task) = logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
         let run_token = self.cancel.child_token();
         let run_timed_out = AtomicBool::new(false);
         let observer = self.observer.clone();
@@ -164,64 +156,39 @@ impl<'e> Execution<'e> {
         };
 
         let flow = self.flow.clone();
-        let (halt, mut failure, skipped) = self
-            .run_graph(&runner, &flow, &run_token, &run_timed_out)
-            .await?;
-
-        let mut status = match (&halt, &failure) {
-            (Some(Halt::Cancelled), _) => RunStatus::Cancelled,
-            (Some(Halt::TimedOut), _) => RunStatus::TimedOut,
-            (_, Some(_)) => RunStatus::Failed,
-            _ => RunStatus::Succeeded,
-        };
-        match status {
-            RunStatus::Cancelled => {
-                failure = Some(RunError {
-                    step: None,
-                    message: "cancelled".to_owned(),
-                })
-            }
-            RunStatus::TimedOut => {
-                let limit = flow.timeout.map(format_duration).unwrap_or_default();
-                failure = Some(RunError {
-                    step: None,
-                    message: format!("run timed out after {limit}"),
-                });
-            }
-            _ => {}
-        }
-
+        let (halt, failure, skipped) = self.run_graph(&runner, &flow, &run_token, &run_timed_out).await?;
+        let (mut status, mut failure) = final_status(halt.as_ref(), failure, &flow);
         if matches!(status, RunStatus::Failed | RunStatus::TimedOut) {
             // Recovery steps get their own token: the run's may be cancelled by its timeout.
             let token = self.cancel.child_token();
-            let recovery = StepRunner {
-                token: &token,
-                ..runner
-            };
-            self.run_recovery(&recovery, &flow, skipped, failure.as_ref())
-                .await?;
+            let recovery = StepRunner { token: &token, ..runner };
+            self.run_recovery(&recovery, &flow, skipped, failure.as_ref()).await?;
         }
         if self.cancel.is_cancelled() && status == RunStatus::Succeeded {
             status = RunStatus::Cancelled;
-            failure = Some(RunError {
-                step: None,
-                message: "cancelled".to_owned(),
-            });
+            failure = Some(RunError { step: None, message: "cancelled".to_owned() });
         }
 
         drop(log_tx);
         if let Err(error) = log_task.await {
             tracing::warn!(run_id = %self.run.id, error = %error, "Log writer ended abnormally.");
         }
-        let finished_at = Utc::now();
-        let data = self
-            .engine
-            .redactor
-            .value(&Value::Object((*self.data).clone()));
         let message = match &halt {
             Some(Halt::Exit(m)) => Some(self.engine.redactor.text(m).into_owned()),
             _ => None,
         };
+        self.finish(status, failure, message).await
+    }
+
+    /// Records the run's end.
+    async fn finish(
+        mut self,
+        status: RunStatus,
+        failure: Option<RunError>,
+        message: Option<String>,
+    ) -> Result<Run, StoreError> {
+        let finished_at = Utc::now();
+        let data = self.engine.redactor.value(&Value::Object((*self.data).clone()));
         let mut update = RunUpdate::status(self.run.id, status);
         update.finished_at = Some(finished_at);
         update.error = failure.clone();
@@ -340,8 +307,8 @@ impl<'e> Execution<'e> {
         if let Some(value) = outcome.value {
             data.insert(step.result_key.clone(), value);
         }
-        if let Some(error) = outcome.error {
-            if matches!(
+        if let Some(error) = outcome.error
+            && matches!(
                 outcome.status,
                 StepStatus::Failed | StepStatus::TimedOut | StepStatus::Ignored
             ) {
@@ -356,7 +323,6 @@ impl<'e> Execution<'e> {
                     data.insert("__errors__".to_owned(), Value::Array(vec![entry]));
                 }
             }
-        }
     }
 
     /// After a failure: the spooler's `finally_step` (when it was skipped), then `on_failure`.
@@ -367,14 +333,12 @@ impl<'e> Execution<'e> {
         skipped: Vec<usize>,
         failure: Option<&RunError>,
     ) -> Result<(), StoreError> {
-        if let Some(name) = &flow.finally_step {
-            if let Some(i) = flow.steps.iter().position(|s| &s.name == name) {
-                if skipped.contains(&i) {
+        if let Some(name) = &flow.finally_step
+            && let Some(i) = flow.steps.iter().position(|s| &s.name == name)
+                && skipped.contains(&i) {
                     let outcome = runner.run(&flow.steps[i], self.scope(), true).await?;
                     self.apply(&flow.steps[i], outcome);
                 }
-            }
-        }
         let error = json!({
             "step": failure.and_then(|f| f.step.clone()),
             "message": failure.map(|f| f.message.clone()).unwrap_or_default(),
@@ -401,4 +365,20 @@ fn dependencies(steps: &[Step]) -> Vec<Vec<usize>> {
                 .collect(),
         })
         .collect()
+}
+
+/// The run's status from why it halted and its first failure.
+fn final_status(halt: Option<&Halt>, failure: Option<RunError>, flow: &Flow) -> (RunStatus, Option<RunError>) {
+    match (halt, failure) {
+        (Some(Halt::Cancelled), _) => {
+            (RunStatus::Cancelled, Some(RunError { step: None, message: "cancelled".to_owned() }))
+        }
+        (Some(Halt::TimedOut), _) => {
+            let limit = flow.timeout.map(format_duration).unwrap_or_default();
+            let message = format!("run timed out after {limit}");
+            (RunStatus::TimedOut, Some(RunError { step: None, message }))
+        }
+        (_, Some(failure)) => (RunStatus::Failed, Some(failure)),
+        (_, None) => (RunStatus::Succeeded, None),
+    }
 }

@@ -1,5 +1,6 @@
 //! The shared Jinja environment: strict undefined, bounded CPU, octoflow's filters.
 
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use minijinja::{Environment, Expression, UndefinedBehavior};
@@ -53,13 +54,12 @@ impl ExprError {
             .map(str::trim)
             .filter(|s| !s.is_empty() && s.len() <= 80);
         if let Some(snippet) = snippet.filter(|s| !message.contains(&format!("`{s}`"))) {
-            message.push_str(&format!(" in `{snippet}`"));
+            let _ = write!(message, " in `{snippet}`");
         }
-        if let Some(line) = err.line() {
-            if line > 1 {
-                message.push_str(&format!(" (template line {line})"));
+        if let Some(line) = err.line()
+            && line > 1 {
+                let _ = write!(message, " (template line {line})");
             }
-        }
         Self { message }
     }
 }

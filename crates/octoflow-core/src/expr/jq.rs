@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use jaq_core::load::{Arena, File, Loader};
+use jaq_core::compile::Undefined;
+use jaq_core::load::{self, Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::{Num, Val};
 use serde::Deserialize;
@@ -50,13 +51,13 @@ impl JqProgram {
                 },
             )
             .map_err(|errs| JqError {
-                message: format!("cannot parse `{source}`: {}", describe(&errs)),
+                message: format!("cannot parse `{source}`: {}", describe_load(&errs)),
             })?;
         let filter = Compiler::default()
             .with_funs(funs)
             .compile(modules)
             .map_err(|errs| JqError {
-                message: format!("cannot compile `{source}`: {}", describe(&errs)),
+                message: format!("cannot compile `{source}`: {}", describe_compile(&errs)),
             })?;
         Ok(Self {
             source: source.to_owned(),
@@ -98,13 +99,44 @@ impl JqProgram {
     }
 }
 
-fn describe<T: fmt::Debug>(errs: &[T]) -> String {
-    let text = format!("{errs:?}");
-    if text.len() > 300 {
-        format!("{}…", text.chars().take(300).collect::<String>())
-    } else {
-        text
+/// The text near an error: the start of what the parser found, or "end of input".
+fn near(found: &str) -> String {
+    let text: String = found.chars().take(20).collect();
+    if text.trim().is_empty() { "end of input".to_owned() } else { format!("`{}`", text.trim()) }
+}
+
+fn describe_load(errs: &[(File<&str, ()>, load::Error<&str>)]) -> String {
+    let mut out = Vec::new();
+    for (_, err) in errs {
+        match err {
+            load::Error::Io(items) => {
+                out.extend(items.iter().map(|(name, msg)| format!("cannot load `{name}`: {msg}")));
+            }
+            load::Error::Lex(items) => out.extend(
+                items.iter().map(|(expect, found)| format!("expected {} near {}", expect.as_str(), near(found))),
+            ),
+            load::Error::Parse(items) => out.extend(
+                items.iter().map(|(expect, found)| format!("expected {} near {}", expect.as_str(), near(found))),
+            ),
+        }
     }
+    out.join("; ")
+}
+
+fn describe_compile(errs: &jaq_core::compile::Errors<&str, ()>) -> String {
+    let mut out = Vec::new();
+    for (_, items) in errs {
+        for (name, what) in items {
+            out.push(match what {
+                Undefined::Var => format!("undefined variable `${name}`"),
+                Undefined::Filter(arity) => format!("undefined filter `{name}/{arity}`"),
+                Undefined::Mod => format!("undefined module `{name}`"),
+                Undefined::Label => format!("undefined label `{name}`"),
+                _ => format!("undefined `{name}`"),
+            });
+        }
+    }
+    out.join("; ")
 }
 
 /// Converts a jq value back to JSON.
@@ -173,8 +205,11 @@ mod tests {
 
     #[test]
     fn bad_programs_fail_to_compile() {
-        assert!(JqProgram::compile(".[ | ").is_err());
-        assert!(JqProgram::compile("nosuchfn(1)").is_err());
+        let err = JqProgram::compile(".[ | ").unwrap_err().to_string();
+        assert!(err.starts_with("jq: cannot parse `.[ | `: expected "), "{err}");
+        assert!(!err.contains("File {"), "{err}");
+        let err = JqProgram::compile("nosuchfn(1)").unwrap_err().to_string();
+        assert_eq!(err, "jq: cannot compile `nosuchfn(1)`: undefined filter `nosuchfn/1`");
     }
 
     #[test]

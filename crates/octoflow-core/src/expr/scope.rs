@@ -63,6 +63,7 @@ impl Scope {
     }
 
     /// A copy of this scope with one more name (for `item`, `index`, `error`).
+    #[must_use]
     pub fn with_name(&self, name: &str, value: Value) -> Scope {
         let mut names = self.inner.names.clone();
         names.insert(name.to_owned(), value);
@@ -85,11 +86,10 @@ impl Object for Inner {
         if key == "data" {
             return Some(minijinja::Value::from(minijinja::value::Serde(&*self.data)));
         }
-        if key == "env" {
-            if let Some(Value::Object(vars)) = self.names.get("env") {
+        if key == "env"
+            && let Some(Value::Object(vars)) = self.names.get("env") {
                 return Some(minijinja::Value::from_object(EnvVars(vars.clone())));
             }
-        }
         self.names
             .get(key)
             .or_else(|| self.data.get(key))

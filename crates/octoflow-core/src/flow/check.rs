@@ -18,7 +18,7 @@ use crate::expr::{Expr, JqProgram, RESERVED_NAMES};
 use crate::flow::load::flow_version;
 use crate::flow::model::OnInterrupt;
 use crate::step::clean_serde_message;
-use crate::step::{CheckCx, Registry};
+use crate::step::{CheckCx, PreparedStep, Registry};
 
 /// The fields a flow file may have at its top level.
 pub const FLOW_FIELDS: &[&str] = &[
@@ -176,21 +176,7 @@ pub(crate) fn check_document(
     let finally_step = root
         .get("finally_step")
         .and_then(|v| c.field::<String>(v, "finally_step"));
-    if let Some(target) = &finally_step {
-        if !steps.iter().any(|s| &s.name == target) {
-            c.problem("finally_step", unknown_step_message(target, &steps));
-        }
-    }
-    for (i, step) in steps.iter().enumerate() {
-        if let Some(target) = &step.on_error_goto {
-            if !steps.iter().any(|s| &s.name == target) {
-                c.problem(
-                    format!("steps[{i}].on_error_goto"),
-                    unknown_step_message(target, &steps),
-                );
-            }
-        }
-    }
+    check_targets(&mut c, &steps, finally_step.as_deref());
 
     if !c.problems.is_empty() {
         return Err(c.problems);
@@ -239,12 +225,9 @@ fn check_name(
 ) -> Option<String> {
     let name = match root.get("name") {
         Some(v) => c.field::<String>(v, "name")?,
-        None => match stem {
-            Some(stem) => stem.to_owned(),
-            None => {
-                c.problem("name", "a flow given as text needs a `name`");
-                return None;
-            }
+        None => if let Some(stem) = stem { stem.to_owned() } else {
+            c.problem("name", "a flow given as text needs a `name`");
+            return None;
         },
     };
     if !is_valid_flow_name(&name) {
@@ -284,11 +267,10 @@ fn check_params(c: &mut Checker<'_>, value: Option<&Value>) -> Option<Params> {
 
 fn check_schedules(c: &mut Checker<'_>, root: &Map<String, Value>) -> Vec<Schedule> {
     let mut out = Vec::new();
-    if let Some(v) = root.get("schedule") {
-        if let Some(s) = c.field::<Schedule>(v, "schedule") {
+    if let Some(v) = root.get("schedule")
+        && let Some(s) = c.field::<Schedule>(v, "schedule") {
             push_schedule(c, s, "schedule", &mut out);
         }
-    }
     let cron = root.get("cron").and_then(|v| c.field::<String>(v, "cron"));
     let every = root
         .get("every_seconds")
@@ -340,8 +322,8 @@ fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = format!("triggers[{i}]");
-        if let Some(Value::Object(m)) = Some(item) {
-            if let Some(key) = m
+        if let Some(Value::Object(m)) = Some(item)
+            && let Some(key) = m
                 .keys()
                 .find(|k| !["schedule", "webhook", "watch", "flow"].contains(&k.as_str()))
             {
@@ -350,7 +332,6 @@ fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
                 c.problem(join_key(&path, key), message);
                 continue;
             }
-        }
         let Some(trigger) = c.field::<Trigger>(item, &path) else {
             continue;
         };
@@ -374,11 +355,10 @@ fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
 
 fn check_concurrency(c: &mut Checker<'_>, value: &Value) -> Option<Concurrency> {
     let spec = c.field::<ConcurrencySpec>(value, "concurrency")?;
-    if let Some(key) = &spec.key {
-        if let Err(e) = crate::expr::Tpl::<String>::from_value(Value::String(key.clone())) {
+    if let Some(key) = &spec.key
+        && let Err(e) = crate::expr::Tpl::<String>::from_value(Value::String(key.clone())) {
             c.problem("concurrency.key", e);
         }
-    }
     let limit = spec.limit.unwrap_or(1);
     if limit == 0 {
         c.problem("concurrency.limit", "must be at least 1");
@@ -436,110 +416,11 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         return None;
     };
     let before = c.problems.len();
-    let name = match map.get("name") {
-        Some(v) => c.field::<String>(v, &format!("{path}.name")),
-        None => {
-            c.problem(path, "a step needs a `name`");
-            None
-        }
-    };
-    if let Some(n) = &name {
-        if n.is_empty()
-            || !n
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
-        {
-            c.problem(
-                format!("{path}.name"),
-                format!("invalid step name `{n}`; use letters, digits, `_`, `.` and `-`"),
-            );
-        }
-    }
+    let name = check_step_name(c, &map, path);
     let label = name.clone().unwrap_or_else(|| path.to_owned());
 
-    // The kind: `type`, or the one key that names a kind.
-    let declared = map
-        .get("type")
-        .and_then(|v| c.field::<String>(v, &format!("{path}.type")));
-    let kind_keys: Vec<String> = map
-        .keys()
-        .filter(|k| !STEP_FIELDS.contains(&k.as_str()) && c.registry.contains(k))
-        .cloned()
-        .collect();
-    for key in map.keys() {
-        if !STEP_FIELDS.contains(&key.as_str()) && !c.registry.contains(key) {
-            let candidates: Vec<&str> = STEP_FIELDS
-                .iter()
-                .copied()
-                .chain(c.registry.names())
-                .collect();
-            let message = unknown_field(&format!("step `{label}`"), key, candidates);
-            c.problem(join_key(path, key), message);
-        }
-    }
-    let kind = match (&declared, kind_keys.as_slice()) {
-        (Some(t), _) if !c.registry.contains(t) => {
-            let message = match super::suggest(t, c.registry.names()) {
-                Some(s) => format!("unknown step kind `{t}`; did you mean `{s}`?"),
-                None => format!("unknown step kind `{t}`"),
-            };
-            c.problem(format!("{path}.type"), message);
-            None
-        }
-        (Some(t), keys) => {
-            if let Some(other) = keys.iter().find(|k| *k != t) {
-                c.problem(
-                    join_key(path, other),
-                    format!("step `{label}` is of type `{t}` but has a `{other}` block"),
-                );
-            }
-            Some(t.clone())
-        }
-        (None, [one]) => Some(one.clone()),
-        (None, []) => {
-            c.problem(
-                path,
-                format!("step `{label}` needs a `type` or a kind block such as `exec:`"),
-            );
-            None
-        }
-        (None, many) => {
-            c.problem(
-                path,
-                format!(
-                    "step `{label}` has several kind blocks ({}); keep one",
-                    many.join(", ")
-                ),
-            );
-            None
-        }
-    };
-
-    let prepared = kind.as_deref().and_then(|k| {
-        let block = map.remove(k).unwrap_or(Value::Object(Map::new()));
-        let block = if block.is_null() {
-            Value::Object(Map::new())
-        } else {
-            block
-        };
-        let block_path = join_key(path, k);
-        match c.registry.prepare(k, &block, c.cx)? {
-            Ok(prepared) => Some((c.registry.names().find(|n| *n == k)?, block, prepared)),
-            Err(problems) => {
-                for p in problems {
-                    let full = if p.path.is_empty() {
-                        block_path.clone()
-                    } else if p.path.starts_with('[') {
-                        format!("{block_path}{}", p.path)
-                    } else {
-                        format!("{block_path}.{}", p.path)
-                    };
-                    c.problem(full, p.message);
-                }
-                None
-            }
-        }
-    });
+    let kind = step_kind(c, &map, path, &label);
+    let prepared = kind.as_deref().and_then(|k| prepare_block(c, &mut map, path, k));
 
     let when = map
         .get("when")
@@ -549,8 +430,8 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         Some(v) => c.field::<String>(v, &format!("{path}.result_key")),
         None => name.clone(),
     };
-    if let Some(key) = &result_key {
-        if RESERVED_NAMES.contains(&key.as_str()) {
+    if let Some(key) = &result_key
+        && RESERVED_NAMES.contains(&key.as_str()) {
             let at = if map.contains_key("result_key") {
                 format!("{path}.result_key")
             } else {
@@ -561,7 +442,6 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
                 format!("`{key}` is a reserved name; choose another `result_key`"),
             );
         }
-    }
     let data_key = map
         .get("data_key")
         .and_then(|v| c.field::<String>(v, &format!("{path}.data_key")));
@@ -610,6 +490,110 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
     })
 }
 
+fn check_step_name(c: &mut Checker<'_>, map: &Map<String, Value>, path: &str) -> Option<String> {
+    let Some(v) = map.get("name") else {
+        c.problem(path, "a step needs a `name`");
+        return None;
+    };
+    let name = c.field::<String>(v, &format!("{path}.name"))?;
+    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch)) {
+        c.problem(
+            format!("{path}.name"),
+            format!("invalid step name `{name}`; use letters, digits, `_`, `.` and `-`"),
+        );
+    }
+    Some(name)
+}
+
+/// The step's kind: its `type`, or the one key that names a kind. Unknown keys are
+/// reported here too.
+fn step_kind(c: &mut Checker<'_>, map: &Map<String, Value>, path: &str, label: &str) -> Option<String> {
+    let declared = map
+        .get("type")
+        .and_then(|v| c.field::<String>(v, &format!("{path}.type")));
+    let kind_keys: Vec<String> = map
+        .keys()
+        .filter(|k| !STEP_FIELDS.contains(&k.as_str()) && c.registry.contains(k))
+        .cloned()
+        .collect();
+    for key in map.keys() {
+        if !STEP_FIELDS.contains(&key.as_str()) && !c.registry.contains(key) {
+            let candidates: Vec<&str> = STEP_FIELDS
+                .iter()
+                .copied()
+                .chain(c.registry.names())
+                .collect();
+            let message = unknown_field(&format!("step `{label}`"), key, candidates);
+            c.problem(join_key(path, key), message);
+        }
+    }
+    match (&declared, kind_keys.as_slice()) {
+        (Some(t), _) if !c.registry.contains(t) => {
+            let message = match super::suggest(t, c.registry.names()) {
+                Some(s) => format!("unknown step kind `{t}`; did you mean `{s}`?"),
+                None => format!("unknown step kind `{t}`"),
+            };
+            c.problem(format!("{path}.type"), message);
+            None
+        }
+        (Some(t), keys) => {
+            if let Some(other) = keys.iter().find(|k| *k != t) {
+                c.problem(
+                    join_key(path, other),
+                    format!("step `{label}` is of type `{t}` but has a `{other}` block"),
+                );
+            }
+            Some(t.clone())
+        }
+        (None, [one]) => Some(one.clone()),
+        (None, []) => {
+            c.problem(
+                path,
+                format!("step `{label}` needs a `type` or a kind block such as `exec:`"),
+            );
+            None
+        }
+        (None, many) => {
+            c.problem(
+                path,
+                format!(
+                    "step `{label}` has several kind blocks ({}); keep one",
+                    many.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Parses the kind block with the kind's own settings type.
+fn prepare_block(
+    c: &mut Checker<'_>,
+    map: &mut Map<String, Value>,
+    path: &str,
+    k: &str,
+) -> Option<(&'static str, Value, Arc<dyn PreparedStep>)> {
+    let block = map.remove(k).unwrap_or(Value::Object(Map::new()));
+    let block = if block.is_null() { Value::Object(Map::new()) } else { block };
+    let block_path = join_key(path, k);
+    match c.registry.prepare(k, &block, c.cx)? {
+        Ok(prepared) => Some((c.registry.names().find(|n| *n == k)?, block, prepared)),
+        Err(problems) => {
+            for p in problems {
+                let full = if p.path.is_empty() {
+                    block_path.clone()
+                } else if p.path.starts_with('[') {
+                    format!("{block_path}{}", p.path)
+                } else {
+                    format!("{block_path}.{}", p.path)
+                };
+                c.problem(full, p.message);
+            }
+            None
+        }
+    }
+}
+
 fn check_when(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Expr> {
     let items: Vec<(String, Value)> = match value {
         Value::Array(items) => items
@@ -654,11 +638,27 @@ fn check_regexes(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Regex> {
                     c.problem(
                         format!("{path}[{i}]"),
                         format!("invalid regex `{text}`: {e}"),
-                    )
+                    );
                 })
                 .ok()
         })
         .collect()
+}
+
+/// `finally_step` and every `on_error_goto` name steps of the flow.
+fn check_targets(c: &mut Checker<'_>, steps: &[Step], finally_step: Option<&str>) {
+    if let Some(target) = finally_step
+        && !steps.iter().any(|s| s.name == target)
+    {
+        c.problem("finally_step", unknown_step_message(target, steps));
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if let Some(target) = &step.on_error_goto
+            && !steps.iter().any(|s| &s.name == target)
+        {
+            c.problem(format!("steps[{i}].on_error_goto"), unknown_step_message(target, steps));
+        }
+    }
 }
 
 /// `depends` names known steps and the graph has no cycle.
@@ -714,32 +714,6 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
     // 0 = unvisited, 1 = on the stack, 2 = done.
     let mut state = vec![0u8; deps.len()];
     let mut stack = Vec::new();
-    fn visit(
-        n: usize,
-        deps: &[Vec<usize>],
-        state: &mut [u8],
-        stack: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
-        state[n] = 1;
-        stack.push(n);
-        for &d in &deps[n] {
-            if state[d] == 1 {
-                let start = stack.iter().position(|&s| s == d).unwrap_or(0);
-                let mut cycle: Vec<usize> = stack[start..].to_vec();
-                cycle.reverse();
-                cycle.push(cycle[0]);
-                return Some(cycle);
-            }
-            if state[d] == 0 {
-                if let Some(c) = visit(d, deps, state, stack) {
-                    return Some(c);
-                }
-            }
-        }
-        stack.pop();
-        state[n] = 2;
-        None
-    }
     (0..deps.len()).find_map(|n| {
         if state[n] == 0 {
             visit(n, deps, &mut state, &mut stack)
@@ -747,4 +721,31 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
             None
         }
     })
+}
+
+/// Depth-first search from `n`; returns a cycle when it meets a node on the stack.
+fn visit(
+    n: usize,
+    deps: &[Vec<usize>],
+    state: &mut [u8],
+    stack: &mut Vec<usize>,
+) -> Option<Vec<usize>> {
+    state[n] = 1;
+    stack.push(n);
+    for &d in &deps[n] {
+        if state[d] == 1 {
+            let start = stack.iter().position(|&s| s == d).unwrap_or(0);
+            let mut cycle: Vec<usize> = stack[start..].to_vec();
+            cycle.reverse();
+            cycle.push(cycle[0]);
+            return Some(cycle);
+        }
+        if state[d] == 0
+            && let Some(c) = visit(d, deps, state, stack) {
+                return Some(c);
+            }
+    }
+    stack.pop();
+    state[n] = 2;
+    None
 }

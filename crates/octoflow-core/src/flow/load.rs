@@ -107,7 +107,7 @@ impl<'a> FlowLoader<'a> {
 
 /// Parses YAML into JSON; a syntax error becomes one problem with its place.
 fn parse_yaml(text: &str) -> Result<Value, Problem> {
-    serde_saphyr::from_str::<Value>(text).map_err(|err| {
+    crate::yaml::from_str::<Value>(text).map_err(|err| {
         let (line, column) = err
             .location()
             .map(|l| {

@@ -50,7 +50,7 @@ impl SourceMap {
                         map.keys.insert(field, place);
                         *key = Some(text.into_owned());
                     } else {
-                        let path = map.value_path(&mut stack);
+                        let path = Self::value_path(&mut stack);
                         map.values.insert(path, place);
                     }
                 }
@@ -61,7 +61,7 @@ impl SourceMap {
                     {
                         *key = Some(String::from("*"));
                     } else {
-                        let path = map.value_path(&mut stack);
+                        let path = Self::value_path(&mut stack);
                         map.values.insert(path, place);
                     }
                 }
@@ -74,7 +74,7 @@ impl SourceMap {
                         *key = Some(String::from("?"));
                         String::from("?")
                     } else {
-                        map.value_path(&mut stack)
+                        Self::value_path(&mut stack)
                     };
                     map.values.insert(path.clone(), place);
                     stack.push(if matches!(event, Event::MappingStart(..)) {
@@ -94,7 +94,7 @@ impl SourceMap {
     }
 
     /// The path of the value that starts now, advancing the enclosing frame.
-    fn value_path(&self, stack: &mut [Frame]) -> String {
+    fn value_path(stack: &mut [Frame]) -> String {
         match stack.last_mut() {
             None => String::new(),
             Some(Frame::Map { path, key }) => {

@@ -58,7 +58,7 @@ impl Schedule {
                 "give either `cron` or `every_seconds`, not both".to_owned(),
             )),
             (None, None) => {
-                problems.push((String::new(), "give `cron` or `every_seconds`".to_owned()))
+                problems.push((String::new(), "give `cron` or `every_seconds`".to_owned()));
             }
             (Some(cron), None) => {
                 if let Err(message) = check_cron(cron) {
@@ -70,11 +70,10 @@ impl Schedule {
             }
             (None, Some(_)) => {}
         }
-        if let Some(tz) = &self.timezone {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
+        if let Some(tz) = &self.timezone
+            && tz.parse::<chrono_tz::Tz>().is_err() {
                 problems.push(("timezone".to_owned(), format!("unknown time zone `{tz}`")));
             }
-        }
         problems
     }
 }
@@ -99,7 +98,7 @@ pub enum Trigger {
     /// A schedule.
     Schedule(Schedule),
     /// An HTTP route.
-    Webhook(Webhook),
+    Webhook(Box<Webhook>),
     /// A folder watch.
     Watch(WatchTrigger),
     /// After another flow's run.
@@ -200,8 +199,8 @@ impl Webhook {
         if path.contains("..") || path.contains("//") {
             problems.push(("path".to_owned(), format!("invalid webhook path `{path}`")));
         }
-        if path.starts_with('/') {
-            if let Some(prefix) = RESERVED_PREFIXES
+        if path.starts_with('/')
+            && let Some(prefix) = RESERVED_PREFIXES
                 .iter()
                 .find(|p| path == **p || path.starts_with(&format!("{p}/")))
             {
@@ -210,7 +209,6 @@ impl Webhook {
                     format!("webhook path `{path}` is under the reserved prefix `{prefix}`"),
                 ));
             }
-        }
         for (i, method) in self.methods.iter().enumerate() {
             let known = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
             if !known.contains(&method.to_ascii_uppercase().as_str()) {

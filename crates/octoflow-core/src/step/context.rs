@@ -59,7 +59,7 @@ pub struct StepCx<'a> {
     pub(crate) control: Option<Control>,
 }
 
-impl<'a> StepCx<'a> {
+impl StepCx<'_> {
     /// The step's name.
     pub fn step_name(&self) -> &str {
         self.step

@@ -78,22 +78,26 @@ impl<K: StepKind> ErasedKind for Typed<K> {
 /// separately, and name fields with backticks already.
 pub(crate) fn clean_serde_message(message: &str) -> String {
     let message = message.split(" at line ").next().unwrap_or(message);
-    if let Some(suggested) = with_suggestion(message) {
-        return suggested;
+    if let Some(unknown) = unknown_name(message) {
+        return unknown;
     }
     message.replace(", expected one of ", "; expected one of ")
 }
 
 /// "unknown field `pth`, expected one of `path`, `mode`" becomes "unknown field `pth`; did you
-/// mean `path`?" when one of the expected names is close (fields and enum values alike).
-fn with_suggestion(message: &str) -> Option<String> {
+/// mean `path`?" when one of the expected names is close (fields and enum values alike), else
+/// "…; expected one of …".
+fn unknown_name(message: &str) -> Option<String> {
     let (head, expected) = message.split_once(", expected ")?;
     if !(head.starts_with("unknown field `") || head.starts_with("unknown variant `")) {
         return None;
     }
     let given = head.split('`').nth(1)?;
-    let best = crate::flow::suggest(given, expected.split('`').skip(1).step_by(2))?;
-    Some(format!("{head}; did you mean `{best}`?"))
+    let names = expected.split('`').skip(1).step_by(2);
+    Some(match crate::flow::suggest(given, names) {
+        Some(best) => format!("{head}; did you mean `{best}`?"),
+        None => format!("{head}; expected {expected}"),
+    })
 }
 
 /// Every step kind a flow can use, by name.

@@ -8,11 +8,11 @@ use octoflow_core::step::Registry;
 use octoflow_core::step::prelude::*;
 
 /// Returns `value`, rendered.
-pub struct Echo;
+pub(crate) struct Echo;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EchoSettings {
+pub(crate) struct EchoSettings {
     value: Tpl<Value>,
 }
 
@@ -28,11 +28,11 @@ impl StepKind for Echo {
 }
 
 /// Fails with `message`; with `until_attempt`, succeeds from that attempt on.
-pub struct Fail;
+pub(crate) struct Fail;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FailSettings {
+pub(crate) struct FailSettings {
     message: Tpl<String>,
     #[serde(default)]
     until_attempt: Option<u32>,
@@ -51,13 +51,13 @@ impl StepKind for Fail {
 }
 
 /// Sleeps `ms`, ignoring cancellation when `stubborn` (the engine must still end it).
-pub struct Nap {
+pub(crate) struct Nap {
     pub started: &'static AtomicU32,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NapSettings {
+pub(crate) struct NapSettings {
     ms: u64,
     #[serde(default)]
     stubborn: bool,
@@ -89,11 +89,11 @@ impl StepKind for Nap {
 }
 
 /// Ends the run with `message`.
-pub struct Stop;
+pub(crate) struct Stop;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StopSettings {
+pub(crate) struct StopSettings {
     message: String,
 }
 
@@ -108,7 +108,7 @@ impl StepKind for Stop {
 }
 
 /// A registry with the test kinds; `counter` counts `nap` starts.
-pub fn registry(counter: &'static AtomicU32) -> Registry {
+pub(crate) fn registry(counter: &'static AtomicU32) -> Registry {
     let mut r = Registry::new();
     r.register(Echo)
         .register(Fail)
@@ -118,6 +118,6 @@ pub fn registry(counter: &'static AtomicU32) -> Registry {
 }
 
 /// A fresh counter for one test.
-pub fn counter() -> &'static AtomicU32 {
+pub(crate) fn counter() -> &'static AtomicU32 {
     Box::leak(Box::new(AtomicU32::new(0)))
 }
