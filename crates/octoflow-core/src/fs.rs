@@ -149,7 +149,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".octoflow-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".octoflow-")
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     let permissions = match std::fs::metadata(path) {
         Ok(meta) => meta.permissions(),
@@ -205,7 +207,9 @@ mod tests {
         write_atomic(p.as_path(), b"one").unwrap();
         write_atomic(p.as_path(), b"two").unwrap();
         assert_eq!(std::fs::read_to_string(p.as_path()).unwrap(), "two");
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p.as_path()).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(p.as_path()).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o777, 0o644);
     }
 }

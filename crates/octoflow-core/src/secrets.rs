@@ -49,20 +49,37 @@ impl<T> Serialize for Secret<T> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 enum SecretSpec {
-    Credential { name: String, username: String, password: Secret<String> },
-    Token { name: String, token: Secret<String> },
+    Credential {
+        name: String,
+        username: String,
+        password: Secret<String>,
+    },
+    Token {
+        name: String,
+        token: Secret<String>,
+    },
     ApiKey {
         name: String,
         key: Secret<String>,
         #[serde(default)]
         header: Option<String>,
     },
-    Value { name: String, value: Secret<String> },
-    Env { name: String, env: String },
+    Value {
+        name: String,
+        value: Secret<String>,
+    },
+    Env {
+        name: String,
+        env: String,
+    },
 }
 
 /// A resolved entry: its name, its secret fields and its plain fields.
-type Resolved = (String, Vec<(&'static str, Secret<String>)>, Vec<(&'static str, String)>);
+type Resolved = (
+    String,
+    Vec<(&'static str, Secret<String>)>,
+    Vec<(&'static str, String)>,
+);
 
 /// Why `secrets.yml` could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,8 +118,15 @@ impl fmt::Debug for Secrets {
 
 impl Secrets {
     /// Parses `secrets.yml` text; `env` resolves `type: env` secrets.
-    pub fn parse(text: &str, file: &str, env: &BTreeMap<String, String>) -> Result<Self, SecretsError> {
-        let invalid = |message: String| SecretsError::Invalid { file: file.to_owned(), message };
+    pub fn parse(
+        text: &str,
+        file: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, SecretsError> {
+        let invalid = |message: String| SecretsError::Invalid {
+            file: file.to_owned(),
+            message,
+        };
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
@@ -111,28 +135,36 @@ impl Secrets {
             .unwrap_or_default();
         let mut secrets = Self::default();
         for spec in specs {
-            let (name, fields, plain): Resolved =
-                match spec {
-                    SecretSpec::Credential { name, username, password } => {
-                        (name, vec![("password", password)], vec![("username", username)])
-                    }
-                    SecretSpec::Token { name, token } => (name, vec![("token", token)], vec![]),
-                    SecretSpec::ApiKey { name, key, header } => {
-                        let header = header.unwrap_or_else(|| "X-API-Key".to_owned());
-                        (name, vec![("key", key)], vec![("header", header)])
-                    }
-                    SecretSpec::Value { name, value } => (name, vec![("value", value)], vec![]),
-                    SecretSpec::Env { name, env: var } => {
-                        let value = env
-                            .get(&var)
-                            .ok_or_else(|| SecretsError::MissingEnv { name: name.clone(), var: var.clone() })?;
-                        (name, vec![("value", Secret::new(value.clone()))], vec![])
-                    }
-                };
+            let (name, fields, plain): Resolved = match spec {
+                SecretSpec::Credential {
+                    name,
+                    username,
+                    password,
+                } => (
+                    name,
+                    vec![("password", password)],
+                    vec![("username", username)],
+                ),
+                SecretSpec::Token { name, token } => (name, vec![("token", token)], vec![]),
+                SecretSpec::ApiKey { name, key, header } => {
+                    let header = header.unwrap_or_else(|| "X-API-Key".to_owned());
+                    (name, vec![("key", key)], vec![("header", header)])
+                }
+                SecretSpec::Value { name, value } => (name, vec![("value", value)], vec![]),
+                SecretSpec::Env { name, env: var } => {
+                    let value = env.get(&var).ok_or_else(|| SecretsError::MissingEnv {
+                        name: name.clone(),
+                        var: var.clone(),
+                    })?;
+                    (name, vec![("value", Secret::new(value.clone()))], vec![])
+                }
+            };
             if secrets.entries.contains_key(&name) {
                 return Err(invalid(format!("secret `{name}` is defined twice")));
             }
-            secrets.entries.insert(name.clone(), fields.into_iter().collect());
+            secrets
+                .entries
+                .insert(name.clone(), fields.into_iter().collect());
             secrets.plain.insert(name, plain.into_iter().collect());
         }
         Ok(secrets)
@@ -161,7 +193,9 @@ impl Secrets {
     /// A redactor for every secret value.
     pub fn redactor(&self) -> Redactor {
         Redactor::new(
-            self.entries.values().flat_map(|fields| fields.values().map(|s| s.expose().clone())),
+            self.entries
+                .values()
+                .flat_map(|fields| fields.values().map(|s| s.expose().clone())),
         )
     }
 
@@ -169,10 +203,16 @@ impl Secrets {
     pub fn to_scope_value(&self) -> Value {
         let mut all = Map::new();
         for (name, fields) in &self.entries {
-            let mut entry: Map<String, Value> =
-                fields.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.expose().clone()))).collect();
+            let mut entry: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::String(v.expose().clone())))
+                .collect();
             if let Some(plain) = self.plain.get(name) {
-                entry.extend(plain.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.clone()))));
+                entry.extend(
+                    plain
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone()))),
+                );
             }
             all.insert(name.clone(), Value::Object(entry));
         }
@@ -203,7 +243,9 @@ mod tests {
 ";
 
     fn env() -> BTreeMap<String, String> {
-        [("DB_PASSWORD".to_owned(), "pg-pass".to_owned())].into_iter().collect()
+        [("DB_PASSWORD".to_owned(), "pg-pass".to_owned())]
+            .into_iter()
+            .collect()
     }
 
     #[test]
@@ -215,14 +257,25 @@ mod tests {
         assert_eq!(s.plain_field("key", "header"), Some("X-API-Key"));
         assert_eq!(format!("{:?}", s.field("api", "token").unwrap()), "***");
         let r = s.redactor();
-        assert_eq!(r.text("s3cret abc123 pg-pass k-999 bot"), "*** *** *** *** bot");
+        assert_eq!(
+            r.text("s3cret abc123 pg-pass k-999 bot"),
+            "*** *** *** *** bot"
+        );
     }
 
     #[test]
     fn missing_env_and_bad_types_are_errors_without_values() {
         let err = Secrets::parse(FILE, "secrets.yml", &BTreeMap::new()).unwrap_err();
-        assert_eq!(err.to_string(), "secret `db` reads environment variable `DB_PASSWORD`, which is not set");
-        let err = Secrets::parse("- { name: x, type: vault, password: hunter22 }", "s.yml", &env()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "secret `db` reads environment variable `DB_PASSWORD`, which is not set"
+        );
+        let err = Secrets::parse(
+            "- { name: x, type: vault, password: hunter22 }",
+            "s.yml",
+            &env(),
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("hunter22"), "{err}");
         assert!(err.to_string().contains("unknown secret type"), "{err}");
     }

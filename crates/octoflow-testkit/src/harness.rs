@@ -14,18 +14,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use octoflow_core::engine::{Engine, EngineConfig, RunRequest};
+use octoflow_core::engine::{DirCatalog, Engine, EngineConfig, RunRequest};
 use octoflow_core::flow::{Flow, FlowLoader};
 use octoflow_core::fs::FilesRoot;
 use octoflow_core::secrets::Secrets;
 use octoflow_core::step::Registry;
-use octoflow_core::store::{LogLine, MemoryStore, Run, RunStatus, RunStore, StepRun, StepStatus};
+use octoflow_core::store::{
+    LogLine, MemoryStore, Page, Run, RunFilter, RunStatus, RunStore, StepRun, StepStatus,
+};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 /// Builds and runs one flow.
 pub struct Harness {
-    registry: Registry,
+    registry: Arc<Registry>,
     dir: tempfile::TempDir,
     yaml: String,
     params: Map<String, Value>,
@@ -43,8 +45,9 @@ impl Harness {
     pub fn new(registry: Registry) -> Self {
         let dir = tempfile::tempdir().expect("temporary data directory");
         std::fs::create_dir_all(dir.path().join("templates")).expect("templates directory");
+        std::fs::create_dir_all(dir.path().join("flows")).expect("flows directory");
         Self {
-            registry,
+            registry: Arc::new(registry),
             dir,
             yaml: String::new(),
             params: Map::new(),
@@ -88,6 +91,12 @@ impl Harness {
         }
         std::fs::write(path, contents).expect("fixture file");
         self
+    }
+
+    /// Another flow, in `flows/<name>.yml`, for `flow` and `flow_loop` steps.
+    #[must_use]
+    pub fn child_flow(self, name: &str, yaml: &str) -> Self {
+        self.file(&format!("flows/{name}.yml"), yaml)
     }
 
     /// Secrets, as `secrets.yml` text.
@@ -150,10 +159,16 @@ impl Harness {
         // config module here.
         #[allow(clippy::disallowed_methods)]
         let path = std::env::var("PATH").unwrap_or_default();
-        config.env =
-            std::iter::once(("PATH".to_owned(), path))
-                .collect();
-        let engine = Engine::new(store.clone(), config).with_secrets(&self.secrets);
+        config.env = std::iter::once(("PATH".to_owned(), path)).collect();
+        let catalog = DirCatalog::new(
+            self.dir.path().join("flows"),
+            self.registry.clone(),
+            self.dir.path().join("templates"),
+            self.files(),
+        );
+        let engine = Engine::new(store.clone(), config)
+            .with_secrets(&self.secrets)
+            .with_catalog(Arc::new(catalog));
         let mut request = RunRequest::new(self.params.clone());
         request.input = self.input.clone();
         let run = engine.accept(&flow, request).await.expect("run accepted");
@@ -171,10 +186,22 @@ impl Harness {
             .expect("run recorded");
         let steps = store.step_runs(&run.id).await.expect("step runs");
         let logs = store.logs(&run.id, None).await.expect("logs");
+        let page = Page {
+            page: 1,
+            per_page: 10_000,
+        };
+        let mut others = store
+            .list_runs(&RunFilter::default(), page)
+            .await
+            .expect("runs")
+            .items;
+        others.retain(|r| r.id != run.id);
+        others.sort_by_key(|r| r.created_at);
         Report {
             run,
             steps,
             logs,
+            others,
             dir: self.dir,
         }
     }
@@ -188,6 +215,8 @@ pub struct Report {
     pub steps: Vec<StepRun>,
     /// Every log line.
     pub logs: Vec<LogLine>,
+    /// Every other run the store holds (child runs), oldest first.
+    pub others: Vec<Run>,
     dir: tempfile::TempDir,
 }
 

@@ -1,8 +1,12 @@
 //! Runs one run of a flow: order and `depends`, `when`, retries, timeouts, `ignore_errors`,
 //! `jq_expression`, cancellation, `on_failure` — recording every status change in the store.
 
+mod catalog;
+mod child;
 mod dry_run;
 mod events;
+mod graph;
+pub mod kinds;
 mod logs;
 mod recover;
 mod redact;
@@ -18,6 +22,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+pub use catalog::{DirCatalog, FlowCatalog};
 pub use dry_run::{DryRun, DryStep};
 pub use events::{Observer, RunEvent};
 pub use recover::recover_interrupted;
@@ -110,6 +115,8 @@ pub struct Engine {
     redactor: Redactor,
     /// `secrets` as templates see it.
     secrets: Arc<Value>,
+    /// Where `flow` steps find other flows.
+    catalog: Option<Arc<dyn FlowCatalog>>,
 }
 
 impl Engine {
@@ -120,6 +127,7 @@ impl Engine {
             templates_dir: config.templates_dir.clone(),
             kill_grace: config.kill_grace,
             env: config.env.clone(),
+            secrets: Arc::new(Secrets::default()),
         };
         Self {
             store,
@@ -127,7 +135,15 @@ impl Engine {
             services: Arc::new(services),
             redactor: Redactor::default(),
             secrets: Arc::new(Value::Object(Map::new())),
+            catalog: None,
         }
+    }
+
+    /// Lets `flow` and `flow_loop` steps find other flows here.
+    #[must_use]
+    pub fn with_catalog(mut self, catalog: Arc<dyn FlowCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
     }
 
     /// Makes `secrets` available to templates, and redacts their values from everything the
@@ -136,6 +152,9 @@ impl Engine {
     pub fn with_secrets(mut self, secrets: &Secrets) -> Self {
         self.redactor = secrets.redactor();
         self.secrets = Arc::new(secrets.to_scope_value());
+        let mut services = (*self.services).clone();
+        services.secrets = Arc::new(secrets.clone());
+        self.services = Arc::new(services);
         self
     }
 

@@ -42,9 +42,10 @@ impl Redactor {
             }
         }
         if out.contains("://")
-            && let Cow::Owned(masked) = URL_CREDENTIALS.replace_all(&out, "${1}***@") {
-                out = Cow::Owned(masked);
-            }
+            && let Cow::Owned(masked) = URL_CREDENTIALS.replace_all(&out, "${1}***@")
+        {
+            out = Cow::Owned(masked);
+        }
         out
     }
 

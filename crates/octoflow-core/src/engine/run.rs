@@ -10,6 +10,7 @@ use futures::stream::FuturesUnordered;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::graph::{Graph, Jump};
 use super::step::{Outcome, StepRunner};
 use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
@@ -21,19 +22,10 @@ use crate::store::{Run, RunError, RunStatus, RunUpdate, StepStatus, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 enum Halt {
     Exit(String),
+    /// A `goto: __end__`.
+    End,
     Cancelled,
     TimedOut,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Slot {
-    Pending,
-    Running,
-    /// Done; `blocks` when dependents must be skipped.
-    Done {
-        status: StepStatus,
-        blocks: bool,
-    },
 }
 
 pub(super) struct Execution<'e> {
@@ -44,6 +36,10 @@ pub(super) struct Execution<'e> {
     observer: Option<Arc<dyn Observer>>,
     data: Arc<Map<String, Value>>,
     names: Vec<(&'static str, Value)>,
+    /// How many `flow` steps deep this run is.
+    depth: u32,
+    /// A `flow_loop` child's 1-based position (`__loop_index__`).
+    loop_index: Option<usize>,
 }
 
 impl<'e> Execution<'e> {
@@ -62,7 +58,16 @@ impl<'e> Execution<'e> {
             observer,
             data: Arc::default(),
             names: Vec::new(),
+            depth: 0,
+            loop_index: None,
         }
+    }
+
+    /// Makes this the run of a `flow` (or `flow_loop`) step.
+    pub(super) fn into_child(mut self, depth: u32, loop_index: Option<usize>) -> Self {
+        self.depth = depth;
+        self.loop_index = loop_index;
+        self
     }
 
     fn emit(&self, event: &RunEvent<'_>) {
@@ -87,6 +92,9 @@ impl<'e> Execution<'e> {
         data.insert("__job_id__".to_owned(), json!(self.run.id.to_string()));
         let path = self.flow.path.as_ref().map(|p| p.display().to_string());
         data.insert("__flow_path__".to_owned(), json!(path));
+        if let Some(index) = self.loop_index {
+            data.insert("__loop_index__".to_owned(), json!(index));
+        }
         data
     }
 
@@ -101,13 +109,26 @@ impl<'e> Execution<'e> {
     /// Marks the run `running`, makes its workspace and the names templates see.
     async fn start(&mut self) -> Result<(RunInfo, StepServices), StoreError> {
         let started_at = Utc::now();
-        let workdir = self.engine.config.files.data_dir().join("runs").join(self.run.id.to_string());
+        let workdir = self
+            .engine
+            .config
+            .files
+            .data_dir()
+            .join("runs")
+            .join(self.run.id.to_string());
         if let Err(error) = tokio::fs::create_dir_all(&workdir).await {
             tracing::warn!(run_id = %self.run.id, error = %error, "Cannot create the run's workspace.");
         }
-        let info = RunInfo { id: self.run.id, flow: self.flow.name.clone(), workdir: workdir.clone() };
+        let info = RunInfo {
+            id: self.run.id,
+            flow: self.flow.name.clone(),
+            workdir: workdir.clone(),
+            depth: self.depth,
+        };
         let mut services: StepServices = (*self.engine.services).clone();
-        services.env.extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        services
+            .env
+            .extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.names = vec![
             ("params", self.run.params.clone()),
             ("env", json!(services.env)),
@@ -140,7 +161,8 @@ impl<'e> Execution<'e> {
 
     pub(super) async fn run(mut self) -> Result<Run, StoreError> {
         let (info, services) = self.start().await?;
-        let (log_tx, log_task) = logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
+        let (log_tx, log_task) =
+            logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
         let run_token = self.cancel.child_token();
         let run_timed_out = AtomicBool::new(false);
         let observer = self.observer.clone();
@@ -156,17 +178,26 @@ impl<'e> Execution<'e> {
         };
 
         let flow = self.flow.clone();
-        let (halt, failure, skipped) = self.run_graph(&runner, &flow, &run_token, &run_timed_out).await?;
+        let (halt, failure, skipped) = self
+            .run_graph(&runner, &flow, &run_token, &run_timed_out)
+            .await?;
         let (mut status, mut failure) = final_status(halt.as_ref(), failure, &flow);
         if matches!(status, RunStatus::Failed | RunStatus::TimedOut) {
             // Recovery steps get their own token: the run's may be cancelled by its timeout.
             let token = self.cancel.child_token();
-            let recovery = StepRunner { token: &token, ..runner };
-            self.run_recovery(&recovery, &flow, skipped, failure.as_ref()).await?;
+            let recovery = StepRunner {
+                token: &token,
+                ..runner
+            };
+            self.run_recovery(&recovery, &flow, skipped, failure.as_ref())
+                .await?;
         }
         if self.cancel.is_cancelled() && status == RunStatus::Succeeded {
             status = RunStatus::Cancelled;
-            failure = Some(RunError { step: None, message: "cancelled".to_owned() });
+            failure = Some(RunError {
+                step: None,
+                message: "cancelled".to_owned(),
+            });
         }
 
         drop(log_tx);
@@ -188,7 +219,10 @@ impl<'e> Execution<'e> {
         message: Option<String>,
     ) -> Result<Run, StoreError> {
         let finished_at = Utc::now();
-        let data = self.engine.redactor.value(&Value::Object((*self.data).clone()));
+        let data = self
+            .engine
+            .redactor
+            .value(&Value::Object((*self.data).clone()));
         let mut update = RunUpdate::status(self.run.id, status);
         update.finished_at = Some(finished_at);
         update.error = failure.clone();
@@ -214,12 +248,10 @@ impl<'e> Execution<'e> {
         run_timed_out: &AtomicBool,
     ) -> Result<(Option<Halt>, Option<RunError>, Vec<usize>), StoreError> {
         let steps = &flow.steps;
-        let deps = dependencies(steps);
-        let mut slots = vec![Slot::Pending; steps.len()];
+        let mut graph = Graph::new(steps);
         let mut running = FuturesUnordered::new();
         let mut halt: Option<Halt> = None;
         let mut failure: Option<RunError> = None;
-        let mut skipped = Vec::new();
         let deadline = async {
             match flow.timeout {
                 Some(t) => tokio::time::sleep(t).await,
@@ -230,46 +262,27 @@ impl<'e> Execution<'e> {
 
         loop {
             // Start (or skip) every step whose dependencies are done.
-            let mut progressed = true;
-            while progressed {
-                progressed = false;
-                for i in 0..steps.len() {
-                    if slots[i] != Slot::Pending
-                        || !deps[i]
-                            .iter()
-                            .all(|&d| matches!(slots[d], Slot::Done { .. }))
-                    {
-                        continue;
-                    }
-                    let blocked = deps[i]
-                        .iter()
-                        .any(|&d| matches!(slots[d], Slot::Done { blocks: true, .. }));
-                    if blocked || halt.is_some() {
-                        let reason = match (&halt, blocked) {
-                            (_, true) => "an earlier step did not succeed",
-                            (Some(Halt::Exit(_)), _) => "the run exited",
-                            (Some(Halt::Cancelled), _) => "the run was cancelled",
-                            (Some(Halt::TimedOut), _) => "the run timed out",
-                            (None, false) => "not run",
-                        };
-                        runner.skip(&steps[i], reason).await?;
-                        slots[i] = Slot::Done {
-                            status: StepStatus::Skipped,
-                            blocks: true,
-                        };
-                        skipped.push(i);
-                        progressed = true;
-                        continue;
-                    }
-                    if running.len() >= flow.max_parallel {
-                        break;
-                    }
-                    slots[i] = Slot::Running;
-                    let scope = self.scope();
-                    let step = &steps[i];
-                    running.push(async move { (i, runner.run(step, scope, false).await) });
-                    progressed = true;
+            while let Some((i, blocked)) = graph.next_ready() {
+                if blocked || halt.is_some() {
+                    let reason = match (&halt, blocked) {
+                        (_, true) => "an earlier step did not succeed",
+                        (Some(Halt::Exit(_)), _) => "the run exited",
+                        (Some(Halt::End), _) => "the run jumped to `__end__`",
+                        (Some(Halt::Cancelled), _) => "the run was cancelled",
+                        (Some(Halt::TimedOut), _) => "the run timed out",
+                        (None, false) => "not run",
+                    };
+                    runner.skip(&steps[i], reason).await?;
+                    graph.skip(i, halt != Some(Halt::End));
+                    continue;
                 }
+                if running.len() >= flow.max_parallel {
+                    break;
+                }
+                graph.start(i);
+                let scope = self.scope();
+                let step = &steps[i];
+                running.push(async move { (i, runner.run(step, scope, false).await) });
             }
             if running.is_empty() {
                 break;
@@ -278,27 +291,73 @@ impl<'e> Execution<'e> {
                 Some((i, outcome)) = running.next() => {
                     let outcome = outcome?;
                     let step = &steps[i];
-                    if let Some(Control::Exit { message }) = &outcome.control {
-                        halt.get_or_insert(Halt::Exit(message.clone()));
+                    let failed = matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut);
+                    let jump = match &outcome.control {
+                        Some(Control::Exit { message }) => {
+                            halt.get_or_insert(Halt::Exit(message.clone()));
+                            None
+                        }
+                        Some(Control::Goto { target }) => Some(target.clone()),
+                        None if failed && halt.is_none() => step.on_error_goto.clone(),
+                        None => None,
+                    };
+                    graph.finish(i, outcome.status, jump.is_none());
+                    if failed && halt.is_none() && jump.is_none() {
+                        let message = outcome.error.clone().unwrap_or_default();
+                        failure.get_or_insert(RunError { step: Some(step.name.clone()), message });
                     }
-                    let blocks = !matches!(outcome.status, StepStatus::Succeeded | StepStatus::Ignored | StepStatus::Skipped);
-                    if matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut) && halt.is_none() {
-                        failure.get_or_insert(RunError { step: Some(step.name.clone()), message: outcome.error.clone().unwrap_or_default() });
-                    }
-                    slots[i] = Slot::Done { status: outcome.status, blocks };
                     self.apply(step, outcome);
+                    if let Some(target) = jump
+                        && let Err(message) = self.jump(runner, flow, &mut graph, &mut halt, i, &target).await? {
+                            graph.finish(i, StepStatus::Failed, true);
+                            failure.get_or_insert(RunError { step: Some(step.name.clone()), message });
+                        }
                 }
                 () = &mut deadline, if halt != Some(Halt::TimedOut) && flow.timeout.is_some() => {
                     run_timed_out.store(true, Ordering::SeqCst);
                     halt = Some(Halt::TimedOut);
                     run_token.cancel();
                 }
-                () = run_token.cancelled(), if halt.is_none() => {
+                () = run_token.cancelled(), if halt.is_none() || halt == Some(Halt::End) => {
                     halt = Some(Halt::Cancelled);
                 }
             }
         }
-        Ok((halt, failure, skipped))
+        Ok((halt, failure, graph.skipped))
+    }
+
+    /// Moves the run to `target` after step `from`; `Err` with a message when it cannot.
+    async fn jump(
+        &mut self,
+        runner: &StepRunner<'_>,
+        flow: &Flow,
+        graph: &mut Graph,
+        halt: &mut Option<Halt>,
+        from: usize,
+        target: &str,
+    ) -> Result<Result<(), String>, StoreError> {
+        if graph.jumps >= flow.max_jumps {
+            return Ok(Err(format!(
+                "more than {} jumps; raise `max_jumps` if the loop is intended",
+                flow.max_jumps
+            )));
+        }
+        match Graph::target(&flow.steps, target) {
+            Jump::Unknown => Ok(Err(format!("cannot jump to unknown step `{target}`"))),
+            Jump::End => {
+                graph.jumps += 1;
+                halt.get_or_insert(Halt::End);
+                Ok(Ok(()))
+            }
+            Jump::To(to) => {
+                for j in graph.jump(from, to) {
+                    runner
+                        .skip(&flow.steps[j], &format!("jumped over to `{target}`"))
+                        .await?;
+                }
+                Ok(Ok(()))
+            }
+        }
     }
 
     /// Stores a step's result and error in `data`.
@@ -311,18 +370,19 @@ impl<'e> Execution<'e> {
             && matches!(
                 outcome.status,
                 StepStatus::Failed | StepStatus::TimedOut | StepStatus::Ignored
-            ) {
-                let entry = json!({
-                    "step": step.name,
-                    "error": error,
-                    "ignored": outcome.status == StepStatus::Ignored,
-                });
-                if let Some(Value::Array(errors)) = data.get_mut("__errors__") {
-                    errors.push(entry);
-                } else {
-                    data.insert("__errors__".to_owned(), Value::Array(vec![entry]));
-                }
+            )
+        {
+            let entry = json!({
+                "step": step.name,
+                "error": error,
+                "ignored": outcome.status == StepStatus::Ignored,
+            });
+            if let Some(Value::Array(errors)) = data.get_mut("__errors__") {
+                errors.push(entry);
+            } else {
+                data.insert("__errors__".to_owned(), Value::Array(vec![entry]));
             }
+        }
     }
 
     /// After a failure: the spooler's `finally_step` (when it was skipped), then `on_failure`.
@@ -335,10 +395,11 @@ impl<'e> Execution<'e> {
     ) -> Result<(), StoreError> {
         if let Some(name) = &flow.finally_step
             && let Some(i) = flow.steps.iter().position(|s| &s.name == name)
-                && skipped.contains(&i) {
-                    let outcome = runner.run(&flow.steps[i], self.scope(), true).await?;
-                    self.apply(&flow.steps[i], outcome);
-                }
+            && skipped.contains(&i)
+        {
+            let outcome = runner.run(&flow.steps[i], self.scope(), true).await?;
+            self.apply(&flow.steps[i], outcome);
+        }
         let error = json!({
             "step": failure.and_then(|f| f.step.clone()),
             "message": failure.map(|f| f.message.clone()).unwrap_or_default(),
@@ -352,31 +413,30 @@ impl<'e> Execution<'e> {
     }
 }
 
-/// Each step's dependencies: its `depends`, else the step before it.
-fn dependencies(steps: &[Step]) -> Vec<Vec<usize>> {
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| match &step.depends {
-            None => i.checked_sub(1).into_iter().collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| steps.iter().position(|s| &s.name == n))
-                .collect(),
-        })
-        .collect()
-}
-
 /// The run's status from why it halted and its first failure.
-fn final_status(halt: Option<&Halt>, failure: Option<RunError>, flow: &Flow) -> (RunStatus, Option<RunError>) {
+fn final_status(
+    halt: Option<&Halt>,
+    failure: Option<RunError>,
+    flow: &Flow,
+) -> (RunStatus, Option<RunError>) {
     match (halt, failure) {
-        (Some(Halt::Cancelled), _) => {
-            (RunStatus::Cancelled, Some(RunError { step: None, message: "cancelled".to_owned() }))
-        }
+        (Some(Halt::Cancelled), _) => (
+            RunStatus::Cancelled,
+            Some(RunError {
+                step: None,
+                message: "cancelled".to_owned(),
+            }),
+        ),
         (Some(Halt::TimedOut), _) => {
             let limit = flow.timeout.map(format_duration).unwrap_or_default();
             let message = format!("run timed out after {limit}");
-            (RunStatus::TimedOut, Some(RunError { step: None, message }))
+            (
+                RunStatus::TimedOut,
+                Some(RunError {
+                    step: None,
+                    message,
+                }),
+            )
         }
         (_, Some(failure)) => (RunStatus::Failed, Some(failure)),
         (_, None) => (RunStatus::Succeeded, None),

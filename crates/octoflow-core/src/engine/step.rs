@@ -187,6 +187,28 @@ impl StepRunner<'_> {
         Ok(Outcome::failed(StepStatus::Failed, text))
     }
 
+    /// What one attempt of `step` sees.
+    fn context<'s>(
+        &'s self,
+        step: &'s Step,
+        scope: &Scope,
+        attempt: u32,
+        token: CancellationToken,
+    ) -> StepCx<'s> {
+        StepCx {
+            step: &step.name,
+            attempt,
+            scope: scope.clone(),
+            data_key: step.data_key.as_deref(),
+            run: self.info,
+            services: self.services,
+            engine: self.engine,
+            cancel: token,
+            log: StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt),
+            control: None,
+        }
+    }
+
     /// One attempt; returns the outcome and whether to try again.
     async fn attempt(
         &self,
@@ -213,17 +235,7 @@ impl StepRunner<'_> {
         });
 
         let token = self.token.child_token();
-        let mut cx = StepCx {
-            step: &step.name,
-            attempt,
-            scope: scope.clone(),
-            data_key: step.data_key.as_deref(),
-            run: self.info,
-            services: self.services,
-            cancel: token.clone(),
-            log: StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt),
-            control: None,
-        };
+        let mut cx = self.context(step, scope, attempt, token.clone());
         let result = run_with_limits(step, &mut cx, &token, self.services.kill_grace).await;
         let control = cx.control.take();
         drop(cx);

@@ -57,9 +57,10 @@ impl ExprError {
             let _ = write!(message, " in `{snippet}`");
         }
         if let Some(line) = err.line()
-            && line > 1 {
-                let _ = write!(message, " (template line {line})");
-            }
+            && line > 1
+        {
+            let _ = write!(message, " (template line {line})");
+        }
         Self { message }
     }
 }
@@ -125,14 +126,18 @@ impl Expr {
 }
 
 fn undefined(source: &str) -> ExprError {
-    ExprError { message: format!("`{}` is undefined", source.trim()) }
+    ExprError {
+        message: format!("`{}` is undefined", source.trim()),
+    }
 }
 
 fn to_json(value: &minijinja::Value, source: &str) -> Result<Value, ExprError> {
     if value.is_undefined() {
         return Err(undefined(source));
     }
-    serde_json::to_value(value).map_err(|e| ExprError { message: e.to_string() })
+    serde_json::to_value(value).map_err(|e| ExprError {
+        message: e.to_string(),
+    })
 }
 
 /// Checks a template's syntax without rendering it.

@@ -102,7 +102,11 @@ impl JqProgram {
 /// The text near an error: the start of what the parser found, or "end of input".
 fn near(found: &str) -> String {
     let text: String = found.chars().take(20).collect();
-    if text.trim().is_empty() { "end of input".to_owned() } else { format!("`{}`", text.trim()) }
+    if text.trim().is_empty() {
+        "end of input".to_owned()
+    } else {
+        format!("`{}`", text.trim())
+    }
 }
 
 fn describe_load(errs: &[(File<&str, ()>, load::Error<&str>)]) -> String {
@@ -110,14 +114,18 @@ fn describe_load(errs: &[(File<&str, ()>, load::Error<&str>)]) -> String {
     for (_, err) in errs {
         match err {
             load::Error::Io(items) => {
-                out.extend(items.iter().map(|(name, msg)| format!("cannot load `{name}`: {msg}")));
+                out.extend(
+                    items
+                        .iter()
+                        .map(|(name, msg)| format!("cannot load `{name}`: {msg}")),
+                );
             }
-            load::Error::Lex(items) => out.extend(
-                items.iter().map(|(expect, found)| format!("expected {} near {}", expect.as_str(), near(found))),
-            ),
-            load::Error::Parse(items) => out.extend(
-                items.iter().map(|(expect, found)| format!("expected {} near {}", expect.as_str(), near(found))),
-            ),
+            load::Error::Lex(items) => out.extend(items.iter().map(|(expect, found)| {
+                format!("expected {} near {}", expect.as_str(), near(found))
+            })),
+            load::Error::Parse(items) => out.extend(items.iter().map(|(expect, found)| {
+                format!("expected {} near {}", expect.as_str(), near(found))
+            })),
         }
     }
     out.join("; ")
@@ -206,10 +214,16 @@ mod tests {
     #[test]
     fn bad_programs_fail_to_compile() {
         let err = JqProgram::compile(".[ | ").unwrap_err().to_string();
-        assert!(err.starts_with("jq: cannot parse `.[ | `: expected "), "{err}");
+        assert!(
+            err.starts_with("jq: cannot parse `.[ | `: expected "),
+            "{err}"
+        );
         assert!(!err.contains("File {"), "{err}");
         let err = JqProgram::compile("nosuchfn(1)").unwrap_err().to_string();
-        assert_eq!(err, "jq: cannot compile `nosuchfn(1)`: undefined filter `nosuchfn/1`");
+        assert_eq!(
+            err,
+            "jq: cannot compile `nosuchfn(1)`: undefined filter `nosuchfn/1`"
+        );
     }
 
     #[test]

@@ -87,9 +87,10 @@ impl Object for Inner {
             return Some(minijinja::Value::from(minijinja::value::Serde(&*self.data)));
         }
         if key == "env"
-            && let Some(Value::Object(vars)) = self.names.get("env") {
-                return Some(minijinja::Value::from_object(EnvVars(vars.clone())));
-            }
+            && let Some(Value::Object(vars)) = self.names.get("env")
+        {
+            return Some(minijinja::Value::from_object(EnvVars(vars.clone())));
+        }
         self.names
             .get(key)
             .or_else(|| self.data.get(key))

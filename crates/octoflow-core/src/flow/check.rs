@@ -177,6 +177,7 @@ pub(crate) fn check_document(
         .get("finally_step")
         .and_then(|v| c.field::<String>(v, "finally_step"));
     check_targets(&mut c, &steps, finally_step.as_deref());
+    check_jumps_without_depends(&mut c, &steps);
 
     if !c.problems.is_empty() {
         return Err(c.problems);
@@ -225,10 +226,14 @@ fn check_name(
 ) -> Option<String> {
     let name = match root.get("name") {
         Some(v) => c.field::<String>(v, "name")?,
-        None => if let Some(stem) = stem { stem.to_owned() } else {
-            c.problem("name", "a flow given as text needs a `name`");
-            return None;
-        },
+        None => {
+            if let Some(stem) = stem {
+                stem.to_owned()
+            } else {
+                c.problem("name", "a flow given as text needs a `name`");
+                return None;
+            }
+        }
     };
     if !is_valid_flow_name(&name) {
         let path = if root.contains_key("name") {
@@ -268,9 +273,10 @@ fn check_params(c: &mut Checker<'_>, value: Option<&Value>) -> Option<Params> {
 fn check_schedules(c: &mut Checker<'_>, root: &Map<String, Value>) -> Vec<Schedule> {
     let mut out = Vec::new();
     if let Some(v) = root.get("schedule")
-        && let Some(s) = c.field::<Schedule>(v, "schedule") {
-            push_schedule(c, s, "schedule", &mut out);
-        }
+        && let Some(s) = c.field::<Schedule>(v, "schedule")
+    {
+        push_schedule(c, s, "schedule", &mut out);
+    }
     let cron = root.get("cron").and_then(|v| c.field::<String>(v, "cron"));
     let every = root
         .get("every_seconds")
@@ -326,12 +332,11 @@ fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
             && let Some(key) = m
                 .keys()
                 .find(|k| !["schedule", "webhook", "watch", "flow"].contains(&k.as_str()))
-            {
-                let message =
-                    unknown_field("a trigger", key, ["schedule", "webhook", "watch", "flow"]);
-                c.problem(join_key(&path, key), message);
-                continue;
-            }
+        {
+            let message = unknown_field("a trigger", key, ["schedule", "webhook", "watch", "flow"]);
+            c.problem(join_key(&path, key), message);
+            continue;
+        }
         let Some(trigger) = c.field::<Trigger>(item, &path) else {
             continue;
         };
@@ -356,9 +361,10 @@ fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
 fn check_concurrency(c: &mut Checker<'_>, value: &Value) -> Option<Concurrency> {
     let spec = c.field::<ConcurrencySpec>(value, "concurrency")?;
     if let Some(key) = &spec.key
-        && let Err(e) = crate::expr::Tpl::<String>::from_value(Value::String(key.clone())) {
-            c.problem("concurrency.key", e);
-        }
+        && let Err(e) = crate::expr::Tpl::<String>::from_value(Value::String(key.clone()))
+    {
+        c.problem("concurrency.key", e);
+    }
     let limit = spec.limit.unwrap_or(1);
     if limit == 0 {
         c.problem("concurrency.limit", "must be at least 1");
@@ -420,7 +426,9 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
     let label = name.clone().unwrap_or_else(|| path.to_owned());
 
     let kind = step_kind(c, &map, path, &label);
-    let prepared = kind.as_deref().and_then(|k| prepare_block(c, &mut map, path, k));
+    let prepared = kind
+        .as_deref()
+        .and_then(|k| prepare_block(c, &mut map, path, k));
 
     let when = map
         .get("when")
@@ -431,17 +439,18 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         None => name.clone(),
     };
     if let Some(key) = &result_key
-        && RESERVED_NAMES.contains(&key.as_str()) {
-            let at = if map.contains_key("result_key") {
-                format!("{path}.result_key")
-            } else {
-                format!("{path}.name")
-            };
-            c.problem(
-                at,
-                format!("`{key}` is a reserved name; choose another `result_key`"),
-            );
-        }
+        && RESERVED_NAMES.contains(&key.as_str())
+    {
+        let at = if map.contains_key("result_key") {
+            format!("{path}.result_key")
+        } else {
+            format!("{path}.name")
+        };
+        c.problem(
+            at,
+            format!("`{key}` is a reserved name; choose another `result_key`"),
+        );
+    }
     let data_key = map
         .get("data_key")
         .and_then(|v| c.field::<String>(v, &format!("{path}.data_key")));
@@ -496,7 +505,11 @@ fn check_step_name(c: &mut Checker<'_>, map: &Map<String, Value>, path: &str) ->
         return None;
     };
     let name = c.field::<String>(v, &format!("{path}.name"))?;
-    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+    {
         c.problem(
             format!("{path}.name"),
             format!("invalid step name `{name}`; use letters, digits, `_`, `.` and `-`"),
@@ -507,7 +520,12 @@ fn check_step_name(c: &mut Checker<'_>, map: &Map<String, Value>, path: &str) ->
 
 /// The step's kind: its `type`, or the one key that names a kind. Unknown keys are
 /// reported here too.
-fn step_kind(c: &mut Checker<'_>, map: &Map<String, Value>, path: &str, label: &str) -> Option<String> {
+fn step_kind(
+    c: &mut Checker<'_>,
+    map: &Map<String, Value>,
+    path: &str,
+    label: &str,
+) -> Option<String> {
     let declared = map
         .get("type")
         .and_then(|v| c.field::<String>(v, &format!("{path}.type")));
@@ -574,7 +592,11 @@ fn prepare_block(
     k: &str,
 ) -> Option<(&'static str, Value, Arc<dyn PreparedStep>)> {
     let block = map.remove(k).unwrap_or(Value::Object(Map::new()));
-    let block = if block.is_null() { Value::Object(Map::new()) } else { block };
+    let block = if block.is_null() {
+        Value::Object(Map::new())
+    } else {
+        block
+    };
     let block_path = join_key(path, k);
     match c.registry.prepare(k, &block, c.cx)? {
         Ok(prepared) => Some((c.registry.names().find(|n| *n == k)?, block, prepared)),
@@ -656,7 +678,28 @@ fn check_targets(c: &mut Checker<'_>, steps: &[Step], finally_step: Option<&str>
         if let Some(target) = &step.on_error_goto
             && !steps.iter().any(|s| &s.name == target)
         {
-            c.problem(format!("steps[{i}].on_error_goto"), unknown_step_message(target, steps));
+            c.problem(
+                format!("steps[{i}].on_error_goto"),
+                unknown_step_message(target, steps),
+            );
+        }
+    }
+}
+
+/// Jumps move through file order, so they cannot be mixed with `depends`.
+fn check_jumps_without_depends(c: &mut Checker<'_>, steps: &[Step]) {
+    if !steps.iter().any(|s| s.depends.is_some()) {
+        return;
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if step.kind == "goto" || step.on_error_goto.is_some() {
+            c.problem(
+                format!("steps[{i}]"),
+                format!(
+                    "step `{}` jumps, which a flow that uses `depends` cannot do",
+                    step.name
+                ),
+            );
         }
     }
 }
@@ -741,9 +784,10 @@ fn visit(
             return Some(cycle);
         }
         if state[d] == 0
-            && let Some(c) = visit(d, deps, state, stack) {
-                return Some(c);
-            }
+            && let Some(c) = visit(d, deps, state, stack)
+        {
+            return Some(c);
+        }
     }
     stack.pop();
     state[n] = 2;

@@ -86,6 +86,7 @@ impl<'a> FlowLoader<'a> {
         let cx = CheckCx {
             templates_dir: self.templates_dir.as_deref(),
             files: self.files.as_ref(),
+            registry: Some(self.registry),
         };
         check_document(doc, text, stem, self.registry, &cx).map_err(|mut items| {
             for p in &mut items {

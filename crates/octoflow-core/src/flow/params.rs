@@ -134,9 +134,10 @@ impl Params {
             };
             let entry = (name, spec, regex);
             if let Some(default) = &entry.1.default
-                && let Err(message) = check_value(&entry.1, entry.2.as_ref(), default) {
-                    problems.push((format!("{}.default", entry.0), message));
-                }
+                && let Err(message) = check_value(&entry.1, entry.2.as_ref(), default)
+            {
+                problems.push((format!("{}.default", entry.0), message));
+            }
             for allowed in entry.1.allowed.iter().flatten() {
                 if !entry.1.kind.accepts(allowed) {
                     problems.push((
@@ -258,10 +259,11 @@ fn check_value(spec: &ParamSpec, regex: Option<&Regex>, value: &Value) -> Result
         return Err(format!("`{value}` is not of type {}", spec.kind.name()));
     }
     if let Some(allowed) = &spec.allowed
-        && !allowed.contains(value) {
-            let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-            return Err(format!("`{value}` is not one of {}", list.join(", ")));
-        }
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+        return Err(format!("`{value}` is not one of {}", list.join(", ")));
+    }
     if let Some(n) = value.as_f64() {
         if let Some(min) = spec.minimum.filter(|min| n < *min) {
             return Err(format!("{n} is less than the minimum {min}"));
@@ -271,12 +273,13 @@ fn check_value(spec: &ParamSpec, regex: Option<&Regex>, value: &Value) -> Result
         }
     }
     if let (Some(regex), Some(text)) = (regex, value.as_str())
-        && !regex.is_match(text) {
-            return Err(format!(
-                "`{text}` does not match the pattern `{}`",
-                spec.pattern.as_deref().unwrap_or_default()
-            ));
-        }
+        && !regex.is_match(text)
+    {
+        return Err(format!(
+            "`{text}` does not match the pattern `{}`",
+            spec.pattern.as_deref().unwrap_or_default()
+        ));
+    }
     Ok(())
 }
 

@@ -71,9 +71,10 @@ impl Schedule {
             (None, Some(_)) => {}
         }
         if let Some(tz) = &self.timezone
-            && tz.parse::<chrono_tz::Tz>().is_err() {
-                problems.push(("timezone".to_owned(), format!("unknown time zone `{tz}`")));
-            }
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            problems.push(("timezone".to_owned(), format!("unknown time zone `{tz}`")));
+        }
         problems
     }
 }
@@ -203,12 +204,12 @@ impl Webhook {
             && let Some(prefix) = RESERVED_PREFIXES
                 .iter()
                 .find(|p| path == **p || path.starts_with(&format!("{p}/")))
-            {
-                problems.push((
-                    "path".to_owned(),
-                    format!("webhook path `{path}` is under the reserved prefix `{prefix}`"),
-                ));
-            }
+        {
+            problems.push((
+                "path".to_owned(),
+                format!("webhook path `{path}` is under the reserved prefix `{prefix}`"),
+            ));
+        }
         for (i, method) in self.methods.iter().enumerate() {
             let known = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
             if !known.contains(&method.to_ascii_uppercase().as_str()) {

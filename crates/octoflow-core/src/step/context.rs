@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{StepError, StepLog};
 use crate::expr::{Scope, Tpl};
 use crate::fs::FilesRoot;
+use crate::secrets::Secrets;
 use crate::store::RunId;
 
 /// The run a step belongs to.
@@ -21,6 +23,8 @@ pub struct RunInfo {
     pub flow: String,
     /// The run's workspace, `runs/<run-id>/` in the data directory.
     pub workdir: PathBuf,
+    /// How many `flow` steps deep this run is (0 for a run started from outside).
+    pub depth: u32,
 }
 
 /// Shared, per-node resources handed to every step.
@@ -34,6 +38,8 @@ pub struct StepServices {
     pub kill_grace: Duration,
     /// The environment handed to processes and templates (`env`): the node's, then the flow's.
     pub env: BTreeMap<String, String>,
+    /// Resolved secrets, for kinds that authenticate (`rest`'s `authentication`).
+    pub secrets: Arc<Secrets>,
 }
 
 /// A request from a step to change the run's course.
@@ -43,6 +49,11 @@ pub enum Control {
     Exit {
         /// Why the run ended.
         message: String,
+    },
+    /// Continue at this step (`__start__`, `__end__` or a step name).
+    Goto {
+        /// The target.
+        target: String,
     },
 }
 
@@ -54,6 +65,7 @@ pub struct StepCx<'a> {
     pub(crate) data_key: Option<&'a str>,
     pub(crate) run: &'a RunInfo,
     pub(crate) services: &'a StepServices,
+    pub(crate) engine: &'a crate::engine::Engine,
     pub(crate) cancel: CancellationToken,
     pub(crate) log: StepLog,
     pub(crate) control: Option<Control>,
@@ -151,6 +163,11 @@ impl StepCx<'_> {
     /// The environment for processes: the node's, then the flow's `env`.
     pub fn env(&self) -> &BTreeMap<String, String> {
         &self.services.env
+    }
+
+    /// Resolved secrets (values are `Secret`s; the engine redacts them everywhere).
+    pub fn secrets(&self) -> &Secrets {
+        &self.services.secrets
     }
 
     /// How long a process gets between SIGTERM and SIGKILL.

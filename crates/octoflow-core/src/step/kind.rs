@@ -41,4 +41,6 @@ pub struct CheckCx<'a> {
     pub templates_dir: Option<&'a Path>,
     /// The confined file roots, when known.
     pub files: Option<&'a FilesRoot>,
+    /// Every kind, for kinds that hold inline steps (`switch`).
+    pub registry: Option<&'a super::Registry>,
 }

@@ -118,6 +118,20 @@ impl Registry {
         Self::default()
     }
 
+    /// A table with the kinds that need the engine itself: `flow`, `flow_loop`, `switch`,
+    /// `goto` and `wait`.
+    pub fn with_core_kinds() -> Self {
+        use crate::engine::kinds;
+        let mut registry = Self::new();
+        registry
+            .register(kinds::Flow)
+            .register(kinds::FlowLoop)
+            .register(kinds::Switch)
+            .register(kinds::Goto)
+            .register(kinds::Wait);
+        registry
+    }
+
     /// Adds a kind.
     ///
     /// # Panics

@@ -109,7 +109,7 @@ impl StepKind for Stop {
 
 /// A registry with the test kinds; `counter` counts `nap` starts.
 pub(crate) fn registry(counter: &'static AtomicU32) -> Registry {
-    let mut r = Registry::new();
+    let mut r = Registry::with_core_kinds();
     r.register(Echo)
         .register(Fail)
         .register(Nap { started: counter })

@@ -1,6 +1,7 @@
 //! Engine behaviour through the test harness, with small test kinds defined here — which
 //! also shows that a kind can live outside the engine's crates.
 
+mod compose;
 mod kinds;
 mod load;
 mod order;

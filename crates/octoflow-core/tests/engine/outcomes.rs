@@ -225,6 +225,9 @@ steps:
         .assert_data("header", json!("Bearer ***"))
         .assert_data("url", json!("postgres://***@db:5432/x"));
     let all = format!("{:?}{:?}{:?}", report.run, report.steps, report.logs);
-    assert!(!all.contains("tok-12345") && !all.contains("pw-9876"), "{all}");
+    assert!(
+        !all.contains("tok-12345") && !all.contains("pw-9876"),
+        "{all}"
+    );
     assert_eq!(report.run.error.as_ref().unwrap().message, "refused ***");
 }

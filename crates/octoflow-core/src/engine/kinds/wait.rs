@@ -1,0 +1,142 @@
+//! The `wait` kind: waits for a file to appear, or for an expression to hold, checking every
+//! `interval` until `timeout`. Cancellable.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::expr::{Expr, Tpl, strip_braces};
+use crate::flow::{Dur, Problem, format_duration};
+use crate::step::{CheckCx, StepCx, StepError, StepKind};
+
+/// Waits for something.
+#[derive(Debug, Default)]
+pub struct Wait;
+
+/// Settings of a `wait` step: one of `file` or `until`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSettings {
+    /// Wait until this file exists.
+    #[serde(default)]
+    file: Option<WaitFile>,
+    /// Wait until this expression holds (re-evaluated every `interval`).
+    #[serde(default)]
+    until: Option<String>,
+    /// Time between checks for `until` (default 1s).
+    #[serde(default)]
+    interval: Option<Tpl<Dur>>,
+    /// Give up after this long (default: wait until the step's timeout or a cancel).
+    #[serde(default)]
+    timeout: Option<Tpl<Dur>>,
+}
+
+/// `wait: {file: {…}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitFile {
+    /// The file (relative to the data directory).
+    path: Tpl<String>,
+    /// Time between checks (default 1s).
+    #[serde(default)]
+    interval: Option<Tpl<Dur>>,
+    /// Give up after this long.
+    #[serde(default)]
+    timeout: Option<Tpl<Dur>>,
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+impl StepKind for Wait {
+    const NAME: &'static str = "wait";
+    type Settings = WaitSettings;
+
+    fn check(&self, settings: &WaitSettings, _cx: &CheckCx<'_>) -> Vec<Problem> {
+        match (&settings.file, &settings.until) {
+            (Some(_), Some(_)) => vec![Problem::at("", "give `file` or `until`, not both")],
+            (None, None) => vec![Problem::at("", "give what to wait for: `file` or `until`")],
+            (None, Some(until)) => match Expr::parse(strip_braces(until)) {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![Problem::at("until", format!("invalid expression: {e}"))],
+            },
+            (Some(_), None) => Vec::new(),
+        }
+    }
+
+    async fn run(&self, settings: &WaitSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        let render = |name: &str, t: Option<&Tpl<Dur>>| {
+            t.map(|t| cx.render(name, t).map(Dur::get)).transpose()
+        };
+        if let Some(file) = &settings.file {
+            let interval =
+                render("file.interval", file.interval.as_ref())?.unwrap_or(DEFAULT_INTERVAL);
+            let timeout = render("file.timeout", file.timeout.as_ref())?;
+            let shown = cx.render("file.path", &file.path)?;
+            let path = cx
+                .files()
+                .resolve(&shown)
+                .map_err(|e| StepError::fatal(crate::error::chain(&e)))?;
+            let what = format!("file `{shown}`");
+            let waited = poll(cx, interval, timeout, &what, || {
+                let path = path.as_path().to_path_buf();
+                async move { Ok(tokio::fs::try_exists(&path).await.unwrap_or(false)) }
+            })
+            .await?;
+            return Ok(json!({ "path": shown, "waited_ms": waited }));
+        }
+        let until = settings.until.as_deref().unwrap_or_default();
+        let expr = Expr::parse(strip_braces(until))
+            .map_err(|e| StepError::fatal(format!("invalid expression `{until}`: {e}")))?;
+        let interval = render("interval", settings.interval.as_ref())?.unwrap_or(DEFAULT_INTERVAL);
+        let timeout = render("timeout", settings.timeout.as_ref())?;
+        let scope = cx.scope().clone();
+        let what = format!("`{}` to hold", expr.source());
+        let waited = poll(cx, interval, timeout, &what, || {
+            let result = expr
+                .is_true(&scope)
+                .map_err(|e| StepError::fatal(format!("cannot evaluate `until`: {e}")));
+            async move { result }
+        })
+        .await?;
+        Ok(json!({ "until": until, "waited_ms": waited }))
+    }
+}
+
+/// Checks `ready` now and every `interval` until it holds, `timeout` passes or the step is
+/// cancelled. Returns how long it waited, in milliseconds.
+async fn poll<F, Fut>(
+    cx: &StepCx<'_>,
+    interval: Duration,
+    timeout: Option<Duration>,
+    what: &str,
+    mut ready: F,
+) -> Result<u64, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, StepError>>,
+{
+    let start = Instant::now();
+    loop {
+        if ready().await? {
+            return Ok(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+        }
+        let pause = match timeout {
+            Some(limit) => {
+                let left = limit.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    return Err(StepError::failed(format!(
+                        "waited {} for {what}; it did not happen",
+                        format_duration(limit)
+                    )));
+                }
+                interval.min(left)
+            }
+            None => interval,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = cx.cancel_token().cancelled() => return Err(StepError::Cancelled),
+        }
+    }
+}
