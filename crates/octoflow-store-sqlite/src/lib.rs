@@ -22,6 +22,7 @@ mod codec;
 mod error;
 mod logs;
 mod runs;
+mod state;
 mod steps;
 mod writer;
 
@@ -31,9 +32,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use octoflow_core::store::{
-    LogLine, Page, Paged, Run, RunFilter, RunId, RunStore, RunUpdate, StepFinish, StepRun,
-    StepRunId, StoreError,
+    LogLine, Page, Paged, Run, RunFilter, RunId, RunStore, RunUpdate, StateStore, StepFinish,
+    StepRun, StepRunId, StoreError,
 };
+use serde_json::{Map, Value};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -50,8 +52,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READERS: u32 = 4;
 
 /// The schema, one entry per file in `migrations/`, in order.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "runs", include_str!("../migrations/0001_runs.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "runs", include_str!("../migrations/0001_runs.sql")),
+    (2, "state", include_str!("../migrations/0002_state.sql")),
+];
 
 /// A `SQLite`-backed store. Cloning is cheap: clones share the write connection and the read
 /// pool.
@@ -206,6 +210,17 @@ impl RunStore for SqliteStore {
 
     async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError> {
         runs::mark_interrupted(&mut *self.writer.lock().await, id).await
+    }
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn state(&self, flow: &str) -> Result<Map<String, Value>, StoreError> {
+        state::get(&self.reader, flow).await
+    }
+
+    async fn set_state(&self, flow: &str, values: &Map<String, Value>) -> Result<(), StoreError> {
+        state::set(&mut *self.writer.lock().await, flow, values).await
     }
 }
 

@@ -132,17 +132,24 @@ impl Octo {
         cmd
     }
 
-    /// Starts the command with piped output, for tests that signal or kill it.
+    /// Starts the command with piped output, for tests that signal or kill it. The working
+    /// directory lives as long as the returned process handle.
     ///
     /// # Panics
     /// If the binary cannot be started.
-    pub fn spawn(&self) -> Child {
-        self.command()
+    pub fn spawn(&self) -> Spawned {
+        let child = self
+            .command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()))
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        Spawned {
+            child,
+            command: self.describe(),
+            _dir: self.dir.clone(),
+        }
     }
 
     /// Runs the command to its end.
@@ -177,6 +184,37 @@ impl Octo {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         format!("octoflow {}", args.join(" "))
+    }
+}
+
+/// A started command; derefs to its [`Child`]. It keeps the working directory alive.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Child,
+    command: String,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl Spawned {
+    /// Waits for the end, collecting what is left of its output.
+    ///
+    /// # Panics
+    /// If it does not end within `timeout` (it is killed first).
+    pub fn wait(self, timeout: Duration) -> Output {
+        Output::wait(self.child, timeout).with_command(self.command)
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
     }
 }
 

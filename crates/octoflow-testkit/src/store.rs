@@ -42,6 +42,7 @@ macro_rules! store_conformance {
             mark_interrupted,
             concurrent_writes,
             unknown_run,
+            flow_state,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -725,4 +726,25 @@ fn finish(step: &mut StepRun, end: &StepFinish) {
     step.finished_at = Some(end.finished_at);
     step.result.clone_from(&end.result);
     step.error.clone_from(&end.error);
+}
+
+/// A flow's state: empty at first, several keys set at once, later sets merge, flows apart.
+pub async fn flow_state(store: &dyn Store) {
+    assert!(store.state("poll").await.unwrap().is_empty());
+    let first = serde_json::json!({"cursor": {"dt": "2026-01-01 00:00:00", "key": 7}, "seen": 1});
+    store
+        .set_state("poll", first.as_object().unwrap())
+        .await
+        .unwrap();
+    let second = serde_json::json!({"seen": 2});
+    store
+        .set_state("poll", second.as_object().unwrap())
+        .await
+        .unwrap();
+    let state = store.state("poll").await.unwrap();
+    assert_eq!(
+        serde_json::Value::Object(state),
+        serde_json::json!({"cursor": {"dt": "2026-01-01 00:00:00", "key": 7}, "seen": 2})
+    );
+    assert!(store.state("other").await.unwrap().is_empty());
 }

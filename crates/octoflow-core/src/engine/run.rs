@@ -109,6 +109,7 @@ impl<'e> Execution<'e> {
     /// Marks the run `running`, makes its workspace and the names templates see.
     async fn start(&mut self) -> Result<(RunInfo, StepServices), StoreError> {
         let started_at = Utc::now();
+        let state = self.engine.store.state(&self.flow.name).await?;
         let workdir = self
             .engine
             .config
@@ -132,7 +133,7 @@ impl<'e> Execution<'e> {
         self.names = vec![
             ("params", self.run.params.clone()),
             ("env", json!(services.env)),
-            ("state", json!({})),
+            ("state", Value::Object(state)),
             ("secrets", (*self.engine.secrets).clone()),
             (
                 "run",
@@ -298,6 +299,10 @@ impl<'e> Execution<'e> {
                             None
                         }
                         Some(Control::Goto { target }) => Some(target.clone()),
+                        Some(Control::State { values }) => {
+                            self.merge_state(values);
+                            None
+                        }
                         None if failed && halt.is_none() => step.on_error_goto.clone(),
                         None => None,
                     };
@@ -357,6 +362,14 @@ impl<'e> Execution<'e> {
                 }
                 Ok(Ok(()))
             }
+        }
+    }
+
+    /// Later steps see state a step wrote.
+    fn merge_state(&mut self, values: &Map<String, Value>) {
+        if let Some((_, Value::Object(state))) = self.names.iter_mut().find(|(n, _)| *n == "state")
+        {
+            state.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
     }
 

@@ -55,6 +55,11 @@ pub enum Control {
         /// The target.
         target: String,
     },
+    /// The flow's state changed: later steps see these values in `state`.
+    State {
+        /// The keys written.
+        values: serde_json::Map<String, Value>,
+    },
 }
 
 /// The context of one step attempt.

@@ -119,7 +119,7 @@ impl Registry {
     }
 
     /// A table with the kinds that need the engine itself: `flow`, `flow_loop`, `switch`,
-    /// `goto` and `wait`.
+    /// `goto`, `state` and `wait`.
     pub fn with_core_kinds() -> Self {
         use crate::engine::kinds;
         let mut registry = Self::new();
@@ -128,6 +128,7 @@ impl Registry {
             .register(kinds::FlowLoop)
             .register(kinds::Switch)
             .register(kinds::Goto)
+            .register(kinds::State)
             .register(kinds::Wait);
         registry
     }

@@ -1,14 +1,16 @@
 //! A store that keeps everything in memory: for library use and tests, where nothing needs
 //! to survive the process.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use serde_json::{Map, Value};
 
 use super::{
     LogLine, Page, Paged, Run, RunError, RunFilter, RunId, RunStatus, RunStore, RunUpdate,
-    StepFinish, StepRun, StepRunId, StepStatus, StoreError,
+    StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError,
 };
 
 /// Runs, step runs and logs in memory.
@@ -22,6 +24,7 @@ struct Inner {
     runs: Vec<Run>,
     steps: Vec<StepRun>,
     logs: Vec<LogLine>,
+    state: HashMap<String, Map<String, Value>>,
 }
 
 impl MemoryStore {
@@ -196,5 +199,19 @@ impl RunStore for MemoryStore {
             step.error = Some("interrupted".to_owned());
         }
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn state(&self, flow: &str) -> Result<Map<String, Value>, StoreError> {
+        Ok(self.lock().state.get(flow).cloned().unwrap_or_default())
+    }
+
+    async fn set_state(&self, flow: &str, values: &Map<String, Value>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let entry = inner.state.entry(flow.to_owned()).or_default();
+        entry.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(())
     }
 }

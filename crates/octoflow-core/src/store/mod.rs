@@ -7,6 +7,7 @@ mod memory;
 mod records;
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
 
 pub use memory::MemoryStore;
 pub use records::{
@@ -61,6 +62,15 @@ pub trait RunStore: Send + Sync {
     async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError>;
 }
 
+/// Each flow's small key/value state, kept between runs (cursors, last seen ids).
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Every key of a flow's state (empty when it has none).
+    async fn state(&self, flow: &str) -> Result<Map<String, Value>, StoreError>;
+    /// Sets several keys of a flow's state at once: all or none.
+    async fn set_state(&self, flow: &str, values: &Map<String, Value>) -> Result<(), StoreError>;
+}
+
 /// Everything a node needs from its store.
-pub trait Store: RunStore {}
-impl<T: RunStore> Store for T {}
+pub trait Store: RunStore + StateStore {}
+impl<T: RunStore + StateStore> Store for T {}

@@ -320,3 +320,27 @@ fn jumps_and_depends_do_not_mix() {
         ["flow.yml:3:5: steps[1]: step `b` jumps, which a flow that uses `depends` cannot do"]
     );
 }
+
+#[tokio::test]
+async fn state_is_written_together_and_seen_by_later_steps() {
+    Harness::new(registry(counter()))
+        .flow(
+            r#"
+steps:
+  - name: before
+    state: { get: cursor, default: { key: 0 } }
+  - name: save
+    state: { set: { cursor: '{{ {"key": before.key + 5} }}', seen: 'yes' } }
+  - name: after
+    echo: { value: '{{ state.cursor.key }}/{{ state.seen }}' }
+  - name: again
+    state: { get: cursor }
+"#,
+        )
+        .run()
+        .await
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("before", json!({"key": 0}))
+        .assert_data("after", json!("5/yes"))
+        .assert_data("again", json!({"key": 5}));
+}

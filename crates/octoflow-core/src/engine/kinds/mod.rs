@@ -3,12 +3,14 @@
 mod flow;
 mod flow_loop;
 mod goto;
+mod state;
 mod switch;
 mod wait;
 
 pub use flow::Flow;
 pub use flow_loop::FlowLoop;
 pub use goto::Goto;
+pub use state::State;
 pub use switch::Switch;
 pub use wait::Wait;
 
