@@ -36,7 +36,7 @@ impl StepKind for State {
         match (&settings.get, &settings.set) {
             (Some(_), Some(_)) => problems.push(Problem::at("", "give `get` or `set`, not both")),
             (None, None) => {
-                problems.push(Problem::at("", "give `get: <key>` or `set: {key: value}`"))
+                problems.push(Problem::at("", "give `get: <key>` or `set: {key: value}`"));
             }
             (None, Some(_)) if settings.default.is_some() => {
                 problems.push(Problem::at("default", "`default` goes with `get`"));
