@@ -729,22 +729,25 @@ fn finish(step: &mut StepRun, end: &StepFinish) {
 }
 
 /// A flow's state: empty at first, several keys set at once, later sets merge, flows apart.
+///
+/// # Panics
+/// When the store breaks the behaviour.
 pub async fn flow_state(store: &dyn Store) {
-    assert!(store.state("poll").await.unwrap().is_empty());
+    assert!(store.state("poll").await.expect("state").is_empty());
     let first = serde_json::json!({"cursor": {"dt": "2026-01-01 00:00:00", "key": 7}, "seen": 1});
     store
-        .set_state("poll", first.as_object().unwrap())
+        .set_state("poll", first.as_object().expect("object"))
         .await
         .unwrap();
     let second = serde_json::json!({"seen": 2});
     store
-        .set_state("poll", second.as_object().unwrap())
+        .set_state("poll", second.as_object().expect("object"))
         .await
         .unwrap();
-    let state = store.state("poll").await.unwrap();
+    let state = store.state("poll").await.expect("state");
     assert_eq!(
         serde_json::Value::Object(state),
         serde_json::json!({"cursor": {"dt": "2026-01-01 00:00:00", "key": 7}, "seen": 2})
     );
-    assert!(store.state("other").await.unwrap().is_empty());
+    assert!(store.state("other").await.expect("state").is_empty());
 }
