@@ -738,12 +738,12 @@ pub async fn flow_state(store: &dyn Store) {
     store
         .set_state("poll", first.as_object().expect("object"))
         .await
-        .unwrap();
+        .expect("set state");
     let second = serde_json::json!({"seen": 2});
     store
         .set_state("poll", second.as_object().expect("object"))
         .await
-        .unwrap();
+        .expect("set state");
     let state = store.state("poll").await.expect("state");
     assert_eq!(
         serde_json::Value::Object(state),
