@@ -1,6 +1,9 @@
 //! Events a run emits while it goes, for live views and trackers.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use crate::store::{Run, StepStatus};
 
@@ -29,6 +32,9 @@ pub enum RunEvent<'a> {
         /// Its error text (redacted).
         error: Option<&'a str>,
     },
+    /// A step's result was stored: the run's data now (secrets redacted). Sent only to
+    /// observers that [want it](Observer::wants_data).
+    DataChanged(&'a Map<String, Value>),
     /// The run ended.
     RunFinished(&'a Run),
 }
@@ -37,4 +43,26 @@ pub enum RunEvent<'a> {
 pub trait Observer: Send + Sync {
     /// Called for every event.
     fn on_event(&self, event: &RunEvent<'_>);
+
+    /// Whether to receive [`RunEvent::DataChanged`] (it costs a redacted copy of the data).
+    fn wants_data(&self) -> bool {
+        false
+    }
+}
+
+/// Several observers as one.
+pub struct Observers(pub Vec<Arc<dyn Observer>>);
+
+impl Observer for Observers {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        for o in &self.0 {
+            if o.wants_data() || !matches!(event, RunEvent::DataChanged(_)) {
+                o.on_event(event);
+            }
+        }
+    }
+
+    fn wants_data(&self) -> bool {
+        self.0.iter().any(|o| o.wants_data())
+    }
 }

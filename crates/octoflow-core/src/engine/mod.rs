@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use catalog::{DirCatalog, FlowCatalog};
 pub use dry_run::{DryRun, DryStep};
-pub use events::{Observer, RunEvent};
+pub use events::{Observer, Observers, RunEvent};
 pub use recover::recover_interrupted;
 pub use redact::{MASK, Redactor};
 

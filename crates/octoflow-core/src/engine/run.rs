@@ -396,6 +396,14 @@ impl<'e> Execution<'e> {
                 data.insert("__errors__".to_owned(), Value::Array(vec![entry]));
             }
         }
+        if let Some(observer) = self.observer.as_ref().filter(|o| o.wants_data())
+            && let Value::Object(data) = self
+                .engine
+                .redactor
+                .value(&Value::Object((*self.data).clone()))
+        {
+            observer.on_event(&RunEvent::DataChanged(&data));
+        }
     }
 
     /// After a failure: the spooler's `finally_step` (when it was skipped), then `on_failure`.

@@ -6,3 +6,4 @@ mod kinds;
 mod load;
 mod order;
 mod outcomes;
+mod tracker;
