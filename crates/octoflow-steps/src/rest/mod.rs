@@ -1,0 +1,136 @@
+//! The `rest` kind: one HTTP request through the node's shared client. Result: the parsed
+//! body (JSON, else text, null when empty); with `full_response`, `{status, headers, body}`;
+//! with `save_to`, `{status, path, bytes}`. A status outside `expect` fails the step with
+//! `status_code: N, response_content: …` in its error.
+
+mod request;
+mod response;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::time::Instant;
+
+use octoflow_core::error::chain;
+use octoflow_core::fs::SafePath;
+use octoflow_core::step::StepLog;
+use octoflow_core::step::prelude::*;
+use serde_json::Map;
+
+use self::settings::RestSettings;
+use crate::config::HttpConfig;
+
+/// The `rest` kind, holding the node's shared HTTP client.
+#[derive(Debug, Clone)]
+pub(crate) struct Rest {
+    /// The shared client, or why it could not be built (reported by every `rest` step).
+    client: Result<reqwest::Client, String>,
+    /// The largest body kept in memory (see [`HttpConfig::max_body_bytes`]).
+    max_body_bytes: u64,
+}
+
+impl Rest {
+    /// Builds the shared client from `config`. A client that cannot be built is logged now
+    /// and makes every `rest` step fail with the reason.
+    pub(crate) fn new(config: &HttpConfig) -> Self {
+        let client = config.client().map_err(|err| {
+            let message = format!("cannot build the HTTP client: {}", chain(&err));
+            tracing::error!(error = %message, "The `rest` kind is unavailable.");
+            message
+        });
+        Self {
+            client,
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+
+    /// Sends the request, logs the status (never a header), and turns the answer into the
+    /// result.
+    async fn exchange(
+        &self,
+        settings: &RestSettings,
+        outgoing: request::Outgoing,
+        save_to: Option<&(String, SafePath)>,
+        log: &StepLog,
+    ) -> Result<Value, StepError> {
+        let shown = outgoing.shown.as_str();
+        let started = Instant::now();
+        let answer = outgoing
+            .request
+            .send()
+            .await
+            .map_err(|e| response::transport_error(shown, e))?;
+        let status = answer.status().as_u16();
+        let millis = started.elapsed().as_millis();
+        log.note(format!(
+            "Request `{shown}` answered {status} after {millis} ms."
+        ))
+        .await;
+        let answer = response::check_status(settings, shown, answer).await?;
+        let mut result = Map::new();
+        result.insert("status".to_owned(), json!(status));
+        if settings.full_response {
+            result.insert(
+                "headers".to_owned(),
+                response::headers_json(answer.headers()),
+            );
+        }
+        if let Some((path, safe)) = save_to {
+            let bytes = response::save(shown, answer, safe).await?;
+            result.insert("path".to_owned(), json!(path));
+            result.insert("bytes".to_owned(), json!(bytes));
+        } else {
+            let body = response::read_body(shown, answer, self.max_body_bytes).await?;
+            let body = response::parse_body(&body);
+            if !settings.full_response {
+                return Ok(body);
+            }
+            result.insert("body".to_owned(), body);
+        }
+        Ok(Value::Object(result))
+    }
+}
+
+impl StepKind for Rest {
+    const NAME: &'static str = "rest";
+    type Settings = RestSettings;
+
+    fn check(&self, settings: &RestSettings, cx: &CheckCx<'_>) -> Vec<Problem> {
+        settings.problems(cx)
+    }
+
+    async fn run(&self, settings: &RestSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        let cx: &StepCx<'_> = cx;
+        let client = self.client.as_ref().map_err(StepError::fatal)?;
+        let save_to = match &settings.save_to {
+            Some(tpl) => {
+                let path = cx.render("rest.save_to", tpl)?;
+                let safe = cx.files().resolve(&path).map_err(|e| {
+                    StepError::fatal(format!("cannot use `save_to`: {}", chain(&e)))
+                })?;
+                Some((path, safe))
+            }
+            None => None,
+        };
+        let timeout = settings
+            .timeout
+            .as_ref()
+            .map(|t| cx.render("rest.timeout", t))
+            .transpose()?
+            .map(Dur::get);
+        let outgoing = request::build(settings, cx, client).await?;
+        let exchange = self.exchange(settings, outgoing, save_to.as_ref(), cx.log());
+        let limited = async {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, exchange)
+                    .await
+                    .unwrap_or(Err(StepError::TimedOut(limit))),
+                None => exchange.await,
+            }
+        };
+        tokio::select! {
+            done = limited => done,
+            () = cx.cancel_token().cancelled() => Err(StepError::Cancelled),
+        }
+    }
+}
