@@ -37,7 +37,11 @@ fn setup() -> Bench {
     let files = FilesRoot::new(dir.path(), &[], false).expect("files root");
     let store: Arc<dyn Store> = Arc::new(store);
     let engine = Engine::new(store, EngineConfig::new(files));
-    Bench { engine, runtime, _dir: dir }
+    Bench {
+        engine,
+        runtime,
+        _dir: dir,
+    }
 }
 
 fn registry() -> Registry {
@@ -51,17 +55,29 @@ fn chain(kind: &str, n: usize) -> Flow {
     let mut yaml = String::from("name: bench\nsteps:\n  - name: s0\n    set_fact: { value: 0 }\n");
     for i in 1..n {
         let step = match kind {
-            "set_fact" => format!("  - name: s{i}\n    set_fact: {{ value: \"{{{{ s{} + 1 }}}}\" }}\n", i - 1),
-            _ => format!("  - name: s{i}\n    jq: {{ expression: \".s{} + 1\" }}\n", i - 1),
+            "set_fact" => format!(
+                "  - name: s{i}\n    set_fact: {{ value: \"{{{{ s{} + 1 }}}}\" }}\n",
+                i - 1
+            ),
+            _ => format!(
+                "  - name: s{i}\n    jq: {{ expression: \".s{} + 1\" }}\n",
+                i - 1
+            ),
         };
         yaml.push_str(&step);
     }
-    FlowLoader::new(&registry()).load_str(&yaml, "bench.yml", None).expect("bench flow loads")
+    FlowLoader::new(&registry())
+        .load_str(&yaml, "bench.yml", None)
+        .expect("bench flow loads")
 }
 
 fn run_once(bench: &Bench, flow: &Arc<Flow>) {
     bench.runtime.block_on(async {
-        let run = bench.engine.accept(flow, RunRequest::new(Default::default())).await.expect("accepted");
+        let run = bench
+            .engine
+            .accept(flow, RunRequest::new(Default::default()))
+            .await
+            .expect("accepted");
         let run = bench
             .engine
             .execute(flow.clone(), run, CancellationToken::new(), None)
@@ -98,7 +114,9 @@ fn report(name: &str, bench: &Bench, flow: &Arc<Flow>, steps: usize, runs: u32) 
 fn engine(c: &mut Criterion) {
     let bench = setup();
     let mut group = c.benchmark_group("engine");
-    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
     for (kind, n) in [("set_fact", 40), ("set_fact", 400), ("jq", 40)] {
         let flow = Arc::new(chain(kind, n));
         let name = format!("{kind}_chain_{n}");

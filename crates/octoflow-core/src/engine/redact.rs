@@ -33,6 +33,11 @@ impl Redactor {
         }
     }
 
+    /// Whether no secret value is known (URL passwords are still masked).
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
     /// The text with every secret and URL password masked.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);

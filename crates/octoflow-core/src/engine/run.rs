@@ -377,6 +377,13 @@ impl<'e> Execution<'e> {
     fn apply(&mut self, step: &Step, outcome: Outcome) {
         let data = Arc::make_mut(&mut self.data);
         if let Some(value) = outcome.value {
+            // Results are redacted before later steps see them, so no step can pass a secret
+            // on through `data` (templates reach secrets only through `secrets`).
+            let value = if self.engine.redactor.is_empty() {
+                value
+            } else {
+                self.engine.redactor.value(&value)
+            };
             data.insert(step.result_key.clone(), value);
         }
         if let Some(error) = outcome.error

@@ -1,0 +1,40 @@
+//! One module per command; [`dispatch`] picks it.
+
+mod completions;
+mod init;
+mod run;
+mod validate;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, Env};
+
+/// Runs the command the line asked for.
+pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
+    let env = Env::from_process();
+    match &cli.command {
+        Command::Run(args) => run::run(&cli.global, args, env),
+        Command::Validate(args) => validate::validate(&cli.global, args, env),
+        Command::Init(args) => init::init(&cli.global, args, &env),
+        Command::Completions(args) => completions::completions(args),
+    }
+}
+
+/// The log of a command, on stderr, filtered by `OCTOFLOW_LOG` (default `warn`).
+///
+/// It is attached to the command's future (`WithSubscriber`), not installed process-wide.
+fn log_subscriber(config: &Config) -> impl tracing::Subscriber + Send + Sync + 'static {
+    // The CLI reports interrupted runs itself, in its own words.
+    let directives = format!("{},octoflow_core::engine::recover=off", config.log);
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .finish()
+}

@@ -1,0 +1,668 @@
+//! Settings, read once: `config.yml` < `OCTOFLOW_*` environment variables < flags
+//! (SPEC §3, §12; STYLE B.5).
+//!
+//! This is the only module that reads the process environment: [`Env::from_process`] takes
+//! one snapshot, which settles the settings here and is handed to the engine as the
+//! environment of templates (`env`) and processes.
+//!
+//! Paths in `config.yml` are relative to the data directory; paths in flags and environment
+//! variables are relative to the current directory. A relative `sqlite:` path is relative to
+//! the current directory, as everywhere else that takes a database URL.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use octoflow_core::flow::{Dur, parse_duration, suggest};
+use octoflow_core::secrets::Secret;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The data directory when none is given.
+const DEFAULT_DATA_DIR: &str = "data";
+/// The config file's name inside the data directory.
+pub(crate) const CONFIG_FILE_NAME: &str = "config.yml";
+/// The directory of flow files inside the data directory.
+pub(crate) const FLOWS_DIR_NAME: &str = "flows";
+
+/// A snapshot of the process environment.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// Reads the process environment once; variables whose name or value is not UTF-8 are
+    /// left out (they could not be used in templates anyway).
+    pub(crate) fn from_process() -> Self {
+        // The one sanctioned read of the environment (STYLE B.5, clippy.toml).
+        #[allow(clippy::disallowed_methods)]
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Self { vars }
+    }
+
+    /// An environment with exactly these variables (tests).
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self {
+            vars: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// A variable's value, when set and not empty.
+    fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        self.get(key).map(PathBuf::from)
+    }
+
+    fn parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>>
+    where
+        T::Err: fmt::Display,
+    {
+        self.get(key)
+            .map(|text| {
+                text.parse::<T>().map_err(|e| {
+                    anyhow!("environment variable `{key}`: invalid value `{text}`: {e}")
+                })
+            })
+            .transpose()
+    }
+
+    fn duration(&self, key: &str) -> Result<Option<Duration>> {
+        self.get(key)
+            .map(|text| {
+                parse_duration(text).map_err(|e| anyhow!("environment variable `{key}`: {e}"))
+            })
+            .transpose()
+    }
+}
+
+/// What the command line says about settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flags {
+    /// `--data`.
+    pub(crate) data: Option<PathBuf>,
+    /// `--config`.
+    pub(crate) config: Option<PathBuf>,
+    /// `--database`.
+    pub(crate) database: Option<String>,
+    /// A path the command works on (a flow file, a flows directory) from which the data
+    /// directory may be inferred when neither `--data` nor `OCTOFLOW_DATA_PATH` is given.
+    pub(crate) data_hint: Option<PathBuf>,
+}
+
+/// The store a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Database {
+    /// A `SQLite` file.
+    Sqlite(PathBuf),
+}
+
+/// Every setting, resolved.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // settings `octoflow serve` uses; parsed and checked here already
+pub(crate) struct Config {
+    /// The data directory.
+    pub(crate) data_dir: PathBuf,
+    /// The config file that was read, if any.
+    pub(crate) file: Option<PathBuf>,
+    /// Flow files.
+    pub(crate) flows_dir: PathBuf,
+    /// Templates of `jinja` steps.
+    pub(crate) templates_dir: PathBuf,
+    /// Secrets (SPEC §10).
+    pub(crate) secrets_file: PathBuf,
+    /// The store's URL (it may hold a password).
+    pub(crate) database: Secret<String>,
+    /// Where `serve` listens.
+    pub(crate) listen: String,
+    /// Concurrent runs per node.
+    pub(crate) workers: u32,
+    /// Flows whose schedules start at boot; `None` means all.
+    pub(crate) autostart: Option<Vec<String>>,
+    /// API authentication.
+    pub(crate) auth: AuthConfig,
+    /// Sizes and retention.
+    pub(crate) limits: LimitsConfig,
+    /// Where steps may touch files.
+    pub(crate) files: FilesConfig,
+    /// `sql` step connections, by name.
+    pub(crate) connections: BTreeMap<String, ConnectionConfig>,
+    /// `publish` step sinks, by name.
+    pub(crate) sinks: BTreeMap<String, SinkConfig>,
+    /// Mail servers of `email` steps, by name.
+    pub(crate) smtp: BTreeMap<String, SmtpConfig>,
+    /// Where job-tracker documents are written (SPEC §13).
+    pub(crate) tracker_dir: Option<PathBuf>,
+    /// Between SIGTERM and SIGKILL for cancelled processes.
+    pub(crate) kill_grace: Duration,
+    /// How long running steps may finish when a node shuts down.
+    pub(crate) shutdown_grace: Duration,
+    /// The log filter (`OCTOFLOW_LOG`, tracing's env-filter syntax).
+    pub(crate) log: String,
+    /// The process environment, for templates (`env`) and processes.
+    pub(crate) env: BTreeMap<String, String>,
+}
+
+/// `auth:` of config.yml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AuthConfig {
+    /// Whether reads need no token.
+    pub(crate) public_read: bool,
+    /// Lifetime of login tokens.
+    pub(crate) token_ttl: Dur,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            public_read: false,
+            token_ttl: Dur(Duration::from_secs(15 * 60)),
+        }
+    }
+}
+
+/// `limits:` of config.yml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsConfig {
+    /// Largest step result kept in the record (`1MiB`).
+    pub(crate) max_result_bytes: ByteSize,
+    /// Largest upload accepted by the API (`512MiB`).
+    pub(crate) max_upload_bytes: ByteSize,
+    /// How long finished runs are kept (`30d`).
+    pub(crate) run_retention: Dur,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_result_bytes: ByteSize(1024 * 1024),
+            max_upload_bytes: ByteSize(512 * 1024 * 1024),
+            run_retention: Dur(Duration::from_secs(30 * 86_400)),
+        }
+    }
+}
+
+/// `files:` of config.yml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FilesConfig {
+    /// Whether absolute paths may point anywhere.
+    pub(crate) allow_absolute: bool,
+    /// More directories steps may touch (relative ones are in the data directory).
+    pub(crate) roots: Vec<PathBuf>,
+}
+
+/// One entry of `connections:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
+pub(crate) struct ConnectionConfig {
+    /// The database URL (a template: `{{ secrets.db.password }}`).
+    pub(crate) url: String,
+}
+
+/// One entry of `sinks:`: a `kind` and that kind's settings, checked by the `publish` kind.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
+pub(crate) struct SinkConfig {
+    /// What the sink talks to.
+    pub(crate) kind: SinkKind,
+    /// The kind's settings.
+    #[serde(flatten)]
+    pub(crate) settings: serde_json::Map<String, Value>,
+}
+
+/// The sink kinds of SPEC §4.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SinkKind {
+    /// NATS, with `JetStream`.
+    Nats,
+    /// Redis streams.
+    Redis,
+    /// AMQP 0.9.1.
+    Amqp,
+    /// Kafka.
+    Kafka,
+    /// AWS Kinesis.
+    Kinesis,
+    /// S3 and compatibles.
+    S3,
+    /// An HTTP endpoint.
+    Http,
+}
+
+/// One entry of `smtp:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
+pub(crate) struct SmtpConfig {
+    /// `smtp://host:port` or `smtps://…`.
+    pub(crate) url: String,
+    /// The sender address.
+    #[serde(default)]
+    pub(crate) from: Option<String>,
+}
+
+/// config.yml as written (SPEC §12): every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<String>,
+    database: Option<String>,
+    workers: Option<u32>,
+    autostart: Option<Vec<String>>,
+    auth: Option<AuthConfig>,
+    limits: Option<LimitsConfig>,
+    files: Option<FilesConfig>,
+    #[serde(default)]
+    connections: BTreeMap<String, ConnectionConfig>,
+    #[serde(default)]
+    sinks: BTreeMap<String, SinkConfig>,
+    #[serde(default)]
+    smtp: BTreeMap<String, SmtpConfig>,
+    tracker_dir: Option<PathBuf>,
+    kill_grace: Option<Dur>,
+    shutdown_grace: Option<Dur>,
+    flows_path: Option<PathBuf>,
+    templates_path: Option<PathBuf>,
+    secrets_path: Option<PathBuf>,
+}
+
+/// A size in bytes, written `1048576`, `512KiB`, `1MiB`, `2GiB`, `10MB` or `1GB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let err = || format!("invalid size `{text}`; use a number of bytes, 512KiB, 1MiB or 2GiB");
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let number: u64 = digits.parse().map_err(|_| err())?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            _ => return Err(err()),
+        };
+        number.checked_mul(factor).map(Self).ok_or_else(err)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Bytes(n) => Ok(Self(n)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Config {
+    /// Settles every setting from the config file, the environment and the flags.
+    pub(crate) fn load(flags: &Flags, env: Env) -> Result<Self> {
+        let data_dir = explicit_data_dir(flags.data.as_deref(), &env)
+            .or_else(|| flags.data_hint.as_deref().and_then(infer_data_dir))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+
+        let explicit_file = flags
+            .config
+            .clone()
+            .or_else(|| env.path("OCTOFLOW_CONFIG_FILE"));
+        let default_file = data_dir.join(CONFIG_FILE_NAME);
+        let config_file = explicit_file.or_else(|| default_file.is_file().then_some(default_file));
+        let file = match &config_file {
+            Some(path) => read_config_file(path)?,
+            None => ConfigFile::default(),
+        };
+        let in_data = |p: PathBuf| data_dir.join(p);
+
+        let flows_dir = env
+            .path("OCTOFLOW_FLOWS_PATH")
+            .or_else(|| file.flows_path.map(in_data))
+            .unwrap_or_else(|| data_dir.join(FLOWS_DIR_NAME));
+        let templates_dir = env
+            .path("OCTOFLOW_TEMPLATES_PATH")
+            .or_else(|| file.templates_path.map(in_data))
+            .unwrap_or_else(|| data_dir.join("templates"));
+        let secrets_file = env
+            .path("OCTOFLOW_SECRETS_PATH")
+            .or_else(|| file.secrets_path.map(in_data))
+            .unwrap_or_else(|| data_dir.join("secrets.yml"));
+        let database = flags
+            .database
+            .clone()
+            .or_else(|| env.get("OCTOFLOW_DATABASE_URL").map(ToOwned::to_owned))
+            .or(file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("octoflow.db").display()));
+        let listen = env
+            .get("OCTOFLOW_LISTEN")
+            .map(ToOwned::to_owned)
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let workers = env
+            .parsed::<u32>("OCTOFLOW_WORKERS")?
+            .or(file.workers)
+            .unwrap_or(8);
+        if workers == 0 {
+            bail!("`workers` must be at least 1");
+        }
+        let kill_grace = env
+            .duration("OCTOFLOW_KILL_GRACE")?
+            .or(file.kill_grace.map(Dur::get))
+            .unwrap_or(Duration::from_secs(5));
+        let shutdown_grace = env
+            .duration("OCTOFLOW_SHUTDOWN_GRACE")?
+            .or(file.shutdown_grace.map(Dur::get))
+            .unwrap_or(Duration::from_secs(30));
+        let tracker_dir = env
+            .path("OCTOFLOW_TRACKER_DIR")
+            .or_else(|| file.tracker_dir.map(in_data));
+        let log = env.get("OCTOFLOW_LOG").unwrap_or("warn").to_owned();
+
+        Ok(Self {
+            data_dir: data_dir.clone(),
+            file: config_file,
+            flows_dir,
+            templates_dir,
+            secrets_file,
+            database: Secret::new(database),
+            listen,
+            workers,
+            autostart: file.autostart,
+            auth: file.auth.unwrap_or_default(),
+            limits: file.limits.unwrap_or_default(),
+            files: file.files.unwrap_or_default(),
+            connections: file.connections,
+            sinks: file.sinks,
+            smtp: file.smtp,
+            tracker_dir,
+            kill_grace,
+            shutdown_grace,
+            log,
+            env: env.vars,
+        })
+    }
+
+    /// The store the database URL names; only `sqlite:` in this build.
+    pub(crate) fn database(&self) -> Result<Database> {
+        parse_database_url(self.database.expose())
+    }
+}
+
+/// The data directory from `--data` or `OCTOFLOW_DATA_PATH`, else `./data`.
+pub(crate) fn data_dir(flag: Option<&Path>, env: &Env) -> PathBuf {
+    explicit_data_dir(flag, env).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+fn explicit_data_dir(flag: Option<&Path>, env: &Env) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env.path("OCTOFLOW_DATA_PATH"))
+}
+
+/// The data directory a flow path implies: for `demo/flows/x.yml` or `demo/flows`, `demo`
+/// — when `demo/config.yml` exists.
+pub(crate) fn infer_data_dir(path: &Path) -> Option<PathBuf> {
+    let flows = if path.is_dir() { path } else { path.parent()? };
+    if flows.file_name()? != FLOWS_DIR_NAME {
+        return None;
+    }
+    let data = match flows.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    data.join(CONFIG_FILE_NAME).is_file().then_some(data)
+}
+
+/// `sqlite://PATH` or `sqlite:PATH`; anything else is refused (without echoing the URL,
+/// which may hold a password).
+pub(crate) fn parse_database_url(url: &str) -> Result<Database> {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        let scheme = url.split_once(':').map_or("", |(s, _)| s);
+        return Err(match scheme {
+            "postgres" | "postgresql" => anyhow!(
+                "database URL must start with `sqlite:`; PostgreSQL (`{scheme}:`) is not supported by this build yet"
+            ),
+            _ => anyhow!("database URL must start with `sqlite:`"),
+        });
+    };
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    if path.is_empty() || path.starts_with(':') {
+        bail!("database URL `{url}` names no file; use sqlite://PATH");
+    }
+    if path.contains('?') {
+        bail!("database URL `{url}`: options after `?` are not supported");
+    }
+    Ok(Database::Sqlite(PathBuf::from(path)))
+}
+
+/// Reads and parses a config file; a problem is reported as `file:line:column: message`.
+fn read_config_file(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file `{}`", path.display()))?;
+    parse_config(&text).map_err(|message| anyhow!("{}:{message}", path.display()))
+}
+
+/// Parses config text; the error is `line:column: message`.
+fn parse_config(text: &str) -> Result<ConfigFile, String> {
+    octoflow_core::yaml::from_str::<Option<ConfigFile>>(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|err| {
+            let place = err.location().map_or_else(
+                || " ".to_owned(),
+                |l| format!("{}:{}: ", l.line(), l.column()),
+            );
+            format!("{place}{}", config_message(&err.to_string()))
+        })
+}
+
+/// The first line of a YAML error, without its place prefix, with a suggestion for an
+/// unknown key.
+fn config_message(full: &str) -> String {
+    let first = full.lines().next().unwrap_or(full).trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = match first.split_once(": ") {
+        Some((place, rest)) if place.starts_with("line ") => rest,
+        _ => first,
+    };
+    let Some((field, expected)) = first
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once("`, expected one of "))
+    else {
+        return first.to_owned();
+    };
+    let candidates: Vec<&str> = expected.split(", ").map(|c| c.trim_matches('`')).collect();
+    match suggest(field, candidates.iter().copied()) {
+        Some(s) => format!("unknown field `{field}`; did you mean `{s}`?"),
+        None => format!(
+            "unknown field `{field}`; expected one of {}",
+            candidates.join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)], flags: &Flags) -> Result<Config> {
+        Config::load(flags, Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn defaults_live_in_the_data_dir() {
+        let c = load(&[], &Flags::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.flows_dir, PathBuf::from("data/flows"));
+        assert_eq!(c.templates_dir, PathBuf::from("data/templates"));
+        assert_eq!(c.database.expose(), "sqlite://data/octoflow.db");
+        assert_eq!(
+            c.database().unwrap(),
+            Database::Sqlite("data/octoflow.db".into())
+        );
+        assert_eq!(c.limits.max_result_bytes, ByteSize(1 << 20));
+        assert_eq!(c.kill_grace, Duration::from_secs(5));
+        assert!(c.file.is_none());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        std::fs::write(
+            data.join("config.yml"),
+            "workers: 3\nlisten: 0.0.0.0:1\ndatabase: sqlite://file.db\n\
+             limits: { max_result_bytes: 2KiB }\nkill_grace: 1s\nflows_path: elsewhere\n",
+        )
+        .unwrap();
+        let data_s = data.to_str().unwrap();
+        let flags = Flags {
+            data: Some(data.to_path_buf()),
+            ..Flags::default()
+        };
+        let c = load(&[("OCTOFLOW_WORKERS", "4")], &flags).unwrap();
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.listen, "0.0.0.0:1");
+        assert_eq!(c.database.expose(), "sqlite://file.db");
+        assert_eq!(c.limits.max_result_bytes, ByteSize(2048));
+        assert_eq!(c.kill_grace, Duration::from_secs(1));
+        assert_eq!(c.flows_dir, data.join("elsewhere"));
+        assert_eq!(c.file, Some(data.join("config.yml")));
+
+        let env = [
+            ("OCTOFLOW_DATABASE_URL", "sqlite://env.db"),
+            ("OCTOFLOW_DATA_PATH", "ignored"),
+        ];
+        let flags = Flags {
+            database: Some("sqlite://flag.db".into()),
+            ..flags
+        };
+        let c = load(&env, &flags).unwrap();
+        assert_eq!(c.database.expose(), "sqlite://flag.db");
+        assert_eq!(c.data_dir.to_str(), Some(data_s));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_file_line_and_a_suggestion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, "workers: 2\nlimits:\n  run_retntion: 30d\n").unwrap();
+        let flags = Flags {
+            config: Some(path.clone()),
+            ..Flags::default()
+        };
+        let err = load(&[], &flags).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}:3:3: unknown field `run_retntion`; did you mean `run_retention`?",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_commented_out_file_is_empty() {
+        assert!(parse_config("# workers: 8\n").is_ok());
+        assert!(parse_config("").is_ok());
+        assert!(parse_config("auth: { public_read: true, token_ttl: 15m }\n").is_ok());
+        assert!(parse_config("sinks: { s: { kind: kinesis, stream: x } }\n").is_ok());
+        let err = parse_config("kill_grace: 10 minutes\n").unwrap_err();
+        assert!(
+            err.starts_with("1:13: invalid duration `10 minutes`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_sqlite_urls_are_supported() {
+        case("sqlite://data/x.db", Some("data/x.db"));
+        case("sqlite:///var/x.db", Some("/var/x.db"));
+        case("sqlite:x.db", Some("x.db"));
+        case("postgres://u:pw@h/db", None);
+        case("mysql://h/db", None);
+        let err = parse_database_url("postgres://u:secret@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("database URL must start with `sqlite:`"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"));
+    }
+
+    #[track_caller]
+    fn case(url: &str, path: Option<&str>) {
+        match (parse_database_url(url), path) {
+            (Ok(Database::Sqlite(p)), Some(want)) => assert_eq!(p, PathBuf::from(want)),
+            (Err(_), None) => {}
+            (got, want) => panic!("{url}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!("1MiB".parse::<ByteSize>(), Ok(ByteSize(1 << 20)));
+        assert_eq!("512 KiB".parse::<ByteSize>(), Ok(ByteSize(512 << 10)));
+        assert_eq!("10MB".parse::<ByteSize>(), Ok(ByteSize(10_000_000)));
+        assert_eq!("42".parse::<ByteSize>(), Ok(ByteSize(42)));
+        assert!("1 lots".parse::<ByteSize>().is_err());
+        assert!("MiB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn the_data_dir_is_inferred_from_a_flow_beside_a_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = dir.path().join("demo");
+        std::fs::create_dir_all(demo.join("flows")).unwrap();
+        let flow = demo.join("flows/hello.yml");
+        std::fs::write(&flow, "steps: []").unwrap();
+        assert_eq!(infer_data_dir(&flow), None, "no config.yml yet");
+        std::fs::write(demo.join("config.yml"), "").unwrap();
+        assert_eq!(infer_data_dir(&flow), Some(demo.clone()));
+        assert_eq!(infer_data_dir(&demo.join("flows")), Some(demo.clone()));
+        let flags = Flags {
+            data_hint: Some(flow),
+            ..Flags::default()
+        };
+        assert_eq!(load(&[], &flags).unwrap().data_dir, demo);
+        let c = load(&[("OCTOFLOW_DATA_PATH", "other")], &flags).unwrap();
+        assert_eq!(
+            c.data_dir,
+            PathBuf::from("other"),
+            "the environment wins over inference"
+        );
+    }
+}
