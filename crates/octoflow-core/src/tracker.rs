@@ -10,6 +10,7 @@ use chrono::{DateTime, Local, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tracing::instrument::WithSubscriber;
 
 use crate::engine::{Observer, RunEvent};
 use crate::flow::Flow;
@@ -162,7 +163,7 @@ impl TrackerWriter {
     /// tokio runtime: it starts the task that writes the files.
     pub fn new(dir: PathBuf, flow: &Flow) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(PathBuf, Vec<u8>)>();
-        tokio::spawn(async move {
+        let writer = async move {
             while let Some((path, bytes)) = rx.recv().await {
                 let written =
                     tokio::task::spawn_blocking(move || crate::fs::write_atomic(&path, &bytes))
@@ -171,7 +172,8 @@ impl TrackerWriter {
                     tracing::warn!(error = %error, "Cannot write tracker file.");
                 }
             }
-        });
+        };
+        tokio::spawn(writer.with_current_subscriber());
         let steps = flow.steps.iter().map(|s| s.name.clone()).collect();
         Arc::new(Self {
             dir,

@@ -110,13 +110,7 @@ impl SqliteStore {
             .connect()
             .await
             .map_err(connect_error)?;
-        migrator()
-            .run(&mut writer)
-            .await
-            .map_err(|source| OpenError::Migrate {
-                path: path.to_owned(),
-                source,
-            })?;
+        migrate(&mut writer, path).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .idle_timeout(None)
@@ -130,6 +124,34 @@ impl SqliteStore {
             reader,
         })
     }
+}
+
+/// Brings the schema up to date. Two processes opening a new file at once race on the first
+/// migration; the loser sees "already exists" (or a busy lock), and its retry finds the
+/// migration applied.
+async fn migrate(conn: &mut sqlx::SqliteConnection, path: &Path) -> Result<(), OpenError> {
+    const ATTEMPTS: u32 = 20;
+    let mut attempt = 1;
+    loop {
+        match migrator().run(&mut *conn).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < ATTEMPTS && is_race(&error) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(source) => {
+                return Err(OpenError::Migrate {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+fn is_race(error: &sqlx::migrate::MigrateError) -> bool {
+    let text = error.to_string();
+    text.contains("already exists") || text.contains("locked") || text.contains("busy")
 }
 
 /// The embedded migrations (the `migrate!` macro would need sqlx's `macros` feature).

@@ -9,3 +9,16 @@ octoflow_testkit::store_conformance!(async {
         .expect("open store");
     (store, dir)
 });
+
+/// Several processes (here: tasks with their own connections) opening a new file at once all
+/// succeed: the first migration is not raced into an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    // Each store has its own connections (each on its own thread), so the opens really race.
+    let opens = (0..4).map(|_| SqliteStore::open(&path));
+    for open in futures::future::join_all(opens).await {
+        open.unwrap();
+    }
+}

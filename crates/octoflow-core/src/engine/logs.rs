@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber;
 
 use super::Redactor;
 use crate::store::{LogLine, Store};
@@ -19,7 +20,8 @@ pub(crate) fn spawn_writer(
     redactor: Redactor,
 ) -> (mpsc::Sender<LogLine>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<LogLine>(QUEUE);
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(
+        async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
             for line in &mut batch {
@@ -32,6 +34,8 @@ pub(crate) fn spawn_writer(
             }
             batch.clear();
         }
-    });
+    }
+        .with_current_subscriber(),
+    );
     (tx, task)
 }

@@ -266,11 +266,11 @@ impl<'e> Execution<'e> {
             while let Some((i, blocked)) = graph.next_ready() {
                 if blocked || halt.is_some() {
                     let reason = match (&halt, blocked) {
-                        (_, true) => "an earlier step did not succeed",
                         (Some(Halt::Exit(_)), _) => "the run exited",
                         (Some(Halt::End), _) => "the run jumped to `__end__`",
                         (Some(Halt::Cancelled), _) => "the run was cancelled",
                         (Some(Halt::TimedOut), _) => "the run timed out",
+                        (None, true) => "an earlier step did not succeed",
                         (None, false) => "not run",
                     };
                     runner.skip(&steps[i], reason).await?;

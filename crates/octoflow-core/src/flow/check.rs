@@ -161,22 +161,22 @@ pub(crate) fn check_document(
         .and_then(|v| c.field::<bool>(v, "resume"))
         .unwrap_or(false);
 
-    let steps = match root.get("steps") {
+    let (steps, heads) = match root.get("steps") {
         None => {
             c.problem("", "a flow needs `steps`");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
         Some(v) => check_steps(&mut c, v, "steps"),
     };
     let on_failure = root
         .get("on_failure")
-        .map(|v| check_steps(&mut c, v, "on_failure"))
+        .map(|v| check_steps(&mut c, v, "on_failure").0)
         .unwrap_or_default();
-    check_order(&mut c, &steps);
+    check_order(&mut c, &heads);
     let finally_step = root
         .get("finally_step")
         .and_then(|v| c.field::<String>(v, "finally_step"));
-    check_targets(&mut c, &steps, finally_step.as_deref());
+    check_targets(&mut c, &heads, finally_step.as_deref());
     check_jumps_without_depends(&mut c, &steps);
 
     if !c.problems.is_empty() {
@@ -209,13 +209,6 @@ fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-fn unknown_step_message(target: &str, steps: &[Step]) -> String {
-    match super::suggest(target, steps.iter().map(|s| s.name.as_str())) {
-        Some(s) => format!("unknown step `{target}`; did you mean `{s}`?"),
-        None => format!("unknown step `{target}`"),
     }
 }
 
@@ -389,10 +382,44 @@ fn check_retry(c: &mut Checker<'_>, value: &Value, path: &str) -> Option<RetryPo
     })
 }
 
-fn check_steps(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Step> {
+/// A step's name and `depends` as written, known even when the rest of the step is wrong,
+/// so order problems keep the step's real position.
+struct Head {
+    name: String,
+    depends: Option<Vec<String>>,
+    on_error_goto: Option<String>,
+}
+
+impl Head {
+    fn of(item: &Value) -> Self {
+        let name = item
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let depends = item.get("depends").and_then(Value::as_array).map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(ToOwned::to_owned)
+                .collect()
+        });
+        let on_error_goto = item
+            .get("on_error_goto")
+            .and_then(Value::as_str)
+            .map(ToOwned::to_owned);
+        Self {
+            name,
+            depends,
+            on_error_goto,
+        }
+    }
+}
+
+fn check_steps(c: &mut Checker<'_>, value: &Value, path: &str) -> (Vec<Step>, Vec<Head>) {
     let Some(items) = c.field::<Vec<Value>>(value, path) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let heads = items.iter().map(Head::of).collect();
     if items.is_empty() && path == "steps" {
         c.problem(path, "a flow needs at least one step");
     }
@@ -410,7 +437,7 @@ fn check_steps(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Step> {
             steps.push(step);
         }
     }
-    steps
+    (steps, heads)
 }
 
 fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
@@ -535,7 +562,9 @@ fn step_kind(
         .cloned()
         .collect();
     for key in map.keys() {
-        if !STEP_FIELDS.contains(&key.as_str()) && !c.registry.contains(key) {
+        // A block named like an unknown `type` is reported once, as the unknown kind.
+        let is_declared_block = declared.as_deref() == Some(key.as_str());
+        if !STEP_FIELDS.contains(&key.as_str()) && !c.registry.contains(key) && !is_declared_block {
             let candidates: Vec<&str> = STEP_FIELDS
                 .iter()
                 .copied()
@@ -668,20 +697,19 @@ fn check_regexes(c: &mut Checker<'_>, value: &Value, path: &str) -> Vec<Regex> {
 }
 
 /// `finally_step` and every `on_error_goto` name steps of the flow.
-fn check_targets(c: &mut Checker<'_>, steps: &[Step], finally_step: Option<&str>) {
-    if let Some(target) = finally_step
-        && !steps.iter().any(|s| s.name == target)
+fn check_targets(c: &mut Checker<'_>, steps: &[Head], finally_step: Option<&str>) {
+    let known = |target: &str| steps.iter().any(|s| s.name == target);
+    let unknown = |target: &str| match super::suggest(target, steps.iter().map(|s| s.name.as_str()))
     {
-        c.problem("finally_step", unknown_step_message(target, steps));
+        Some(s) => format!("unknown step `{target}`; did you mean `{s}`?"),
+        None => format!("unknown step `{target}`"),
+    };
+    if let Some(target) = finally_step.filter(|t| !known(t)) {
+        c.problem("finally_step", unknown(target));
     }
     for (i, step) in steps.iter().enumerate() {
-        if let Some(target) = &step.on_error_goto
-            && !steps.iter().any(|s| &s.name == target)
-        {
-            c.problem(
-                format!("steps[{i}].on_error_goto"),
-                unknown_step_message(target, steps),
-            );
+        if let Some(target) = step.on_error_goto.as_deref().filter(|t| !known(t)) {
+            c.problem(format!("steps[{i}].on_error_goto"), unknown(target));
         }
     }
 }
@@ -705,7 +733,7 @@ fn check_jumps_without_depends(c: &mut Checker<'_>, steps: &[Step]) {
 }
 
 /// `depends` names known steps and the graph has no cycle.
-fn check_order(c: &mut Checker<'_>, steps: &[Step]) {
+fn check_order(c: &mut Checker<'_>, steps: &[Head]) {
     let index: HashMap<&str, usize> = steps
         .iter()
         .enumerate()
@@ -718,23 +746,21 @@ fn check_order(c: &mut Checker<'_>, steps: &[Step]) {
             None => mine.extend(i.checked_sub(1)),
             Some(names) => {
                 for (j, name) in names.iter().enumerate() {
+                    let at = format!("steps[{i}].depends[{j}]");
                     match index.get(name.as_str()) {
-                        Some(&k) if k == i => c.problem(
-                            format!("steps[{i}].depends[{j}]"),
-                            format!("step `{}` depends on itself", step.name),
-                        ),
+                        Some(&k) if k == i => {
+                            c.problem(at, format!("step `{}` depends on itself", step.name));
+                        }
                         Some(&k) => mine.push(k),
                         None => {
                             let hint = super::suggest(name, steps.iter().map(|s| s.name.as_str()))
                                 .map(|s| format!("; did you mean `{s}`?"))
                                 .unwrap_or_default();
-                            c.problem(
-                                format!("steps[{i}].depends[{j}]"),
-                                format!(
-                                    "step `{}` depends on unknown step `{name}`{hint}",
-                                    step.name
-                                ),
+                            let message = format!(
+                                "step `{}` depends on unknown step `{name}`{hint}",
+                                step.name
                             );
+                            c.problem(at, message);
                         }
                     }
                 }

@@ -89,7 +89,17 @@ fn check_cron(cron: &str) -> Result<(), String> {
     croner::parser::CronParser::new()
         .parse(cron)
         .map(|_| ())
-        .map_err(|e| format!("invalid cron expression `{cron}`: {e}"))
+        .map_err(|e| {
+            let reason = e.to_string();
+            let reason = reason.trim_end_matches('.');
+            let reason = reason.split_once(": ").map_or(reason, |(_, r)| r);
+            let mut chars = reason.chars();
+            let reason = match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            };
+            format!("invalid cron expression `{cron}`: {reason}")
+        })
 }
 
 /// A trigger in `triggers:`.

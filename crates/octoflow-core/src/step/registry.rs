@@ -81,7 +81,19 @@ pub(crate) fn clean_serde_message(message: &str) -> String {
     if let Some(unknown) = unknown_name(message) {
         return unknown;
     }
-    message.replace(", expected one of ", "; expected one of ")
+    let message = message.replace(", expected one of ", "; expected one of ");
+    // Rust type names mean nothing to a flow author.
+    [
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a string", "expected text"),
+    ]
+    .iter()
+    .fold(message, |m, (from, to)| m.replace(from, to))
 }
 
 /// "unknown field `pth`, expected one of `path`, `mode`" becomes "unknown field `pth`; did you
