@@ -5,8 +5,11 @@
 
 mod cli;
 mod init;
+mod peer;
 mod recover;
+mod redaction;
 mod run;
+mod spooler;
 mod validate;
 
 use std::io::{BufRead, BufReader, Read};

@@ -126,9 +126,26 @@ fn engine_config(config: &Config, files: FilesRoot, node: String) -> EngineConfi
     engine
 }
 
+/// Warns when others than the owner may read the secrets file.
+fn warn_if_shared(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: secrets file `{}` can be read by others (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+}
+
 /// The secrets of `secrets.yml`; none when the file does not exist.
 fn load_secrets(config: &Config) -> Result<Secrets> {
     let path = &config.secrets_file;
+    warn_if_shared(path);
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Secrets::parse(
             &text,

@@ -1,0 +1,143 @@
+//! Secrets never leak: a flow uses every secret type — in commands, results, templates,
+//! HTTP authentication (echoed back by the peer), errors, logs, the tracker file and files
+//! written from `data` — and no secret value appears in any output, stored row or file.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::response::Json;
+use axum::routing::get;
+
+use crate::octo;
+use crate::peer::serve;
+
+const SECRETS: &[&str] = &[
+    "cred-pass-91x",   // credential password
+    "tok-ab12cd34",    // token
+    "apikey-zz-777",   // api-key
+    "salty-value-42",  // value
+    "env-secret-5150", // env
+];
+
+const SECRETS_YML: &str = "
+- { name: jira, type: credential, username: bot, password: cred-pass-91x }
+- { name: api, type: token, token: tok-ab12cd34 }
+- { name: key, type: api-key, key: apikey-zz-777 }
+- { name: salt, type: value, value: salty-value-42 }
+- { name: db, type: env, env: OCTO_REDACTION_DB }
+";
+
+const FLOW: &str = r#"
+params:
+  url: { type: string }
+steps:
+  - name: echo_all
+    exec:
+      command: [sh, -c, 'echo "$A $B $C $D $E"; echo "err $A" >&2']
+      env:
+        A: "{{ secrets.jira.password }}"
+        B: "{{ secrets.api.token }}"
+        C: "{{ secrets.key.key }}"
+        D: "{{ secrets.salt.value }}"
+        E: "{{ secrets.db.value }}"
+  - name: fact
+    set_fact: { value: { dsn: "postgres://app:{{ secrets.db.value }}@db:5432/x", salt: "{{ secrets.salt.value }}" } }
+  - name: text
+    jinja: { template: "user={{ secrets.jira.username }} pass={{ secrets.jira.password }}" }
+  - name: basic
+    rest: { uri: "{{ params.url }}/echo", authentication: { type: basic, secret: jira } }
+  - name: token
+    rest: { uri: "{{ params.url }}/echo", authentication: { type: token, secret: api } }
+  - name: api_key
+    rest: { uri: "{{ params.url }}/echo", authentication: { type: api_key, secret: key } }
+  - name: show
+    debug: { msg: "{{ secrets.api.token }} and {{ secrets.salt.value }}" }
+  - name: failing
+    exec: { command: [sh, -c, 'echo "refused $T" >&2; exit 3'], env: { T: "{{ secrets.api.token }}" } }
+    ignore_errors: ["refused"]
+  - name: save
+    file: { path: out/everything.json, mode: write }
+    data_key: "."
+"#;
+
+/// Every file under `dir`, except the secrets file itself.
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files(&path, out);
+        } else if path.file_name().is_some_and(|n| n != "secrets.yml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_secret_value_appears_in_any_output_row_or_file() {
+    let peer = serve(Router::new().route(
+        "/echo",
+        get(|headers: HeaderMap| async move {
+            let all: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().into()))
+                .collect();
+            Json(all)
+        }),
+    ));
+    let o = octo()
+        .file("data/secrets.yml", SECRETS_YML)
+        .file("data/config.yml", "tracker_dir: trackers\n")
+        .flow("leaky", FLOW)
+        .env("OCTO_REDACTION_DB", "env-secret-5150");
+    let url = format!("url={}", peer.url);
+    let run = o.clone().args(["run", "leaky", "-p", &url, "--json"]).run();
+    run.success();
+    let record = run.json();
+    assert_eq!(
+        record["data"]["token"]["authorization"], "Bearer ***",
+        "{record:#}"
+    );
+    assert_eq!(record["data"]["api_key"]["x-api-key"], "***");
+    assert_eq!(record["data"]["fact"]["dsn"], "postgres://***@db:5432/x");
+    assert_eq!(record["data"]["text"], "user=bot pass=***");
+    let dry = o
+        .clone()
+        .args(["run", "leaky", "-p", &url, "--dry-run"])
+        .run();
+    dry.success();
+
+    let mut texts = vec![
+        ("run stdout".to_owned(), run.stdout().as_bytes().to_vec()),
+        ("run stderr".to_owned(), run.stderr().as_bytes().to_vec()),
+        (
+            "dry-run stdout".to_owned(),
+            dry.stdout().as_bytes().to_vec(),
+        ),
+        (
+            "dry-run stderr".to_owned(),
+            dry.stderr().as_bytes().to_vec(),
+        ),
+    ];
+    let mut written = Vec::new();
+    files(&o.data_dir(), &mut written);
+    assert!(written.iter().any(|p| p.ends_with("out/everything.json")));
+    assert!(
+        written
+            .iter()
+            .any(|p| p.starts_with(o.data_dir().join("trackers")))
+    );
+    assert!(written.iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("octoflow.db"))
+    }));
+    for path in written {
+        texts.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    for (place, bytes) in &texts {
+        for secret in SECRETS {
+            let hit = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!hit, "secret `{secret}` found in {place}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The spooler example (`examples/spooler`) runs unchanged against a local Jira stand-in:
+//! search with `expand=names`, token authentication, a 404 that the flow ignores, and a
+//! failing search that makes `finally_step` write its note.
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde_json::Value;
+
+use crate::octo;
+use crate::peer::{Peer, serve};
+
+const TOKEN: &str = "demo-jira-token-7f3a";
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/spooler")
+}
+
+fn fixture(name: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(example().join("fixtures").join(name)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn authorised(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+}
+
+/// The Jira stand-in; with `broken_search`, the search answers 500.
+fn jira(broken_search: bool) -> Peer {
+    let search =
+        move |headers: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>| async move {
+            if !authorised(&headers) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(serde_json::json!({"error": "bad token"})),
+                )
+                    .into_response();
+            }
+            if broken_search || q.get("expand").map(String::as_str) != Some("names") {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(serde_json::json!({"error": "search is down"})),
+                )
+                    .into_response();
+            }
+            Json(fixture("search.json").unwrap()).into_response()
+        };
+    let issue = |headers: HeaderMap, UrlPath(key): UrlPath<String>| async move {
+        match fixture(&format!("issue-{key}.json")) {
+            Some(doc) if authorised(&headers) => Json(doc).into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    };
+    let watchers = || async {
+        (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"errorMessages": ["Issue does not exist"]})),
+        )
+    };
+    serve(
+        Router::new()
+            .route("/rest/api/2/search", get(search))
+            .route("/rest/api/2/issue/{key}", get(issue))
+            .route("/rest/api/2/issue/{key}/watchers", get(watchers)),
+    )
+}
+
+/// Copies the example's data directory into the test's working directory.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn reports(data: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(data.join("reports")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn the_report_flow_runs_unchanged_and_writes_its_report() {
+    let peer = jira(false);
+    let o = octo();
+    copy_dir(&example().join("data"), &o.data_dir());
+    let run = o
+        .clone()
+        .args([
+            "run",
+            "jira_report",
+            "-p",
+            &format!("jira_url={}", peer.url),
+            "--json",
+        ])
+        .run();
+    run.success();
+    let record = run.json();
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(
+        record["data"]["__errors__"],
+        serde_json::json!([{"step": "watchers", "ignored": true, "error": record["data"]["__errors__"][0]["error"]}])
+    );
+    assert!(
+        record["data"]["__errors__"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("status_code: 404")
+    );
+    assert_eq!(record["data"]["issues"][0]["fields"]["story_points"], 5.0);
+
+    let data = o.data_dir();
+    let report = reports(&data, "report_");
+    assert_eq!(report.len(), 1, "{report:?}");
+    let text = std::fs::read_to_string(&report[0]).unwrap();
+    let doc: Value = octoflow_core::yaml::from_str(&text).unwrap();
+    let issues: Vec<(&str, i64, i64)> = doc["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["key"].as_str().unwrap(),
+                i["comments"].as_i64().unwrap(),
+                i["position"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(issues, [("AVO-142", 2, 1), ("AVO-146", 0, 2)]);
+    assert_eq!(doc["skipped_calls"], 1);
+    assert_eq!(reports(&data, "data_").len(), 1);
+    assert!(reports(&data, "FAILED_").is_empty());
+
+    // The token never shows: not in the answer, the reports or the store.
+    assert!(!run.stdout().contains(TOKEN) && !run.stderr().contains(TOKEN));
+    for file in reports(&data, "") {
+        assert!(
+            !std::fs::read_to_string(&file).unwrap().contains(TOKEN),
+            "{file:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unmatched_failure_stops_the_flow_and_runs_the_finally_step() {
+    let peer = jira(true);
+    let o = octo();
+    copy_dir(&example().join("data"), &o.data_dir());
+    let run = o
+        .clone()
+        .args([
+            "run",
+            "jira_report",
+            "-p",
+            &format!("jira_url={}", peer.url),
+            "--json",
+        ])
+        .run();
+    run.code(1);
+    let record = run.json();
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["error"]["step"], "search");
+    let failed = reports(&o.data_dir(), "FAILED_");
+    assert_eq!(failed.len(), 1, "the finally step wrote no note");
+    let note: Value = serde_json::from_str(&std::fs::read_to_string(&failed[0]).unwrap()).unwrap();
+    assert_eq!(note[0]["step"], "search");
+    assert!(
+        note[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("status_code: 500"),
+        "{note}"
+    );
+    assert!(reports(&o.data_dir(), "report_").is_empty());
+}
+
+#[test]
+fn the_example_flows_validate() {
+    let o = octo();
+    copy_dir(&example().join("data"), &o.data_dir());
+    o.clone().args(["validate"]).run().success();
+}
