@@ -15,12 +15,14 @@ use octoflow_core::engine::{Engine, EngineConfig, RunRequest};
 use octoflow_core::flow::{Flow, FlowLoader};
 use octoflow_core::fs::FilesRoot;
 use octoflow_core::step::Registry;
-use octoflow_core::store::{RunStatus, Store};
+use octoflow_core::store::{MemoryStore, RunStatus, Store};
 use octoflow_store_sqlite::SqliteStore;
 use tokio_util::sync::CancellationToken;
 
 struct Bench {
     engine: Engine,
+    /// The same engine on an in-memory store: what the engine itself costs.
+    memory: Engine,
     runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
@@ -37,12 +39,9 @@ fn setup() -> Bench {
         .expect("store");
     let files = FilesRoot::new(dir.path(), &[], false).expect("files root");
     let store: Arc<dyn Store> = Arc::new(store);
-    let engine = Engine::new(store, EngineConfig::new(files));
-    Bench {
-        engine,
-        runtime,
-        _dir: dir,
-    }
+    let engine = Engine::new(store, EngineConfig::new(files.clone()));
+    let memory = Engine::new(Arc::new(MemoryStore::new()), EngineConfig::new(files));
+    Bench { engine, memory, runtime, _dir: dir }
 }
 
 fn registry() -> Registry {
@@ -73,14 +72,16 @@ fn chain(kind: &str, n: usize) -> Flow {
 }
 
 fn run_once(bench: &Bench, flow: &Arc<Flow>) {
+    run_on(bench, &bench.engine, flow);
+}
+
+fn run_on(bench: &Bench, engine: &Engine, flow: &Arc<Flow>) {
     bench.runtime.block_on(async {
-        let run = bench
-            .engine
+        let run = engine
             .accept(flow, RunRequest::new(serde_json::Map::default()))
             .await
             .expect("accepted");
-        let run = bench
-            .engine
+        let run = engine
             .execute(flow.clone(), run, CancellationToken::new(), None)
             .await
             .expect("recorded");
@@ -98,10 +99,10 @@ fn cpu_time() -> Duration {
 }
 
 /// Prints wall and CPU time per step over `runs` runs.
-fn report(name: &str, bench: &Bench, flow: &Arc<Flow>, steps: usize, runs: u32) {
+fn report(name: &str, bench: &Bench, engine: &Engine, flow: &Arc<Flow>, steps: usize, runs: u32) {
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     for _ in 0..runs {
-        run_once(bench, flow);
+        run_on(bench, engine, flow);
     }
     let (cpu, wall) = (cpu_time().saturating_sub(cpu0), wall0.elapsed());
     let per = u32::try_from(steps).unwrap_or(1) * runs;
@@ -123,7 +124,9 @@ fn engine(c: &mut Criterion) {
         let name = format!("{kind}_chain_{n}");
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(&name, |b| b.iter(|| run_once(&bench, &flow)));
-        report(&name, &bench, &flow, n, if n > 100 { 10 } else { 50 });
+        let runs = if n > 100 { 10 } else { 50 };
+        report(&name, &bench, &bench.engine, &flow, n, runs);
+        report(&format!("{name} (memory store)"), &bench, &bench.memory, &flow, n, runs);
     }
     group.finish();
 }

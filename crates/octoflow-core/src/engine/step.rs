@@ -60,6 +60,9 @@ pub(super) struct StepRunner<'a> {
     pub flow_retry: Option<RetryPolicy>,
 }
 
+/// A step still going after this long is recorded `running` before it ends.
+const RECORD_RUNNING_AFTER: Duration = Duration::from_millis(100);
+
 const ONE_ATTEMPT: RetryPolicy = RetryPolicy {
     attempts: 1,
     delay: Duration::ZERO,
@@ -228,7 +231,6 @@ impl StepRunner<'_> {
             result: None,
             error: None,
         };
-        let id = self.engine.store.insert_step_run(&record).await?;
         self.emit(&RunEvent::StepStarted {
             step: &step.name,
             attempt,
@@ -236,7 +238,19 @@ impl StepRunner<'_> {
 
         let token = self.token.child_token();
         let mut cx = self.context(step, scope, attempt, token.clone());
-        let result = run_with_limits(step, &mut cx, &token, self.services.kill_grace).await;
+        let (result, id) = {
+            let work = run_with_limits(step, &mut cx, &token, self.services.kill_grace);
+            tokio::pin!(work);
+            // A step that ends quickly is recorded once, when it ends; one that takes longer
+            // is recorded `running` first, so lists and live views see it.
+            tokio::select! {
+                result = &mut work => (result, None),
+                () = tokio::time::sleep(RECORD_RUNNING_AFTER) => {
+                    let id = self.engine.store.insert_step_run(&record).await?;
+                    (work.await, Some(id))
+                }
+            }
+        };
         let control = cx.control.take();
         drop(cx);
         let result = result.and_then(|value| match &step.jq_expression {
@@ -250,10 +264,7 @@ impl StepRunner<'_> {
             Ok(value) => {
                 let recorded = self.cap_result(step, attempt, &value).await;
                 self.finish(
-                    id,
-                    step,
-                    attempt,
-                    started,
+                    (&record, id, started),
                     StepStatus::Succeeded,
                     Some(recorded),
                     None,
@@ -280,10 +291,7 @@ impl StepRunner<'_> {
                 if !run_stopping && step.ignore_errors.iter().any(|re| re.is_match(&text)) {
                     let value = json!({ "error": text });
                     self.finish(
-                        id,
-                        step,
-                        attempt,
-                        started,
+                        (&record, id, started),
                         StepStatus::Ignored,
                         Some(value.clone()),
                         Some(&text),
@@ -300,7 +308,7 @@ impl StepRunner<'_> {
                     )
                 } else {
                     let retry = !run_stopping && may_retry && err.is_retryable();
-                    self.finish(id, step, attempt, started, status, None, Some(&text))
+                    self.finish((&record, id, started), status, None, Some(&text))
                         .await?;
                     (Outcome::failed(status, text), retry)
                 }
@@ -312,23 +320,33 @@ impl StepRunner<'_> {
     #[allow(clippy::too_many_arguments)] // one record, written in one place
     async fn finish(
         &self,
-        id: StepRunId,
-        step: &Step,
-        attempt: u32,
-        started: Instant,
+        started: (&StepRun, Option<StepRunId>, Instant),
         status: StepStatus,
         result: Option<Value>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        let (record, id, started) = started;
         let finish = StepFinish {
             status,
             finished_at: Utc::now(),
             result: result.map(|v| self.engine.redactor.value(&v)),
             error: error.map(ToOwned::to_owned),
         };
-        self.engine.store.finish_step_run(id, &finish).await?;
+        if let Some(id) = id {
+            self.engine.store.finish_step_run(id, &finish).await?;
+        } else {
+            let done = StepRun {
+                status: finish.status,
+                finished_at: Some(finish.finished_at),
+                result: finish.result,
+                error: finish.error,
+                ..record.clone()
+            };
+            self.engine.store.insert_step_run(&done).await?;
+        }
+        let (step, attempt) = (&record.step, record.attempt);
         self.emit(&RunEvent::StepFinished {
-            step: &step.name,
+            step,
             attempt,
             status,
             duration: started.elapsed(),
