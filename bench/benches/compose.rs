@@ -48,9 +48,11 @@ fn setup() -> Bench {
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let router = Router::new().route(
         "/inc",
-        get(|Query(q): Query<std::collections::HashMap<String, i64>>| async move {
-            Json(json!({ "n": q.get("n").copied().unwrap_or(0) + 1 }))
-        }),
+        get(
+            |Query(q): Query<std::collections::HashMap<String, i64>>| async move {
+                Json(json!({ "n": q.get("n").copied().unwrap_or(0) + 1 }))
+            },
+        ),
     );
     runtime.spawn(async move { axum::serve(listener, router).await });
     let store = runtime
@@ -68,11 +70,21 @@ fn setup() -> Bench {
     );
     let store: Arc<dyn Store> = Arc::new(store);
     let engine = Engine::new(store, EngineConfig::new(files)).with_catalog(Arc::new(catalog));
-    Bench { engine, registry, runtime, url, _dir: dir }
+    Bench {
+        engine,
+        registry,
+        runtime,
+        url,
+        _dir: dir,
+    }
 }
 
 fn load(bench: &Bench, yaml: &str) -> Arc<Flow> {
-    Arc::new(FlowLoader::new(&bench.registry).load_str(yaml, "bench.yml", None).expect("flow loads"))
+    Arc::new(
+        FlowLoader::new(&bench.registry)
+            .load_str(yaml, "bench.yml", None)
+            .expect("flow loads"),
+    )
 }
 
 fn rest_chain(bench: &Bench, n: usize) -> Arc<Flow> {
@@ -117,24 +129,33 @@ fn report(name: &str, units: &str, count: usize, runs: u32, f: impl Fn()) {
 fn compose(c: &mut Criterion) {
     let bench = setup();
     let mut group = c.benchmark_group("compose");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
 
     let chain = rest_chain(&bench, 40);
     let data = run_once(&bench, &chain, &Value::Null);
     assert_eq!(data["s39"]["n"], 40);
     group.throughput(Throughput::Elements(40));
-    group.bench_function("rest_chain_40", |b| b.iter(|| run_once(&bench, &chain, &Value::Null)));
+    group.bench_function("rest_chain_40", |b| {
+        b.iter(|| run_once(&bench, &chain, &Value::Null))
+    });
     report("rest_chain_40", "step", 40, 20, || {
         run_once(&bench, &chain, &Value::Null);
     });
 
-    let looped = load(&bench, "name: loop\nsteps: [{ name: each, flow_loop: { name: item, data_key: items } }]\n");
+    let looped = load(
+        &bench,
+        "name: loop\nsteps: [{ name: each, flow_loop: { name: item, data_key: items } }]\n",
+    );
     let items: Vec<Value> = (0..1000).map(|n| json!({ "n": n })).collect();
     let input = json!({ "items": items });
     let data = run_once(&bench, &looped, &input);
     assert_eq!(data["each"][999]["twice"], 1998);
     group.throughput(Throughput::Elements(1000));
-    group.bench_function("flow_loop_1000", |b| b.iter(|| run_once(&bench, &looped, &input)));
+    group.bench_function("flow_loop_1000", |b| {
+        b.iter(|| run_once(&bench, &looped, &input))
+    });
     report("flow_loop_1000", "item", 1000, 3, || {
         run_once(&bench, &looped, &input);
     });

@@ -41,7 +41,12 @@ fn setup() -> Bench {
     let store: Arc<dyn Store> = Arc::new(store);
     let engine = Engine::new(store, EngineConfig::new(files.clone()));
     let memory = Engine::new(Arc::new(MemoryStore::new()), EngineConfig::new(files));
-    Bench { engine, memory, runtime, _dir: dir }
+    Bench {
+        engine,
+        memory,
+        runtime,
+        _dir: dir,
+    }
 }
 
 fn registry() -> Registry {
@@ -126,7 +131,14 @@ fn engine(c: &mut Criterion) {
         group.bench_function(&name, |b| b.iter(|| run_once(&bench, &flow)));
         let runs = if n > 100 { 10 } else { 50 };
         report(&name, &bench, &bench.engine, &flow, n, runs);
-        report(&format!("{name} (memory store)"), &bench, &bench.memory, &flow, n, runs);
+        report(
+            &format!("{name} (memory store)"),
+            &bench,
+            &bench.memory,
+            &flow,
+            n,
+            runs,
+        );
     }
     group.finish();
 }

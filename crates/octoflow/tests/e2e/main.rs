@@ -5,6 +5,7 @@
 
 mod cli;
 mod init;
+mod kinds;
 mod peer;
 mod recover;
 mod redaction;

@@ -93,6 +93,12 @@ fn no_secret_value_appears_in_any_output_row_or_file() {
     let url = format!("url={}", peer.url);
     let run = o.clone().args(["run", "leaky", "-p", &url, "--json"]).run();
     run.success();
+    // The secrets file was written with the default mode, readable by others: a warning.
+    assert!(
+        run.stderr().contains("can be read by others"),
+        "{}",
+        run.stderr()
+    );
     let record = run.json();
     assert_eq!(
         record["data"]["token"]["authorization"], "Bearer ***",

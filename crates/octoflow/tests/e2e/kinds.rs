@@ -1,0 +1,126 @@
+//! Every kind through the real binary on a real flow file: success, a failure, a timeout and
+//! a cancel, each recorded in the store the way the user reads it back.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::octo;
+
+#[test]
+fn every_leaf_and_engine_kind_runs_through_the_binary() {
+    let o = octo()
+        .file("data/templates/line.j2", "{{ name }} has {{ n }}\n")
+        .file("data/in/items.csv", "name,n\nada,2\nbob,3\n")
+        .flow(
+            "child",
+            "steps: [{ name: double, set_fact: { value: '{{ n * 2 }}' } }]\n",
+        )
+        .flow(
+            "kinds",
+            r#"
+steps:
+  - name: rows
+    file: { path: in/items.csv }
+  - name: ints
+    jq: { expression: '[.rows[] | {name, n: (.n | tonumber)}]' }
+  - name: lines
+    jinja: { path: line.j2, data_key: ints.0 }
+  - name: shout
+    exec: { command: [tr, a-z, A-Z], stdin: "{{ lines }}" }
+    jq_expression: .stdout
+  - name: fact
+    set_fact: { value: { shout: "{{ shout | trim }}" } }
+  - name: show
+    debug: { data_key: fact }
+  - name: doubles
+    flow_loop: { name: child, data_key: ints }
+  - name: pick
+    switch:
+      value: fact.shout
+      cases: [{ when: '^ADA', step: { set_fact: { value: ada first } } }]
+  - name: memo
+    state: { set: { last: "{{ fact.shout }}" } }
+  - name: nap
+    sleep: { seconds: 0.05 }
+  - name: saved
+    file: { path: out/result.json, mode: write, data_key: fact }
+  - name: ready
+    wait: { file: { path: out/result.json, timeout: 5s } }
+  - name: done
+    exit: { message: all kinds ran }
+  - name: never
+    set_fact: { value: 1 }
+"#,
+        );
+    let out = o.clone().args(["run", "kinds", "--json"]).run();
+    out.success();
+    let run = out.json();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["message"], "all kinds ran");
+    assert_eq!(run["data"]["fact"], json!({"shout": "ADA HAS 2"}));
+    assert_eq!(run["data"]["doubles"][1]["double"], 6);
+    assert_eq!(run["data"]["pick"], "ada first");
+    let never = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "never")
+        .unwrap();
+    assert_eq!(never["status"], "skipped");
+    let written = std::fs::read_to_string(o.data_dir().join("out/result.json")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&written).unwrap(),
+        json!({"shout": "ADA HAS 2"})
+    );
+}
+
+#[test]
+fn a_step_timeout_ends_the_step_timed_out_and_the_run_failed() {
+    let o = octo().flow(
+        "slow",
+        "steps:\n  - { name: wait, exec: { command: [sleep, '30'] }, timeout: 500ms }\n  - { name: after, set_fact: { value: 1 } }\n",
+    );
+    let started = Instant::now();
+    let out = o.clone().args(["run", "slow", "--json"]).run();
+    out.code(1);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let run = out.json();
+    assert_eq!(run["status"], "failed");
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["status"], "timed_out");
+    assert_eq!(steps[0]["error"], "timed out after 500ms");
+    assert_eq!(steps[1]["status"], "skipped");
+}
+
+#[test]
+fn a_run_timeout_ends_the_run_timed_out() {
+    let o = octo().flow(
+        "slow",
+        "timeout: 300ms\nsteps: [{ name: nap, sleep: { seconds: 30 } }]\n",
+    );
+    let out = o.clone().args(["run", "slow", "--json"]).run();
+    out.code(1);
+    let run = out.json();
+    assert_eq!(run["status"], "timed_out");
+    assert_eq!(run["error"]["message"], "run timed out after 300ms");
+    assert_eq!(run["steps"][0]["status"], "timed_out");
+}
+
+#[test]
+fn a_path_outside_the_data_directory_is_refused_before_anything_runs() {
+    let o = octo().flow(
+        "escape",
+        "steps: [{ name: read, file: { path: ../../etc/passwd } }]\n",
+    );
+    o.clone()
+        .args(["validate"])
+        .run()
+        .failure()
+        .stdout_contains("steps[0].file.path");
+    o.clone()
+        .args(["run", "escape"])
+        .run()
+        .code(2)
+        .stderr_contains("outside the data directory");
+}
