@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,11 +94,12 @@ fn rest_chain(bench: &Bench, n: usize) -> Arc<Flow> {
         bench.url
     );
     for i in 1..n {
-        yaml.push_str(&format!(
-            "  - name: s{i}\n    rest: {{ uri: \"{}/inc?n={{{{ s{}.n }}}}\" }}\n",
+        let _ = writeln!(
+            yaml,
+            "  - name: s{i}\n    rest: {{ uri: \"{}/inc?n={{{{ s{}.n }}}}\" }}",
             bench.url,
             i - 1
-        ));
+        );
     }
     load(bench, &yaml)
 }
@@ -117,12 +119,12 @@ fn run_once(bench: &Bench, flow: &Arc<Flow>, input: &Value) -> Value {
     })
 }
 
-fn report(name: &str, units: &str, count: usize, runs: u32, f: impl Fn()) {
+fn report(name: &str, units: &str, count: u32, runs: u32, f: impl Fn()) {
     let start = Instant::now();
     for _ in 0..runs {
         f();
     }
-    let per = start.elapsed().as_secs_f64() * 1e6 / (f64::from(runs) * count as f64);
+    let per = start.elapsed().as_secs_f64() * 1e6 / (f64::from(runs) * f64::from(count));
     println!("{name}: {per:.1} µs wall per {units} ({runs} runs of {count})");
 }
 
@@ -138,7 +140,7 @@ fn compose(c: &mut Criterion) {
     assert_eq!(data["s39"]["n"], 40);
     group.throughput(Throughput::Elements(40));
     group.bench_function("rest_chain_40", |b| {
-        b.iter(|| run_once(&bench, &chain, &Value::Null))
+        b.iter(|| run_once(&bench, &chain, &Value::Null));
     });
     report("rest_chain_40", "step", 40, 20, || {
         run_once(&bench, &chain, &Value::Null);
@@ -154,7 +156,7 @@ fn compose(c: &mut Criterion) {
     assert_eq!(data["each"][999]["twice"], 1998);
     group.throughput(Throughput::Elements(1000));
     group.bench_function("flow_loop_1000", |b| {
-        b.iter(|| run_once(&bench, &looped, &input))
+        b.iter(|| run_once(&bench, &looped, &input));
     });
     report("flow_loop_1000", "item", 1000, 3, || {
         run_once(&bench, &looped, &input);

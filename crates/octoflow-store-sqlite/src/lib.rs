@@ -191,23 +191,38 @@ fn parse_url(url: &str) -> Result<&str, OpenError> {
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn insert_run(&self, run: &Run) -> Result<(), StoreError> {
-        runs::insert(&mut *self.writer.lock().await, run).await
+        let run = run.clone();
+        self.writer
+            .run(move |c| Box::pin(async move { runs::insert(c, &run).await }))
+            .await
     }
 
     async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError> {
-        runs::update(&mut *self.writer.lock().await, update).await
+        let update = update.clone();
+        self.writer
+            .run(move |c| Box::pin(async move { runs::update(c, &update).await }))
+            .await
     }
 
     async fn insert_step_run(&self, step: &StepRun) -> Result<StepRunId, StoreError> {
-        steps::insert(&mut *self.writer.lock().await, step).await
+        let step = step.clone();
+        self.writer
+            .run(move |c| Box::pin(async move { steps::insert(c, &step).await }))
+            .await
     }
 
     async fn finish_step_run(&self, id: StepRunId, finish: &StepFinish) -> Result<(), StoreError> {
-        steps::finish(&mut *self.writer.lock().await, id, finish).await
+        let finish = finish.clone();
+        self.writer
+            .run(move |c| Box::pin(async move { steps::finish(c, id, &finish).await }))
+            .await
     }
 
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
-        logs::append(&mut *self.writer.lock().await, lines).await
+        let lines = lines.to_vec();
+        self.writer
+            .run(move |c| Box::pin(async move { logs::append(c, &lines).await }))
+            .await
     }
 
     async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
@@ -231,18 +246,29 @@ impl RunStore for SqliteStore {
     }
 
     async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError> {
-        runs::mark_interrupted(&mut *self.writer.lock().await, id).await
+        let id = *id;
+        self.writer
+            .run(move |c| Box::pin(async move { runs::mark_interrupted(c, &id).await }))
+            .await
     }
 }
 
 #[async_trait]
 impl StateStore for SqliteStore {
     async fn state(&self, flow: &str) -> Result<Map<String, Value>, StoreError> {
-        state::get(&self.reader, flow).await
+        // Read on the writer: every run reads its flow's state as it starts, and a run must
+        // see what the previous one wrote.
+        let flow = flow.to_owned();
+        self.writer
+            .run(move |c| Box::pin(async move { state::get(c, &flow).await }))
+            .await
     }
 
     async fn set_state(&self, flow: &str, values: &Map<String, Value>) -> Result<(), StoreError> {
-        state::set(&mut *self.writer.lock().await, flow, values).await
+        let (flow, values) = (flow.to_owned(), values.clone());
+        self.writer
+            .run(move |c| Box::pin(async move { state::set(c, &flow, &values).await }))
+            .await
     }
 }
 

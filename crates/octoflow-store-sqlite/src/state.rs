@@ -2,16 +2,19 @@
 
 use octoflow_core::store::StoreError;
 use serde_json::{Map, Value};
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection};
 
 use crate::codec;
 use crate::error::from_sqlx;
 
 /// Every key of a flow's state.
-pub(crate) async fn get(pool: &SqlitePool, flow: &str) -> Result<Map<String, Value>, StoreError> {
+pub(crate) async fn get(
+    conn: &mut SqliteConnection,
+    flow: &str,
+) -> Result<Map<String, Value>, StoreError> {
     let rows = sqlx::query("SELECT key, value FROM flow_state WHERE flow = ? ORDER BY key")
         .bind(flow.to_owned())
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await
         .map_err(from_sqlx)?;
     rows.iter()

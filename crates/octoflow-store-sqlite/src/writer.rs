@@ -8,6 +8,10 @@
 //! connection only dies with its worker thread, and reopening the store opens a new one.
 
 use sqlx::SqliteConnection;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use octoflow_core::store::StoreError;
 use tokio::sync::{Mutex, MutexGuard};
 
 /// The write connection, shared by every clone of a store.
@@ -24,8 +28,26 @@ impl Writer {
         }
     }
 
-    /// Waits for the connection. Writers are served in the order they asked.
-    pub(crate) async fn lock(&self) -> MutexGuard<'_, SqliteConnection> {
-        self.conn.lock().await
+    /// Runs `op` on the connection in a task of its own, and waits for it.
+    ///
+    /// The task, not the caller's future, holds the connection. A caller whose future is not
+    /// polled for a while (one of several steps run concurrently in one task) can then never
+    /// hold the lock while another future of the same task waits for it; and a write that has
+    /// started always completes, even if its caller is dropped. Writers are served in the
+    /// order they asked.
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let writer = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut conn: MutexGuard<'_, SqliteConnection> = writer.conn.lock().await;
+            op(&mut conn).await
+        })
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
     }
 }
