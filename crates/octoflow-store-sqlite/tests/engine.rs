@@ -59,7 +59,7 @@ async fn a_long_flow_loop_of_child_runs_finishes() {
     assert_eq!(run.data["each"].as_array().unwrap().len(), 300);
     let children = store
         .list_runs(
-            &Default::default(),
+            &octoflow_core::store::RunFilter::default(),
             octoflow_core::store::Page {
                 page: 1,
                 per_page: 1,
