@@ -1,8 +1,8 @@
 //! From YAML text to a validated [`Flow`].
 //!
-//! [`load`](load::load_flow) parses the text and maps every field to its line and column;
-//! [`check`](check) turns the parsed document into the model the engine uses, collecting
-//! every problem instead of stopping at the first.
+//! [`FlowLoader`] parses the text and maps every field to its line and column
+//! ([`SourceMap`]), then checks the parsed document into the model the engine uses
+//! ([`Flow`]), collecting every [`Problem`] instead of stopping at the first.
 
 mod check;
 mod duration;
