@@ -208,3 +208,15 @@ pub(crate) fn lookup_data_key(scope: &Scope, key: &str) -> Result<Value, StepErr
     }
     Ok(value.clone())
 }
+
+/// A value's JSON type in words, for messages: `a list`, `an object`, `null`, …
+pub fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -6,7 +6,7 @@ mod kind;
 mod log;
 mod registry;
 
-pub use context::{Control, RunInfo, StepCx, StepServices};
+pub use context::{Control, RunInfo, StepCx, StepServices, value_kind};
 pub use error::StepError;
 pub use kind::{CheckCx, StepKind};
 pub use log::StepLog;
@@ -15,7 +15,7 @@ pub use registry::{PreparedStep, Registry};
 
 /// What a kind author needs in scope.
 pub mod prelude {
-    pub use super::{CheckCx, StepCx, StepError, StepKind};
+    pub use super::{CheckCx, StepCx, StepError, StepKind, value_kind};
     pub use crate::expr::Tpl;
     pub use crate::flow::{Dur, Problem};
     pub use crate::store::LogStream;

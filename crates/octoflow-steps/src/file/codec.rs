@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use octoflow_core::error::BoxError;
+use octoflow_core::step::value_kind;
 use serde_json::{Map, Value, json};
 
 use super::settings::Format;
@@ -46,18 +47,6 @@ pub(super) enum EncodeError {
     /// The serializer refused the value.
     #[error("cannot serialize the value")]
     Serialize(#[source] BoxError),
-}
-
-/// The JSON type of a value, for messages.
-pub(super) fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Parses a file's bytes.
@@ -204,7 +193,7 @@ fn csv_rows(value: &Value) -> Result<&[Value], EncodeError> {
     match value {
         Value::Array(rows) => Ok(rows),
         other => Err(EncodeError::NotAList {
-            found: type_name(other),
+            found: value_kind(other),
         }),
     }
 }
@@ -230,7 +219,7 @@ fn encode_csv(
         let Value::Object(row) = row else {
             return Err(EncodeError::RowNotObject {
                 index,
-                found: type_name(row),
+                found: value_kind(row),
             });
         };
         if let Some(key) = row.keys().find(|k| !header.contains(k)) {
@@ -261,7 +250,7 @@ fn decode_binary(value: &Value) -> Result<Vec<u8>, EncodeError> {
         },
         other => {
             return Err(EncodeError::NotBinary {
-                found: type_name(other),
+                found: value_kind(other),
             });
         }
     };

@@ -69,13 +69,13 @@ fn merge(result: Value, list_key: &str) -> Result<Value, String> {
     let Value::Object(mut result) = result else {
         return Err(format!(
             "the input is {}, not a Jira search result (an object with `{list_key}` and `names`)",
-            kind_of(&result)
+            value_kind(&result)
         ));
     };
     let names = match result.remove("names") {
         Some(Value::Object(names)) => names,
         Some(other) => {
-            return Err(format!("`names` is {}, not an object", kind_of(&other)));
+            return Err(format!("`names` is {}, not an object", value_kind(&other)));
         }
         None => {
             return Err(
@@ -87,7 +87,10 @@ fn merge(result: Value, list_key: &str) -> Result<Value, String> {
     let items = match result.remove(list_key) {
         Some(Value::Array(items)) => items,
         Some(other) => {
-            return Err(format!("`{list_key}` is {}, not a list", kind_of(&other)));
+            return Err(format!(
+                "`{list_key}` is {}, not a list",
+                value_kind(&other)
+            ));
         }
         None => {
             return Err(format!(
@@ -147,16 +150,4 @@ fn normalize(name: &str) -> String {
         })
         .collect::<String>()
         .to_lowercase()
-}
-
-/// A value's JSON type, for messages.
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }

@@ -10,7 +10,7 @@ use super::{check_target, resolve_target};
 use crate::engine::child::child_result;
 use crate::expr::Tpl;
 use crate::flow::Problem;
-use crate::step::{CheckCx, StepCx, StepError, StepKind};
+use crate::step::{CheckCx, StepCx, StepError, StepKind, value_kind};
 
 /// Runs another flow for each item of a list.
 #[derive(Debug, Default)]
@@ -60,7 +60,7 @@ impl StepKind for FlowLoop {
                     .unwrap_or_default();
                 return Err(StepError::fatal(format!(
                     "`data_key` of a `flow_loop` must name a list; `{key}` is {}",
-                    kind_of(&other)
+                    value_kind(&other)
                 )));
             }
             None => {
@@ -125,16 +125,5 @@ impl StepKind for FlowLoop {
             )));
         }
         Ok(Value::Array(results))
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
