@@ -140,6 +140,8 @@ pub(crate) struct Config {
     pub(crate) limits: LimitsConfig,
     /// Where steps may touch files.
     pub(crate) files: FilesConfig,
+    /// The HTTP client of `rest` steps.
+    pub(crate) http: HttpSection,
     /// `sql` step connections, by name.
     pub(crate) connections: BTreeMap<String, ConnectionConfig>,
     /// `publish` step sinks, by name.
@@ -174,6 +176,43 @@ impl Default for AuthConfig {
             public_read: false,
             token_ttl: Dur(Duration::from_secs(15 * 60)),
         }
+    }
+}
+
+/// `http:` of config.yml: the one HTTP client of `rest` steps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpSection {
+    /// How long connecting (TCP and TLS) may take (`10s`).
+    pub(crate) connect_timeout: Dur,
+    /// How long a peer may stay silent while a request is sent or an answer read (`5m`).
+    pub(crate) read_timeout: Dur,
+    /// How long an idle connection is kept for reuse (`90s`).
+    pub(crate) pool_idle_timeout: Dur,
+    /// Largest response body kept in memory as a step's result (`256MiB`).
+    pub(crate) max_body_bytes: ByteSize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Dur(Duration::from_secs(10)),
+            read_timeout: Dur(Duration::from_secs(300)),
+            pool_idle_timeout: Dur(Duration::from_secs(90)),
+            max_body_bytes: ByteSize(256 * 1024 * 1024),
+        }
+    }
+}
+
+impl HttpSection {
+    /// The settings of the built-in kinds.
+    pub(crate) fn steps_config(&self) -> octoflow_steps::StepsConfig {
+        let mut config = octoflow_steps::StepsConfig::default();
+        config.http.connect_timeout = self.connect_timeout.get();
+        config.http.read_timeout = Some(self.read_timeout.get());
+        config.http.pool_idle_timeout = self.pool_idle_timeout.get();
+        config.http.max_body_bytes = self.max_body_bytes.0;
+        config
     }
 }
 
@@ -272,6 +311,7 @@ struct ConfigFile {
     auth: Option<AuthConfig>,
     limits: Option<LimitsConfig>,
     files: Option<FilesConfig>,
+    http: Option<HttpSection>,
     #[serde(default)]
     connections: BTreeMap<String, ConnectionConfig>,
     #[serde(default)]
@@ -405,6 +445,7 @@ impl Config {
             auth: file.auth.unwrap_or_default(),
             limits: file.limits.unwrap_or_default(),
             files: file.files.unwrap_or_default(),
+            http: file.http.unwrap_or_default(),
             connections: file.connections,
             sinks: file.sinks,
             smtp: file.smtp,

@@ -12,10 +12,10 @@ use serde::Deserialize;
 use crate::config::Config;
 
 /// Every step kind this binary knows: the engine's own (`flow`, `switch`, …) and the
-/// built-in leaf kinds.
-pub(crate) fn registry() -> Registry {
+/// built-in leaf kinds, with the HTTP client of `rest` steps built from the config.
+pub(crate) fn registry(config: &Config) -> Registry {
     let mut registry = Registry::with_core_kinds();
-    octoflow_steps::register_builtin(&mut registry);
+    octoflow_steps::register_builtin_with(&mut registry, &config.http.steps_config());
     registry
 }
 

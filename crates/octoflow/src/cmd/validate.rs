@@ -25,7 +25,7 @@ pub(crate) fn validate(global: &GlobalArgs, args: &ValidateArgs, env: Env) -> Re
     let config = Config::load(&flags, env)?;
     let files = collect(&config, &args.paths)?;
 
-    let registry = flows::registry();
+    let registry = flows::registry(&config);
     // File paths in steps are checked only against a data directory that exists.
     let root = config.data_dir.is_dir().then(|| {
         FilesRoot::new(

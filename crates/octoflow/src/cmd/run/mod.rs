@@ -36,7 +36,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
     let config = Config::load(&flags, env)?;
     let path = flows::resolve(&args.flow, &config.flows_dir)?;
     let files = prepare_data_dir(&config)?;
-    let registry = Arc::new(flows::registry());
+    let registry = Arc::new(flows::registry(&config));
     let flow = flows::loader(&registry, &config, Some(files.clone()))
         .load_file(&path)
         .map_err(anyhow::Error::new)?;
