@@ -109,7 +109,12 @@ impl<'e> Execution<'e> {
     /// Marks the run `running`, makes its workspace and the names templates see.
     async fn start(&mut self) -> Result<(RunInfo, StepServices), StoreError> {
         let started_at = Utc::now();
-        let state = self.engine.store.state(&self.flow.name).await?;
+        // A flow can only reach its state by writing `state`; others skip the read.
+        let state = if self.flow.source.contains("state") {
+            self.engine.store.state(&self.flow.name).await?
+        } else {
+            Map::new()
+        };
         let workdir = self
             .engine
             .config
