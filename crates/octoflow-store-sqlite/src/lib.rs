@@ -21,6 +21,7 @@
 mod codec;
 mod error;
 mod logs;
+mod queue;
 mod runs;
 mod state;
 mod steps;
@@ -31,9 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use octoflow_core::store::{
-    LogLine, Page, Paged, Run, RunFilter, RunId, RunStore, RunUpdate, StateStore, StepFinish,
-    StepRun, StepRunId, StoreError,
+    LogLine, Page, Paged, QueueStore, Run, RunFilter, RunId, RunStore, RunUpdate, StateStore,
+    StepFinish, StepRun, StepRunId, StoreError,
 };
 use serde_json::{Map, Value};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -55,6 +57,7 @@ const READERS: u32 = 4;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "runs", include_str!("../migrations/0001_runs.sql")),
     (2, "state", include_str!("../migrations/0002_state.sql")),
+    (3, "queue", include_str!("../migrations/0003_queue.sql")),
 ];
 
 /// A `SQLite`-backed store. Cloning is cheap: clones share the write connection and the read
@@ -249,6 +252,36 @@ impl RunStore for SqliteStore {
         let id = *id;
         self.writer
             .run(move |c| Box::pin(async move { runs::mark_interrupted(c, &id).await }))
+            .await
+    }
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn claim(&self, node: &str, limit: u32, lease: Duration) -> Result<Vec<Run>, StoreError> {
+        let node = node.to_owned();
+        self.writer
+            .run(move |c| Box::pin(async move { queue::claim(c, &node, limit, lease).await }))
+            .await
+    }
+
+    async fn renew(&self, id: &RunId, node: &str, lease: Duration) -> Result<bool, StoreError> {
+        let (id, node) = (*id, node.to_owned());
+        self.writer
+            .run(move |c| Box::pin(async move { queue::renew(c, &id, &node, lease).await }))
+            .await
+    }
+
+    async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        self.writer
+            .run(move |c| Box::pin(async move { queue::expired(c, now).await }))
+            .await
+    }
+
+    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError> {
+        let id = *id;
+        self.writer
+            .run(move |c| Box::pin(async move { queue::requeue(c, &id).await }))
             .await
     }
 }

@@ -16,6 +16,7 @@ macro_rules! run_columns {
          created_at, started_at, finished_at, error, data, node, message"
     };
 }
+pub(crate) use run_columns;
 
 /// The error message of a run its process left behind.
 const INTERRUPTED: &str = "interrupted";
@@ -258,7 +259,7 @@ fn push_where(query: &mut QueryBuilder<Sqlite>, filter: &RunFilter) {
 }
 
 /// A run from a row selected with [`run_columns`].
-fn decode(row: &SqliteRow) -> Result<Run, StoreError> {
+pub(crate) fn decode(row: &SqliteRow) -> Result<Run, StoreError> {
     Ok(Run {
         id: codec::get_word(row, "id")?,
         flow: codec::get_text(row, "flow")?,

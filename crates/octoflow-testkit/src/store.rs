@@ -43,6 +43,8 @@ macro_rules! store_conformance {
             concurrent_writes,
             unknown_run,
             flow_state,
+            claims_are_exclusive,
+            leases_renew_expire_and_requeue,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -750,4 +752,102 @@ pub async fn flow_state(store: &dyn Store) {
         serde_json::json!({"cursor": {"dt": "2026-01-01 00:00:00", "key": 7}, "seen": 2})
     );
     assert!(store.state("other").await.expect("state").is_empty());
+}
+
+/// Four workers claiming at once share 20 queued runs: each run to exactly one, oldest first,
+/// all `running` on their node; finished and running runs are never claimed.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn claims_are_exclusive(store: &dyn Store) {
+    let lease = std::time::Duration::from_secs(30);
+    for i in 0..20 {
+        insert(store, "queued", RunStatus::Queued, at(i, 0)).await;
+    }
+    insert(store, "done", RunStatus::Succeeded, at(-10, 0)).await;
+    insert(store, "busy", RunStatus::Running, at(-5, 0)).await;
+    let (a, b, c, d) = tokio::join!(
+        store.claim("node-a", 5, lease),
+        store.claim("node-b", 5, lease),
+        store.claim("node-c", 5, lease),
+        store.claim("node-d", 5, lease),
+    );
+    let mut seen = BTreeSet::new();
+    for (node, claimed) in [("node-a", a), ("node-b", b), ("node-c", c), ("node-d", d)] {
+        let claimed = claimed.expect("claim");
+        assert_eq!(claimed.len(), 5, "{node} got {} runs", claimed.len());
+        for run in claimed {
+            assert_eq!(run.flow, "queued");
+            assert_eq!(run.status, RunStatus::Running);
+            assert_eq!(run.node.as_deref(), Some(node));
+            assert!(run.started_at.is_some());
+            assert!(seen.insert(run.id), "run {} claimed twice", run.id);
+        }
+    }
+    assert!(
+        store
+            .claim("node-e", 5, lease)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+}
+
+/// A lease is renewed only by its holder; an ended lease is reported; a re-queued run can be
+/// claimed again, by another node.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn leases_renew_expire_and_requeue(store: &dyn Store) {
+    let first = insert(store, "job", RunStatus::Queued, at(0, 0)).await;
+    let second = insert(store, "job", RunStatus::Queued, at(1, 0)).await;
+    let claimed = store
+        .claim("node-a", 1, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [first.id],
+        "oldest first"
+    );
+    assert!(
+        store
+            .renew(&first.id, "node-a", std::time::Duration::from_secs(60))
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !store
+            .renew(&first.id, "node-b", std::time::Duration::from_secs(60))
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !store
+            .renew(&second.id, "node-a", std::time::Duration::from_secs(60))
+            .await
+            .expect("renew")
+    );
+
+    let now = Utc::now();
+    assert!(store.expired_leases(now).await.expect("expired").is_empty());
+    let later = now + Duration::seconds(120);
+    let expired = store.expired_leases(later).await.expect("expired");
+    assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), [first.id]);
+
+    assert!(store.requeue(&first.id).await.expect("requeue"));
+    assert!(
+        !store.requeue(&first.id).await.expect("requeue"),
+        "only a running run is re-queued"
+    );
+    let again = store
+        .claim("node-b", 2, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(
+        again.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [first.id, second.id]
+    );
+    assert!(again.iter().all(|r| r.node.as_deref() == Some("node-b")));
+    assert!(store.expired_leases(now).await.expect("expired").is_empty());
 }

@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{
-    LogLine, Page, Paged, Run, RunError, RunFilter, RunId, RunStatus, RunStore, RunUpdate,
-    StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError,
+    LogLine, Page, Paged, QueueStore, Run, RunError, RunFilter, RunId, RunStatus, RunStore,
+    RunUpdate, StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError,
 };
 
 /// Runs, step runs and logs in memory.
@@ -25,6 +26,8 @@ struct Inner {
     steps: Vec<StepRun>,
     logs: Vec<LogLine>,
     state: HashMap<String, Map<String, Value>>,
+    /// Leases of claimed runs: the node and when the lease ends.
+    leases: HashMap<RunId, (String, DateTime<Utc>)>,
 }
 
 impl MemoryStore {
@@ -213,5 +216,81 @@ impl StateStore for MemoryStore {
         let entry = inner.state.entry(flow.to_owned()).or_default();
         entry.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(())
+    }
+}
+
+fn lease_end(lease: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
+}
+
+#[async_trait]
+impl QueueStore for MemoryStore {
+    async fn claim(&self, node: &str, limit: u32, lease: Duration) -> Result<Vec<Run>, StoreError> {
+        let mut inner = self.lock();
+        let now = Utc::now();
+        let mut queued: Vec<usize> = (0..inner.runs.len())
+            .filter(|&i| inner.runs[i].status == RunStatus::Queued)
+            .collect();
+        queued.sort_by_key(|&i| (inner.runs[i].created_at, inner.runs[i].id));
+        let mut claimed = Vec::new();
+        for i in queued.into_iter().take(limit as usize) {
+            let run = &mut inner.runs[i];
+            run.status = RunStatus::Running;
+            run.node = Some(node.to_owned());
+            run.started_at.get_or_insert(now);
+            let run = run.clone();
+            inner
+                .leases
+                .insert(run.id, (node.to_owned(), lease_end(lease)));
+            claimed.push(run);
+        }
+        Ok(claimed)
+    }
+
+    async fn renew(&self, id: &RunId, node: &str, lease: Duration) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let running = inner
+            .runs
+            .iter()
+            .any(|r| r.id == *id && r.status == RunStatus::Running);
+        match inner.leases.get_mut(id) {
+            Some((holder, until)) if running && holder == node => {
+                *until = lease_end(lease);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Running)
+            .filter(|r| {
+                inner
+                    .leases
+                    .get(&r.id)
+                    .is_some_and(|(_, until)| *until < now)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(run) = inner
+            .runs
+            .iter_mut()
+            .find(|r| r.id == *id && r.status == RunStatus::Running)
+        else {
+            return Ok(false);
+        };
+        run.status = RunStatus::Queued;
+        run.node = None;
+        run.started_at = None;
+        inner.leases.remove(id);
+        Ok(true)
     }
 }

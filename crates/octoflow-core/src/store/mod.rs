@@ -6,7 +6,10 @@
 mod memory;
 mod records;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 pub use memory::MemoryStore;
@@ -71,6 +74,22 @@ pub trait StateStore: Send + Sync {
     async fn set_state(&self, flow: &str, values: &Map<String, Value>) -> Result<(), StoreError>;
 }
 
+/// The queue of accepted runs: workers claim queued runs with a lease they renew while they
+/// run them (SPEC §9). A lease that ends means its node died.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Leases up to `limit` queued runs, oldest first, to `node` for `lease`; they become
+    /// `running`. Two concurrent callers never get the same run.
+    async fn claim(&self, node: &str, limit: u32, lease: Duration) -> Result<Vec<Run>, StoreError>;
+    /// Extends the lease of a run that `node` holds; false when it no longer holds it.
+    async fn renew(&self, id: &RunId, node: &str, lease: Duration) -> Result<bool, StoreError>;
+    /// Runs still `running` whose lease ended before `now`.
+    async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError>;
+    /// Puts a `running` run back in the queue, without node or lease; false when it was not
+    /// running.
+    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError>;
+}
+
 /// Everything a node needs from its store.
-pub trait Store: RunStore + StateStore {}
-impl<T: RunStore + StateStore> Store for T {}
+pub trait Store: RunStore + StateStore + QueueStore {}
+impl<T: RunStore + StateStore + QueueStore> Store for T {}
