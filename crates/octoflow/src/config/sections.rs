@@ -1,0 +1,194 @@
+//! The sections of `config.yml` (`auth`, `limits`, `files`, `http`, `connections`, `sinks`,
+//! `smtp`) and the byte sizes they are written in.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use octoflow_core::flow::Dur;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `auth:` of config.yml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AuthConfig {
+    /// Whether reads need no token.
+    pub(crate) public_read: bool,
+    /// Lifetime of login tokens.
+    pub(crate) token_ttl: Dur,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            public_read: false,
+            token_ttl: Dur(Duration::from_secs(15 * 60)),
+        }
+    }
+}
+
+/// `http:` of config.yml: the one HTTP client of `rest` steps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpSection {
+    /// How long connecting (TCP and TLS) may take (`10s`).
+    pub(crate) connect_timeout: Dur,
+    /// How long a peer may stay silent while a request is sent or an answer read (`5m`).
+    pub(crate) read_timeout: Dur,
+    /// How long an idle connection is kept for reuse (`90s`).
+    pub(crate) pool_idle_timeout: Dur,
+    /// Largest response body kept in memory as a step's result (`256MiB`).
+    pub(crate) max_body_bytes: ByteSize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Dur(Duration::from_secs(10)),
+            read_timeout: Dur(Duration::from_secs(300)),
+            pool_idle_timeout: Dur(Duration::from_secs(90)),
+            max_body_bytes: ByteSize(256 * 1024 * 1024),
+        }
+    }
+}
+
+impl HttpSection {
+    /// The settings of the built-in kinds.
+    pub(crate) fn steps_config(&self) -> octoflow_steps::StepsConfig {
+        let mut config = octoflow_steps::StepsConfig::default();
+        config.http.connect_timeout = self.connect_timeout.get();
+        config.http.read_timeout = Some(self.read_timeout.get());
+        config.http.pool_idle_timeout = self.pool_idle_timeout.get();
+        config.http.max_body_bytes = self.max_body_bytes.0;
+        config
+    }
+}
+
+/// `limits:` of config.yml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsConfig {
+    /// Largest step result kept in the record (`1MiB`).
+    pub(crate) max_result_bytes: ByteSize,
+    /// Largest upload accepted by the API (`512MiB`).
+    pub(crate) max_upload_bytes: ByteSize,
+    /// How long finished runs are kept (`30d`).
+    pub(crate) run_retention: Dur,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_result_bytes: ByteSize(1024 * 1024),
+            max_upload_bytes: ByteSize(512 * 1024 * 1024),
+            run_retention: Dur(Duration::from_secs(30 * 86_400)),
+        }
+    }
+}
+
+/// `files:` of config.yml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FilesConfig {
+    /// Whether absolute paths may point anywhere.
+    pub(crate) allow_absolute: bool,
+    /// More directories steps may touch (relative ones are in the data directory).
+    pub(crate) roots: Vec<PathBuf>,
+}
+
+/// One entry of `connections:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
+pub(crate) struct ConnectionConfig {
+    /// The database URL (a template: `{{ secrets.db.password }}`).
+    pub(crate) url: String,
+}
+
+/// One entry of `sinks:`: a `kind` and that kind's settings, checked by the `publish` kind.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
+pub(crate) struct SinkConfig {
+    /// What the sink talks to.
+    pub(crate) kind: SinkKind,
+    /// The kind's settings.
+    #[serde(flatten)]
+    pub(crate) settings: serde_json::Map<String, Value>,
+}
+
+/// The sink kinds of SPEC §4.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SinkKind {
+    /// NATS, with `JetStream`.
+    Nats,
+    /// Redis streams.
+    Redis,
+    /// AMQP 0.9.1.
+    Amqp,
+    /// Kafka.
+    Kafka,
+    /// AWS Kinesis.
+    Kinesis,
+    /// S3 and compatibles.
+    S3,
+    /// An HTTP endpoint.
+    Http,
+}
+
+/// One entry of `smtp:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
+pub(crate) struct SmtpConfig {
+    /// `smtp://host:port` or `smtps://…`.
+    pub(crate) url: String,
+    /// The sender address.
+    #[serde(default)]
+    pub(crate) from: Option<String>,
+}
+
+/// A size in bytes, written `1048576`, `512KiB`, `1MiB`, `2GiB`, `10MB` or `1GB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let err = || format!("invalid size `{text}`; use a number of bytes, 512KiB, 1MiB or 2GiB");
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let number: u64 = digits.parse().map_err(|_| err())?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            _ => return Err(err()),
+        };
+        number.checked_mul(factor).map(Self).ok_or_else(err)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Bytes(n) => Ok(Self(n)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
