@@ -18,6 +18,8 @@ mod jq;
 mod rest;
 mod set_fact;
 mod sleep;
+#[cfg(test)]
+mod testing;
 
 pub use config::{HttpConfig, StepsConfig};
 

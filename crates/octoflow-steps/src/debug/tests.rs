@@ -1,15 +1,8 @@
 //! Tests of the `debug` kind: what is written to the step log, and the result.
 
-use octoflow_core::step::Registry;
+use crate::testing::harness;
 use octoflow_core::store::{LogStream, RunStatus, StepStatus};
-use octoflow_testkit::harness::Harness;
 use serde_json::json;
-
-fn harness() -> Harness {
-    let mut registry = Registry::new();
-    crate::register_builtin(&mut registry);
-    Harness::new(registry)
-}
 
 #[tokio::test]
 async fn writes_values_and_messages_to_the_log() {

@@ -1,15 +1,8 @@
 //! Tests of the `exit` kind: the run ends `succeeded` and later steps are skipped.
 
-use octoflow_core::step::Registry;
+use crate::testing::harness;
 use octoflow_core::store::{RunStatus, StepStatus};
-use octoflow_testkit::harness::Harness;
 use serde_json::json;
-
-fn harness() -> Harness {
-    let mut registry = Registry::new();
-    crate::register_builtin(&mut registry);
-    Harness::new(registry)
-}
 
 #[tokio::test]
 async fn ends_the_run_and_skips_the_rest() {

@@ -4,18 +4,12 @@
 use std::fs;
 use std::path::Path;
 
-use octoflow_core::step::Registry;
 use octoflow_core::store::{RunStatus, StepStatus};
-use octoflow_testkit::harness::{Harness, Report};
+use octoflow_testkit::harness::Report;
 use serde_json::{Value, json};
 
 use super::ops;
-
-fn harness() -> Harness {
-    let mut registry = Registry::new();
-    crate::register_builtin(&mut registry);
-    Harness::new(registry)
-}
+use crate::testing::harness;
 
 #[track_caller]
 fn load_errors(yaml: &str) -> Vec<String> {

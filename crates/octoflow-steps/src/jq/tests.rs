@@ -1,15 +1,8 @@
 //! Tests of the `jq` kind: outputs, `single`, inputs, runtime and load-time errors.
 
-use octoflow_core::step::Registry;
+use crate::testing::harness;
 use octoflow_core::store::{RunStatus, StepStatus};
-use octoflow_testkit::harness::Harness;
 use serde_json::json;
-
-fn harness() -> Harness {
-    let mut registry = Registry::new();
-    crate::register_builtin(&mut registry);
-    Harness::new(registry)
-}
 
 #[tokio::test]
 async fn outputs_become_a_value_or_a_list() {

@@ -1,15 +1,8 @@
 //! Tests of the `set_fact` kind.
 
-use octoflow_core::step::Registry;
+use crate::testing::harness;
 use octoflow_core::store::{RunStatus, StepStatus};
-use octoflow_testkit::harness::Harness;
 use serde_json::json;
-
-fn harness() -> Harness {
-    let mut registry = Registry::new();
-    crate::register_builtin(&mut registry);
-    Harness::new(registry)
-}
 
 #[tokio::test]
 async fn renders_values_keeping_types() {

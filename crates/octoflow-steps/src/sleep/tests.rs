@@ -2,16 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use octoflow_core::step::Registry;
+use crate::testing::harness;
 use octoflow_core::store::{RunStatus, StepStatus};
-use octoflow_testkit::harness::Harness;
 use serde_json::json;
-
-fn harness() -> Harness {
-    let mut registry = Registry::new();
-    crate::register_builtin(&mut registry);
-    Harness::new(registry)
-}
 
 #[tokio::test]
 async fn waits_in_every_form() {
