@@ -8,7 +8,9 @@
 //! - [`expr`]: templates ([`expr::Tpl`]), expressions and jq programs;
 //! - [`step`]: the [`step::StepKind`] extension point and its [`step::Registry`];
 //! - [`engine`]: the [`engine::Engine`] that runs one run and records it;
+//! - [`library`]: the flows directory as a live, hot-reloaded set ([`library::FlowLibrary`]);
 //! - [`store`]: the store traits that backends implement;
+//! - [`service`]: a node: workers claiming queued runs, cancel, retry, callbacks;
 //! - [`fs`]: confined paths ([`fs::SafePath`]);
 //! - [`secrets`]: `secrets.yml` and the [`secrets::Secret`] type;
 //! - [`tracker`]: job tracker documents.
@@ -66,7 +68,9 @@ pub mod error;
 pub mod expr;
 pub mod flow;
 pub mod fs;
+pub mod library;
 pub mod secrets;
+pub mod service;
 pub mod step;
 pub mod store;
 pub mod tracker;

@@ -241,6 +241,7 @@ impl Observer for TrackerWriter {
             RunEvent::DataChanged(data) => {
                 self.update(|doc| doc.context = Value::Object((*data).clone()));
             }
+            RunEvent::LogsStored { .. } => {}
             RunEvent::RunFinished(run) => self.update(|doc| {
                 run.status
                     .as_str()

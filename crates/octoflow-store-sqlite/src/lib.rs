@@ -1,6 +1,7 @@
-//! The embedded `SQLite` store of octoflow: runs, step runs and logs in one WAL-mode file.
+//! The embedded `SQLite` store of octoflow: runs, step runs, logs, the queue, locks, state
+//! and auth records in one WAL-mode file.
 //!
-//! [`SqliteStore`] implements [`octoflow_core::store::RunStore`]. Open it with
+//! [`SqliteStore`] implements [`octoflow_core::store::Store`]. Open it with
 //! [`SqliteStore::open`] (a path) or [`SqliteStore::open_url`] (`sqlite://path`); both create
 //! the file and bring its schema up to date.
 //!
@@ -18,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
+mod auth;
 mod codec;
 mod error;
 mod logs;
@@ -32,9 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use octoflow_core::store::{
-    LogLine, Page, Paged, QueueStore, Run, RunFilter, RunId, RunStore, RunUpdate, StateStore,
+    LogLine, Page, Paged, Progress, Run, RunFilter, RunId, RunStore, RunUpdate, StateStore,
     StepFinish, StepRun, StepRunId, StoreError,
 };
 use serde_json::{Map, Value};
@@ -43,6 +45,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, SqlSafeStr};
+
+use octoflow_core::store::RunStatus;
+use tokio::sync::Notify;
 
 use crate::error::OpenError;
 use crate::writer::Writer;
@@ -58,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "runs", include_str!("../migrations/0001_runs.sql")),
     (2, "state", include_str!("../migrations/0002_state.sql")),
     (3, "queue", include_str!("../migrations/0003_queue.sql")),
+    (
+        4,
+        "admission",
+        include_str!("../migrations/0004_admission.sql"),
+    ),
 ];
 
 /// A `SQLite`-backed store. Cloning is cheap: clones share the write connection and the read
@@ -68,6 +78,9 @@ pub struct SqliteStore {
     writer: Arc<Writer>,
     /// A few connections for reads.
     reader: SqlitePool,
+    /// Wakes `wait_for_work` in this process; `notify_one` keeps a wake-up nobody waited
+    /// for as a permit.
+    work: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -125,7 +138,13 @@ impl SqliteStore {
         Ok(Self {
             writer: Arc::new(Writer::new(writer)),
             reader,
+            work: Arc::new(Notify::new()),
         })
+    }
+
+    /// Says that work may have arrived.
+    fn wake(&self) {
+        self.work.notify_one();
     }
 }
 
@@ -194,17 +213,28 @@ fn parse_url(url: &str) -> Result<&str, OpenError> {
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn insert_run(&self, run: &Run) -> Result<(), StoreError> {
+        let queued = run.status == RunStatus::Queued;
         let run = run.clone();
         self.writer
             .run(move |c| Box::pin(async move { runs::insert(c, &run).await }))
-            .await
+            .await?;
+        if queued {
+            self.wake();
+        }
+        Ok(())
     }
 
     async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError> {
+        // A final status may free a concurrency slot; a queued one is new work.
+        let wake = update.status.is_final() || update.status == RunStatus::Queued;
         let update = update.clone();
         self.writer
             .run(move |c| Box::pin(async move { runs::update(c, &update).await }))
-            .await
+            .await?;
+        if wake {
+            self.wake();
+        }
+        Ok(())
     }
 
     async fn insert_step_run(&self, step: &StepRun) -> Result<StepRunId, StoreError> {
@@ -250,38 +280,20 @@ impl RunStore for SqliteStore {
 
     async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError> {
         let id = *id;
-        self.writer
+        let marked = self
+            .writer
             .run(move |c| Box::pin(async move { runs::mark_interrupted(c, &id).await }))
-            .await
-    }
-}
-
-#[async_trait]
-impl QueueStore for SqliteStore {
-    async fn claim(&self, node: &str, limit: u32, lease: Duration) -> Result<Vec<Run>, StoreError> {
-        let node = node.to_owned();
-        self.writer
-            .run(move |c| Box::pin(async move { queue::claim(c, &node, limit, lease).await }))
-            .await
+            .await?;
+        if marked {
+            self.wake();
+        }
+        Ok(marked)
     }
 
-    async fn renew(&self, id: &RunId, node: &str, lease: Duration) -> Result<bool, StoreError> {
-        let (id, node) = (*id, node.to_owned());
+    async fn set_progress(&self, id: &RunId, progress: &Progress) -> Result<(), StoreError> {
+        let (id, progress) = (*id, progress.clone());
         self.writer
-            .run(move |c| Box::pin(async move { queue::renew(c, &id, &node, lease).await }))
-            .await
-    }
-
-    async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
-        self.writer
-            .run(move |c| Box::pin(async move { queue::expired(c, now).await }))
-            .await
-    }
-
-    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError> {
-        let id = *id;
-        self.writer
-            .run(move |c| Box::pin(async move { queue::requeue(c, &id).await }))
+            .run(move |c| Box::pin(async move { runs::set_progress(c, &id, &progress).await }))
             .await
     }
 }

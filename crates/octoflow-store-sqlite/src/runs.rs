@@ -1,7 +1,8 @@
 //! The `runs` table: insert, update, read, list with filters, and interrupted-run recovery.
 
 use octoflow_core::store::{
-    Page, Paged, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate, StepStatus, StoreError,
+    Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate, StepStatus,
+    StoreError,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
@@ -13,7 +14,7 @@ use crate::error::{conflict_or, from_sqlx};
 macro_rules! run_columns {
     () => {
         "id, flow, flow_version, status, params, trigger, concurrency_key, parent_run_id, \
-         created_at, started_at, finished_at, error, data, node, message"
+         created_at, started_at, finished_at, error, data, node, message, progress"
     };
 }
 pub(crate) use run_columns;
@@ -23,10 +24,21 @@ const INTERRUPTED: &str = "interrupted";
 
 /// Records a new run.
 pub(crate) async fn insert(conn: &mut SqliteConnection, run: &Run) -> Result<(), StoreError> {
+    insert_with(conn, run, None, None).await
+}
+
+/// Records a new run with the concurrency limit claims must respect and its idempotency key.
+pub(crate) async fn insert_with(
+    conn: &mut SqliteConnection,
+    run: &Run,
+    limit: Option<u32>,
+    idempotency_key: Option<&str>,
+) -> Result<(), StoreError> {
     sqlx::query(concat!(
         "INSERT INTO runs (",
         run_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ", concurrency_limit, idempotency_key",
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(codec::run_id(&run.id))
     .bind(&run.flow)
@@ -43,9 +55,27 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, run: &Run) -> Result<(),
     .bind(codec::json("data", &run.data)?)
     .bind(run.node.as_deref())
     .bind(run.message.as_deref())
+    .bind(codec::opt_json("progress", run.progress.as_ref())?)
+    .bind(limit.map(i64::from))
+    .bind(idempotency_key.map(str::to_owned))
     .execute(conn)
     .await
     .map_err(conflict_or("run id"))?;
+    Ok(())
+}
+
+/// Records a run's progress.
+pub(crate) async fn set_progress(
+    conn: &mut SqliteConnection,
+    id: &RunId,
+    progress: &Progress,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE runs SET progress = ? WHERE id = ?")
+        .bind(codec::json("progress", progress)?)
+        .bind(codec::run_id(id))
+        .execute(conn)
+        .await
+        .map_err(from_sqlx)?;
     Ok(())
 }
 
@@ -276,5 +306,6 @@ pub(crate) fn decode(row: &SqliteRow) -> Result<Run, StoreError> {
         data: codec::get_json(row, "data")?,
         node: codec::get_opt_text(row, "node")?,
         message: codec::get_opt_text(row, "message")?,
+        progress: codec::get_opt_json(row, "progress")?,
     })
 }

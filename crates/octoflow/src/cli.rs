@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
+use octoflow_core::store::{Role, RunStatus};
 
 const ABOUT: &str = "Runs YAML flows of steps and records every run";
 
@@ -16,8 +17,9 @@ commands, HTTP APIs and databases. Every run and each of its steps is recorded i
 data directory's store (SQLite by default).";
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success; 1 the run did not succeed, or `validate` found problems; \
-2 a usage error (bad arguments, an invalid flow, a bad param) or an internal error.
+Exit codes: 0 success; 1 the run did not succeed, `validate` found problems, or a server \
+refused what was asked because of the state of things; 2 a usage error (bad arguments, an \
+invalid flow, a bad param), an unreachable server or an internal error.
 
 Settings come from <data>/config.yml, overridden by OCTOFLOW_* environment variables, \
 overridden by flags. Start with `octoflow init demo && octoflow run demo/flows/hello.yml`.";
@@ -44,6 +46,35 @@ stderr. Exit code 1 when any flow has a problem, 0 otherwise.
 Without --data or OCTOFLOW_DATA_PATH, the data directory (used for `templates/` and file \
 paths) is inferred from the first PATH when it is, or is in, a directory named `flows` \
 beside a `config.yml`; else it is `./data`.";
+
+const SERVE_AFTER_HELP: &str = "\
+Serves the API under /api/v1 (see docs/api.md), /healthz, /readyz and /metrics, and runs \
+queued runs with this node's workers. Flow files in <data>/flows are reloaded when they \
+change. Once any user or API token exists (`octoflow user add`, `octoflow token create`), \
+or OCTOFLOW_API_TOKEN is set, every API call needs a bearer token.
+
+SIGTERM or Ctrl-C stops accepting requests and runs, lets running runs go on for \
+`shutdown_grace` (30s), then cancels what is left; every run ends recorded. A second \
+signal exits at once: the next start hands those runs back (`on_interrupt`).";
+
+const REMOTE_AFTER_HELP: &str = "\
+These commands talk to a running `octoflow serve` over its HTTP API: --server (or \
+OCTOFLOW_SERVER, default http://127.0.0.1:8080) and, when the server has users or tokens, \
+--token (or OCTOFLOW_TOKEN), sent as a bearer token and never printed.
+
+Lists print aligned columns under a header on a terminal, and tab-separated rows without a \
+header otherwise (for `cut` and `awk`); --json prints the server's answer as JSON instead.
+
+Exit codes: 0 success; 1 the thing asked about failed (a followed run did not succeed, the \
+server refused the run because of its concurrency rule or load); 2 a usage error (bad \
+arguments, unknown flow or run, no permission, an invalid flow) or the server cannot be \
+reached.";
+
+const ADMIN_AFTER_HELP: &str = "\
+Works directly on the store of the data directory (--data, OCTOFLOW_DATA_PATH or ./data; \
+the store is --database, OCTOFLOW_DATABASE_URL or <data>/octoflow.db), the one `octoflow \
+serve` uses; no server needs to run. Once a user or a token exists, the API asks for a \
+token on every request (SPEC §11.1).";
 
 /// `octoflow`: one binary that runs declarative YAML flows.
 #[derive(Debug, Parser)]
@@ -101,6 +132,24 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Print a shell completion script to stdout
     Completions(CompletionsArgs),
+    /// Serve the HTTP API and run queued runs with this node's workers
+    #[command(after_help = SERVE_AFTER_HELP)]
+    Serve(ServeArgs),
+    /// List, show and trigger the flows of a server
+    #[command(after_help = REMOTE_AFTER_HELP)]
+    Flows(FlowsArgs),
+    /// List, show, follow, cancel and retry the runs of a server
+    #[command(after_help = REMOTE_AFTER_HELP)]
+    Runs(RunsArgs),
+    /// List and free the concurrency locks held on a server
+    #[command(after_help = REMOTE_AFTER_HELP)]
+    Locks(LocksArgs),
+    /// Add and list the users who log in to the API (works on the store, no server needed)
+    #[command(after_help = ADMIN_AFTER_HELP)]
+    User(UserArgs),
+    /// Create, list and revoke API tokens (works on the store, no server needed)
+    #[command(after_help = ADMIN_AFTER_HELP)]
+    Token(TokenArgs),
 }
 
 /// `octoflow run`.
@@ -140,6 +189,25 @@ pub(crate) struct RunArgs {
     pub(crate) database: Option<String>,
 }
 
+/// `octoflow serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where the API listens, `HOST:PORT` (port 0 picks a free one)
+    /// [env: OCTOFLOW_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+
+    /// How many runs this node runs at once; 0 serves the API only (queued runs wait for
+    /// another node's workers) [env: OCTOFLOW_WORKERS] [default: 8]
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<u32>,
+
+    /// The store: `sqlite://PATH` [env: OCTOFLOW_DATABASE_URL]
+    /// [default: sqlite://<data>/octoflow.db]
+    #[arg(long, value_name = "URL")]
+    pub(crate) database: Option<String>,
+}
+
 /// `octoflow validate`.
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
@@ -167,6 +235,351 @@ pub(crate) struct CompletionsArgs {
     /// The shell to write completions for
     #[arg(value_name = "SHELL")]
     pub(crate) shell: Shell,
+}
+
+/// Where the server is and how to prove who we are: `--server`, `--token`.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// The server's base URL
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "OCTOFLOW_SERVER",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:8080",
+        help_heading = "Server options"
+    )]
+    pub(crate) server: String,
+
+    /// An API token (from `octoflow token create` or a login), sent as a bearer token;
+    /// never printed
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "OCTOFLOW_TOKEN",
+        hide_env_values = true,
+        help_heading = "Server options"
+    )]
+    pub(crate) token: Option<String>,
+}
+
+/// `octoflow flows`.
+#[derive(Debug, Args)]
+pub(crate) struct FlowsArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    #[command(subcommand)]
+    pub(crate) command: FlowsCommand,
+}
+
+/// `octoflow flows …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlowsCommand {
+    /// List the server's flows: triggers, last run, next scheduled run, description
+    List(JsonArg),
+    /// Show a flow: its params, triggers, problems and source YAML
+    Show {
+        /// The flow's name
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Start a run of a flow on the server; prints the run's id on stdout
+    #[command(after_help = TRIGGER_AFTER_HELP)]
+    Trigger(TriggerArgs),
+}
+
+const TRIGGER_AFTER_HELP: &str = "\
+The run is queued on the server under the flow's concurrency rule: a `skip` rule that finds \
+the flow busy refuses it (exit 1, naming the blocking run); a `dedupe` rule, or an \
+idempotency key already used, answers with the existing run instead of a new one (said on \
+stderr, exit 0).
+
+With --wait the run's log is followed on stderr until it ends, and the exit code is 0 only \
+when it succeeded, 1 otherwise (as `octoflow run`).";
+
+/// `octoflow flows trigger`.
+#[derive(Debug, Args)]
+pub(crate) struct TriggerArgs {
+    /// The flow's name
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+
+    /// A param of the flow, read as its declared type (`-p batch=50 -p env=prd`); repeat
+    /// for each param
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub(crate) params: Vec<(String, String)>,
+
+    /// A key that makes the trigger safe to repeat: a second trigger with the same key
+    /// answers with the run the first one made
+    #[arg(long, value_name = "KEY")]
+    pub(crate) idempotency_key: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
+
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+/// `--wait` and `--quiet`, for commands that start a run.
+#[derive(Debug, Args)]
+pub(crate) struct WaitArgs {
+    /// Follow the run's log on stderr until it ends; exit 0 only when it succeeded (with
+    /// --json: print the finished run)
+    #[arg(long)]
+    pub(crate) wait: bool,
+
+    /// With --wait: print no log lines, only how the run ended
+    #[arg(short, long, requires = "wait")]
+    pub(crate) quiet: bool,
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub(crate) struct JsonArg {
+    /// Print the server's answer as JSON on stdout, for scripts
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `octoflow runs`.
+#[derive(Debug, Args)]
+pub(crate) struct RunsArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    #[command(subcommand)]
+    pub(crate) command: RunsCommand,
+}
+
+/// `octoflow runs …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunsCommand {
+    /// List runs, newest first
+    List(RunsListArgs),
+    /// Show a run and its steps
+    Show {
+        /// The run's id
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Print a run's log; with --follow, as it is written until the run ends
+    Logs(LogsArgs),
+    /// Cancel a queued or running run; its running processes are stopped
+    Cancel {
+        /// The run's id
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Start a new run with the same flow and params; prints the new run's id on stdout
+    Retry(RetryArgs),
+}
+
+/// `octoflow runs list`.
+#[derive(Debug, Args)]
+pub(crate) struct RunsListArgs {
+    /// Only runs of this flow
+    #[arg(long, value_name = "FLOW")]
+    pub(crate) flow: Option<String>,
+
+    /// Only runs with this status (queued, running, succeeded, failed, cancelled, timed_out);
+    /// several are separated by commas: `failed,timed_out`
+    #[arg(long, value_name = "STATUS", value_parser = run_status)]
+    pub(crate) status: Option<String>,
+
+    /// How many runs to show at most
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..=500)
+    )]
+    pub(crate) limit: u32,
+
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+/// `octoflow runs logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The run's id
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+
+    /// Only the lines of this step
+    #[arg(long, value_name = "STEP")]
+    pub(crate) step: Option<String>,
+
+    /// Keep printing lines as the run writes them, until it ends; then exit 0 when it
+    /// succeeded, 1 otherwise
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+}
+
+/// `octoflow runs retry`.
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    /// The run to retry
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+
+    /// Resume at the step that failed, keeping the results of the steps before it
+    #[arg(long)]
+    pub(crate) from_failed: bool,
+
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
+
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+/// `octoflow locks`.
+#[derive(Debug, Args)]
+pub(crate) struct LocksArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    #[command(subcommand)]
+    pub(crate) command: LocksCommand,
+}
+
+/// `octoflow locks …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LocksCommand {
+    /// List the held concurrency keys and the runs holding them
+    List(JsonArg),
+    /// Free a stale lock (the runs holding it go on; they no longer count against its limit)
+    Rm {
+        /// The lock's key, as `locks list` shows it
+        #[arg(value_name = "KEY", required_unless_present = "all")]
+        key: Option<String>,
+        /// Free every lock
+        #[arg(long, conflicts_with = "key")]
+        all: bool,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+/// Where the store of the admin commands is: `--database`.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The store: `sqlite://PATH` [env: OCTOFLOW_DATABASE_URL]
+    /// [default: sqlite://<data>/octoflow.db]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Store options"
+    )]
+    pub(crate) database: Option<String>,
+}
+
+/// `octoflow user`.
+#[derive(Debug, Args)]
+pub(crate) struct UserArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(subcommand)]
+    pub(crate) command: UserCommand,
+}
+
+/// `octoflow user …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user, or change an existing user's role and password
+    #[command(after_help = USER_ADD_AFTER_HELP)]
+    Add {
+        /// The login name
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// What the user may do: viewer (read), operator (+ run, cancel, locks), admin (+
+        /// flows, schedules, users, tokens)
+        #[arg(long, value_name = "ROLE", value_parser = role)]
+        role: Role,
+        /// Read the password from the first line of stdin, without prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users and their roles
+    List(JsonArg),
+}
+
+const USER_ADD_AFTER_HELP: &str = "\
+On a terminal the password is asked twice, without echo. Otherwise (or with \
+--password-stdin) it is the first line of stdin: `printf '%s\\n' \"$PW\" | octoflow user add \
+ops --role operator`. Only its Argon2 hash is stored.";
+
+/// `octoflow token`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(subcommand)]
+    pub(crate) command: TokenCommand,
+}
+
+/// `octoflow token …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create an API token for a machine; prints its secret once on stdout, its id on stderr
+    Create {
+        /// What the token may do: viewer, operator or admin
+        #[arg(long, value_name = "ROLE", value_parser = role)]
+        role: Role,
+        /// A name saying what it is for [default: the role]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// How long it works (`30d`, `12h`); by default until it is revoked
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List the tokens (API tokens and login sessions); secrets are never shown
+    List(JsonArg),
+    /// Revoke a token: it stops working at once
+    Revoke {
+        /// The token's id, as `token list` shows it
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+/// Run status words, comma-separated, checked against the statuses there are.
+fn run_status(text: &str) -> Result<String, String> {
+    let mut statuses = Vec::new();
+    for word in text.split(',').map(str::trim) {
+        let status = word
+            .parse::<RunStatus>()
+            .map_err(|_| format!("expected one of {}", words(RunStatus::ALL)))?;
+        statuses.push(status.as_str());
+    }
+    Ok(statuses.join(","))
+}
+
+/// A role word.
+fn role(text: &str) -> Result<Role, String> {
+    text.parse::<Role>()
+        .map_err(|_| format!("expected one of {}", words(Role::ALL)))
+}
+
+fn words<T: std::fmt::Display>(all: &[T]) -> String {
+    all.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A duration such as `30d` or `12h`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    octoflow_core::flow::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Splits `key=value` at the first `=`.

@@ -3,9 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use octoflow_core::flow::{FlowLoader, is_valid_flow_name};
 use octoflow_core::fs::FilesRoot;
+// `flow_files` lives in core (the server watches the same files); the commands use it from here.
+pub(crate) use octoflow_core::library::flow_files;
+use octoflow_core::library::is_flow_file;
 use octoflow_core::step::Registry;
 use serde::Deserialize;
 
@@ -31,41 +34,6 @@ pub(crate) fn loader<'a>(
         Some(files) => loader.with_files(files),
         None => loader,
     }
-}
-
-/// Whether a file name is a flow file's: `*.yml` or `*.yaml`, not hidden.
-fn is_flow_file(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    !name.starts_with('.') && path.extension().is_some_and(|e| e == "yml" || e == "yaml")
-}
-
-/// The flow files in `dir` and its subdirectories (hidden ones skipped), sorted.
-pub(crate) fn flow_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .with_context(|| format!("cannot read directory `{}`", dir.display()))?;
-        for entry in entries {
-            let entry =
-                entry.with_context(|| format!("cannot read directory `{}`", dir.display()))?;
-            let path = entry.path();
-            let hidden = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with('.'));
-            if path.is_dir() && !hidden {
-                pending.push(path);
-            } else if path.is_file() && is_flow_file(&path) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Whether a FLOW argument names a file rather than a flow.

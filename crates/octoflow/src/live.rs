@@ -76,7 +76,7 @@ impl Observer for Progress {
         match (&self.view, event) {
             (View::Quiet, _)
             | (View::Plain, RunEvent::StepStarted { .. })
-            | (_, RunEvent::DataChanged(_)) => {}
+            | (_, RunEvent::DataChanged(_) | RunEvent::LogsStored { .. }) => {}
             (_, RunEvent::RunStarted(run)) => {
                 self.note(&format!("run {} of flow `{}` started", run.id, run.flow));
             }

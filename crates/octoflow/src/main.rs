@@ -1,8 +1,8 @@
 //! `octoflow`: runs YAML flows on this machine and records every run (SPEC §14).
 //!
 //! This file only parses the command line, dispatches and turns the outcome into an exit
-//! code: 0 success, 1 the thing asked about failed (a run, a validation), 2 a usage or
-//! internal error, printed to stderr as `error: {chain}` (STYLE B.4).
+//! code: 0 success, 1 the thing asked about failed (a run, a validation, a refused trigger),
+//! 2 a usage or internal error, printed to stderr as `error: {chain}` (STYLE B.4).
 #![allow(missing_docs)] // a binary: nothing here is a public API
 #![allow(clippy::print_stderr)] // the one place errors are printed
 
@@ -13,6 +13,8 @@ mod flows;
 mod live;
 mod node;
 mod output;
+mod remote;
+mod store;
 
 use std::process::ExitCode;
 
@@ -27,7 +29,7 @@ fn main() -> ExitCode {
             for line in octoflow_core::error::chain(err.as_ref()).lines() {
                 eprintln!("error: {line}");
             }
-            ExitCode::from(2)
+            cmd::exit_code(&err)
         }
     }
 }

@@ -24,6 +24,12 @@ pub(crate) fn stdout(text: &str) -> io::Result<()> {
     out.flush()
 }
 
+/// A line for the person watching, on stderr (a closed stderr is ignored).
+pub(crate) fn note(text: &str) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
 /// A duration for people: `12ms`, `1.2s`, `2m 3s`, `1h 2m`.
 pub(crate) fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();

@@ -35,6 +35,12 @@ pub enum RunEvent<'a> {
     /// A step's result was stored: the run's data now (secrets redacted). Sent only to
     /// observers that [want it](Observer::wants_data).
     DataChanged(&'a Map<String, Value>),
+    /// Log lines of the run were stored (sent from the run's log writer, so it may arrive
+    /// between other events).
+    LogsStored {
+        /// How many lines.
+        lines: usize,
+    },
     /// The run ended.
     RunFinished(&'a Run),
 }

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 
-use super::Redactor;
+use super::{Observer, Redactor, RunEvent};
 use crate::store::{LogLine, Store};
 
 /// Lines waiting for the writer; a full queue makes chatty steps wait (bounded memory).
@@ -14,10 +14,12 @@ const QUEUE: usize = 1024;
 /// Most lines written in one store call.
 const BATCH: usize = 512;
 
-/// Starts the writer; it ends once every sender is dropped and all lines are stored.
+/// Starts the writer; it ends once every sender is dropped and all lines are stored. The
+/// observer hears of every stored batch.
 pub(crate) fn spawn_writer(
     store: Arc<dyn Store>,
     redactor: Redactor,
+    observer: Option<Arc<dyn Observer>>,
 ) -> (mpsc::Sender<LogLine>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<LogLine>(QUEUE);
     let task = tokio::spawn(
@@ -31,6 +33,8 @@ pub(crate) fn spawn_writer(
             }
             if let Err(error) = store.append_logs(&batch).await {
                 tracing::warn!(error = %crate::error::chain(&error), lines = batch.len(), "Cannot store log lines.");
+            } else if let Some(observer) = &observer {
+                observer.on_event(&RunEvent::LogsStored { lines: batch.len() });
             }
             batch.clear();
         }

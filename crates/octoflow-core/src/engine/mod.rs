@@ -32,6 +32,7 @@ use crate::expr::{Scope, Tpl};
 use crate::flow::{Flow, ParamError};
 use crate::fs::FilesRoot;
 use crate::secrets::Secrets;
+use crate::service::{CallbackHub, CallbackSigner};
 use crate::step::StepServices;
 use crate::store::{Run, RunId, RunStatus, Store, StoreError, TriggerInfo};
 
@@ -117,6 +118,10 @@ pub struct Engine {
     secrets: Arc<Value>,
     /// Where `flow` steps find other flows.
     catalog: Option<Arc<dyn FlowCatalog>>,
+    /// Makes `run.callback_url`; without it runs have none.
+    callbacks: Option<CallbackSigner>,
+    /// Where `wait: callback` steps wait.
+    hub: Arc<CallbackHub>,
 }
 
 impl Engine {
@@ -136,7 +141,26 @@ impl Engine {
             redactor: Redactor::default(),
             secrets: Arc::new(Value::Object(Map::new())),
             catalog: None,
+            callbacks: None,
+            hub: Arc::default(),
         }
+    }
+
+    /// Gives runs a `run.callback_url` signed by `signer`.
+    #[must_use]
+    pub fn with_callbacks(mut self, signer: CallbackSigner) -> Self {
+        self.callbacks = Some(signer);
+        self
+    }
+
+    /// The signer of callback tokens, when runs have callback URLs.
+    pub fn callbacks(&self) -> Option<&CallbackSigner> {
+        self.callbacks.as_ref()
+    }
+
+    /// Where `wait: callback` steps of this engine's runs wait for their report.
+    pub fn callback_hub(&self) -> &Arc<CallbackHub> {
+        &self.hub
     }
 
     /// Lets `flow` and `flow_loop` steps find other flows here.
@@ -163,6 +187,11 @@ impl Engine {
         &self.redactor
     }
 
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
@@ -170,6 +199,14 @@ impl Engine {
 
     /// Checks params and records the run `queued`. Nothing is recorded when params are bad.
     pub async fn accept(&self, flow: &Flow, request: RunRequest) -> Result<Run, AcceptError> {
+        let run = self.new_run(flow, request)?;
+        self.store.insert_run(&run).await?;
+        Ok(run)
+    }
+
+    /// Checks params and renders the concurrency key: the `queued` run to record. Its `data`
+    /// is the request's input (secrets redacted).
+    pub fn new_run(&self, flow: &Flow, request: RunRequest) -> Result<Run, AcceptError> {
         let params = flow
             .params
             .validate(&request.params)
@@ -189,7 +226,7 @@ impl Engine {
                 }
             }),
         };
-        let run = Run {
+        Ok(Run {
             id: RunId::new(),
             flow: flow.name.clone(),
             flow_version: flow.version.clone(),
@@ -205,13 +242,7 @@ impl Engine {
             data: self.redactor.value(&request.input),
             node: None,
             message: None,
-        };
-        let mut stored = run.clone();
-        stored.data = Value::Null;
-        self.store.insert_run(&stored).await?;
-        Ok(Run {
-            data: request.input,
-            ..run
+            progress: None,
         })
     }
 

@@ -1,6 +1,7 @@
 //! One run from start to end: the step graph, halting, `finally_step`, `on_failure`, and
 //! the final record.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,7 +17,7 @@ use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
 use crate::flow::{Flow, Step, format_duration};
 use crate::step::{Control, RunInfo, StepServices};
-use crate::store::{Run, RunError, RunStatus, RunUpdate, StepStatus, StoreError};
+use crate::store::{Run, RunError, RunId, RunStatus, RunUpdate, StepStatus, StoreError};
 
 /// Why the run stopped starting steps.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,9 @@ pub(super) struct Execution<'e> {
     depth: u32,
     /// A `flow_loop` child's 1-based position (`__loop_index__`).
     loop_index: Option<usize>,
+    /// Results of steps that succeeded before, taken instead of running them again; `true`
+    /// when they come from another run (and are recorded in this one).
+    reused: (HashMap<String, Value>, bool),
 }
 
 impl<'e> Execution<'e> {
@@ -60,6 +64,7 @@ impl<'e> Execution<'e> {
             names: Vec::new(),
             depth: 0,
             loop_index: None,
+            reused: (HashMap::new(), false),
         }
     }
 
@@ -147,28 +152,71 @@ impl<'e> Execution<'e> {
                     "flow": self.flow.name,
                     "trigger": self.run.trigger.kind,
                     "started_at": started_at.to_rfc3339(),
-                    "callback_url": Value::Null,
+                    "callback_url": self.engine.callbacks.as_ref().and_then(|c| c.url(&self.run.id)),
                     "workdir": workdir.display().to_string(),
                 }),
             ),
         ];
         self.data = Arc::new(self.initial_data());
 
-        let mut update = RunUpdate::status(self.run.id, RunStatus::Running);
-        update.started_at = Some(started_at);
-        update.node = Some(self.engine.config.node.clone());
-        self.engine.store.update_run(&update).await?;
-        self.run.status = RunStatus::Running;
-        self.run.started_at = Some(started_at);
-        self.run.node = update.node;
+        self.reused = self.reusable_results().await?;
+        let claimed = self.run.status == RunStatus::Running
+            && self.run.node.as_deref() == Some(self.engine.config.node.as_str());
+        if !claimed {
+            // A run claimed from the queue is already recorded `running` on this node.
+            let mut update = RunUpdate::status(self.run.id, RunStatus::Running);
+            update.started_at = Some(started_at);
+            update.node = Some(self.engine.config.node.clone());
+            self.engine.store.update_run(&update).await?;
+            self.run.status = RunStatus::Running;
+            self.run.started_at = Some(started_at);
+            self.run.node = update.node;
+        }
         self.emit(&RunEvent::RunStarted(&self.run));
         Ok((info, services))
     }
 
+    /// The results this run may take instead of running steps again: its own succeeded
+    /// steps when the flow says `resume: true` (a re-queued run), or those of the run it
+    /// retries `from_failed`.
+    async fn reusable_results(&self) -> Result<(HashMap<String, Value>, bool), StoreError> {
+        let trigger = &self.run.trigger;
+        let (source, other) = if trigger.kind == "retry"
+            && trigger.detail.get("from_failed") == Some(&Value::Bool(true))
+        {
+            let source = trigger.detail.get("run_id").and_then(Value::as_str);
+            match source.and_then(|s| s.parse::<RunId>().ok()) {
+                Some(id) => (id, true),
+                None => return Ok((HashMap::new(), false)),
+            }
+        } else if self.flow.resume {
+            (self.run.id, false)
+        } else {
+            return Ok((HashMap::new(), false));
+        };
+        let mut results = HashMap::new();
+        for step_run in self.engine.store.step_runs(&source).await? {
+            let reusable = step_run.status == StepStatus::Succeeded
+                && step_run
+                    .result
+                    .as_ref()
+                    .is_none_or(|r| r.get("$file").is_none());
+            if reusable {
+                results.insert(step_run.step, step_run.result.unwrap_or(Value::Null));
+            } else {
+                results.remove(&step_run.step);
+            }
+        }
+        Ok((results, other))
+    }
+
     pub(super) async fn run(mut self) -> Result<Run, StoreError> {
         let (info, services) = self.start().await?;
-        let (log_tx, log_task) =
-            logs::spawn_writer(self.engine.store.clone(), self.engine.redactor.clone());
+        let (log_tx, log_task) = logs::spawn_writer(
+            self.engine.store.clone(),
+            self.engine.redactor.clone(),
+            self.observer.clone(),
+        );
         let run_token = self.cancel.child_token();
         let run_timed_out = AtomicBool::new(false);
         let observer = self.observer.clone();
@@ -288,7 +336,15 @@ impl<'e> Execution<'e> {
                 graph.start(i);
                 let scope = self.scope();
                 let step = &steps[i];
-                running.push(async move { (i, runner.run(step, scope, false).await) });
+                let reused = self.reused.0.remove(&step.name);
+                let record = self.reused.1;
+                running.push(async move {
+                    let outcome = match reused {
+                        Some(result) => runner.reuse(step, result, record).await,
+                        None => runner.run(step, scope, false).await,
+                    };
+                    (i, outcome)
+                });
             }
             if running.is_empty() {
                 break;

@@ -101,6 +101,40 @@ impl StepRunner<'_> {
         Ok(Outcome::new(StepStatus::Skipped))
     }
 
+    /// Takes a step's result from an earlier run instead of running it (`resume: true`, a
+    /// retry `from_failed`). `record` writes a step run saying so (not for the same run).
+    pub(super) async fn reuse(
+        &self,
+        step: &Step,
+        result: Value,
+        record: bool,
+    ) -> Result<Outcome, StoreError> {
+        if record {
+            let now = Utc::now();
+            let reused = StepRun {
+                run_id: self.info.id,
+                step: step.name.clone(),
+                attempt: 1,
+                status: StepStatus::Succeeded,
+                started_at: now,
+                finished_at: Some(now),
+                result: Some(result.clone()),
+                error: None,
+            };
+            self.engine.store.insert_step_run(&reused).await?;
+        }
+        self.emit(&RunEvent::StepFinished {
+            step: &step.name,
+            attempt: 1,
+            status: StepStatus::Succeeded,
+            duration: Duration::ZERO,
+            error: None,
+        });
+        let mut outcome = Outcome::new(StepStatus::Succeeded);
+        outcome.value = Some(result);
+        Ok(outcome)
+    }
+
     /// Runs a step to its end: every attempt recorded.
     pub(super) async fn run(
         &self,

@@ -3,8 +3,11 @@
 //! Backends live in their own crates (`octoflow-store-sqlite`, …) and implement these
 //! traits; the engine and the binary only ever hold an `Arc<dyn Store>`.
 
-mod memory;
+#[macro_use]
 mod records;
+mod access;
+mod admission;
+mod memory;
 
 use std::time::Duration;
 
@@ -12,10 +15,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+pub use access::{ApiToken, Role, TokenKind, User};
+pub use admission::{Admission, Admitted, LeaseState, LockInfo};
 pub use memory::MemoryStore;
 pub use records::{
-    LogLine, LogStream, Page, Paged, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate,
-    StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo,
+    LogLine, LogStream, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,
+    RunUpdate, StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo,
 };
 
 use crate::error::BoxError;
@@ -63,6 +68,8 @@ pub trait RunStore: Send + Sync {
     /// Ends a run that its process left `running`: the run and its running step runs become
     /// `failed` with error `interrupted`. Returns false when the run was no longer running.
     async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError>;
+    /// Records what an external job last reported about its progress.
+    async fn set_progress(&self, id: &RunId, progress: &Progress) -> Result<(), StoreError>;
 }
 
 /// Each flow's small key/value state, kept between runs (cursors, last seen ids).
@@ -78,18 +85,74 @@ pub trait StateStore: Send + Sync {
 /// run them (SPEC §9). A lease that ends means its node died.
 #[async_trait]
 pub trait QueueStore: Send + Sync {
+    /// Records a new `queued` run under its flow's concurrency rule and idempotency key
+    /// (SPEC §8), in one transaction: concurrent calls with one key never make two runs where
+    /// the rule allows one. See [`Admitted`] for the outcomes.
+    async fn admit(&self, run: &Run, admission: &Admission) -> Result<Admitted, StoreError>;
     /// Leases up to `limit` queued runs, oldest first, to `node` for `lease`; they become
-    /// `running`. Two concurrent callers never get the same run.
+    /// `running`. Two concurrent callers never get the same run. A queued run whose
+    /// concurrency key already has its limit of running runs is left queued.
     async fn claim(&self, node: &str, limit: u32, lease: Duration) -> Result<Vec<Run>, StoreError>;
-    /// Extends the lease of a run that `node` holds; false when it no longer holds it.
-    async fn renew(&self, id: &RunId, node: &str, lease: Duration) -> Result<bool, StoreError>;
+    /// Extends the lease of a run that `node` holds, and says whether someone asked to cancel
+    /// it.
+    async fn renew(
+        &self,
+        id: &RunId,
+        node: &str,
+        lease: Duration,
+    ) -> Result<LeaseState, StoreError>;
     /// Runs still `running` whose lease ended before `now`.
     async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError>;
     /// Puts a `running` run back in the queue, without node or lease; false when it was not
     /// running.
     async fn requeue(&self, id: &RunId) -> Result<bool, StoreError>;
+    /// Asks for a run to end: a `queued` run becomes `cancelled` at once (error `cancelled`);
+    /// a `running` one is marked so that its node cancels it (see [`LeaseState`]). Returns
+    /// the run as it is afterwards; `None` when there is no such run.
+    async fn request_cancel(&self, id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// How many runs are `queued`.
+    async fn queue_depth(&self) -> Result<u64, StoreError>;
+    /// Resolves when work may have arrived (a run queued or re-queued, or a run ended and
+    /// freed a concurrency slot), or after `timeout`. A wake-up that happens while nobody
+    /// waits is kept for the next call.
+    async fn wait_for_work(&self, timeout: Duration);
+}
+
+/// Concurrency keys held by running runs (SPEC §8).
+#[async_trait]
+pub trait LockStore: Send + Sync {
+    /// Every held key with the run holding it, oldest first.
+    async fn locks(&self) -> Result<Vec<LockInfo>, StoreError>;
+    /// Frees a key: the runs holding it no longer count against its limit (they go on
+    /// running). Returns how many holds were released.
+    async fn release_lock(&self, key: &str) -> Result<u64, StoreError>;
+    /// Frees every key; returns how many holds were released.
+    async fn release_all_locks(&self) -> Result<u64, StoreError>;
+}
+
+/// Users, API tokens and the node-shared signing key (SPEC §11.1).
+#[async_trait]
+pub trait AuthStore: Send + Sync {
+    /// Adds a user, or replaces the one with the same name.
+    async fn put_user(&self, user: &User) -> Result<(), StoreError>;
+    /// One user by name.
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Records a token by the SHA-256 hex digest of its secret (the secret is never stored).
+    async fn insert_token(&self, token: &ApiToken, digest: &str) -> Result<(), StoreError>;
+    /// The token whose secret has this digest, revoked or not.
+    async fn token_by_digest(&self, digest: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// Every token, newest first.
+    async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+    /// Revokes a token; false when there is no such token.
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+    /// Whether any user or API token exists (then the API requires a token).
+    async fn auth_configured(&self) -> Result<bool, StoreError>;
+    /// The 32-byte key shared by every node (signs callback tokens); made on first use.
+    async fn node_key(&self) -> Result<Vec<u8>, StoreError>;
 }
 
 /// Everything a node needs from its store.
-pub trait Store: RunStore + StateStore + QueueStore {}
-impl<T: RunStore + StateStore + QueueStore> Store for T {}
+pub trait Store: RunStore + StateStore + QueueStore + LockStore + AuthStore {}
+impl<T: RunStore + StateStore + QueueStore + LockStore + AuthStore> Store for T {}

@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A run's id: a `UUIDv7`, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct RunId(pub uuid::Uuid);
 
@@ -41,7 +53,7 @@ impl FromStr for RunId {
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -55,13 +67,13 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
@@ -121,7 +133,7 @@ text_enum! {
 }
 
 /// What started a run: `{kind, detail}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerInfo {
     /// `manual`, `schedule`, `webhook`, `watch`, `flow`, `cli`.
     pub kind: String,
@@ -141,7 +153,7 @@ impl TriggerInfo {
 }
 
 /// Why a run did not succeed: `{step, message}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunError {
     /// The step that failed, when one did.
     pub step: Option<String>,
@@ -150,7 +162,7 @@ pub struct RunError {
 }
 
 /// A run record (SPEC §6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Run {
     /// Its id.
     pub id: RunId,
@@ -181,6 +193,23 @@ pub struct Run {
     /// The node that ran it (`host:pid`).
     pub node: Option<String>,
     /// The message an `exit` step ended the run with.
+    pub message: Option<String>,
+    /// What the run last reported about its progress (through its callback URL).
+    #[serde(default)]
+    pub progress: Option<Progress>,
+}
+
+/// How far a run has got: `{current, total, message}` (SPEC §6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Progress {
+    /// Units done.
+    #[serde(default)]
+    pub current: Option<f64>,
+    /// Units in all.
+    #[serde(default)]
+    pub total: Option<f64>,
+    /// What is happening now.
+    #[serde(default)]
     pub message: Option<String>,
 }
 
@@ -225,7 +254,7 @@ impl RunUpdate {
 pub type StepRunId = i64;
 
 /// One attempt of one step (SPEC §6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepRun {
     /// The run.
     pub run_id: RunId,
@@ -259,7 +288,7 @@ pub struct StepFinish {
 }
 
 /// Which stream a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogStream {
     /// A process's standard output.
@@ -294,7 +323,7 @@ impl FromStr for LogStream {
 }
 
 /// One timestamped log line of a step attempt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     /// The run.
     pub run_id: RunId,
@@ -344,7 +373,7 @@ impl Default for Page {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Paged<T> {
     /// The items on this page.
     pub items: Vec<T>,

@@ -6,4 +6,5 @@ mod kinds;
 mod load;
 mod order;
 mod outcomes;
+mod service;
 mod tracker;

@@ -137,6 +137,7 @@ fn invalid_documents_are_refused() {
         data: Value::Null,
         node: None,
         message: None,
+        progress: None,
     };
     let err = Tracker::new(&run, &["a".to_owned()])
         .validate()

@@ -1,8 +1,14 @@
 //! One module per command; [`dispatch`] picks it.
 
 mod completions;
+mod flows;
 mod init;
+mod locks;
 mod run;
+mod runs;
+mod serve;
+mod token;
+mod user;
 mod validate;
 
 use std::process::ExitCode;
@@ -21,7 +27,19 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate::validate(&cli.global, args, env),
         Command::Init(args) => init::init(&cli.global, args, &env),
         Command::Completions(args) => completions::completions(args),
+        Command::Serve(args) => serve::serve(&cli.global, args, env),
+        Command::Flows(args) => flows::flows(args),
+        Command::Runs(args) => runs::runs(args),
+        Command::Locks(args) => locks::locks(args),
+        Command::User(args) => user::user(&cli.global, args, env),
+        Command::Token(args) => token::token(&cli.global, args, env),
     }
+}
+
+/// The exit code of a command that failed: 1 when the server refused what was asked because
+/// of the state of things (SPEC §14), else 2.
+pub(crate) fn exit_code(err: &anyhow::Error) -> ExitCode {
+    ExitCode::from(crate::remote::exit_code(err))
 }
 
 /// The log of a command, on stderr, filtered by `OCTOFLOW_LOG` (default `warn`).

@@ -136,6 +136,11 @@ pub(crate) struct Config {
     pub(crate) database: Secret<String>,
     /// Where `serve` listens.
     pub(crate) listen: String,
+    /// The URL external jobs reach this node at (for `run.callback_url`); `None` means
+    /// `http://` + `listen`.
+    pub(crate) public_url: Option<String>,
+    /// `OCTOFLOW_API_TOKEN`: a bearer token with the admin role.
+    pub(crate) api_token: Option<Secret<String>>,
     /// Concurrent runs per node.
     pub(crate) workers: u32,
     /// Flows whose schedules start at boot; `None` means all.
@@ -171,6 +176,7 @@ pub(crate) struct Config {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     listen: Option<String>,
+    public_url: Option<String>,
     database: Option<String>,
     workers: Option<u32>,
     autostart: Option<Vec<String>>,
@@ -234,6 +240,14 @@ impl Config {
             .map(ToOwned::to_owned)
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let public_url = env
+            .get("OCTOFLOW_PUBLIC_URL")
+            .map(ToOwned::to_owned)
+            .or(file.public_url);
+        let api_token = env
+            .get("OCTOFLOW_API_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(|t| Secret::new(t.to_owned()));
         let workers = env
             .parsed::<u32>("OCTOFLOW_WORKERS")?
             .or(file.workers)
@@ -262,6 +276,8 @@ impl Config {
             secrets_file,
             database: Secret::new(database),
             listen,
+            public_url,
+            api_token,
             workers,
             autostart: file.autostart,
             auth: file.auth.unwrap_or_default(),

@@ -4,12 +4,15 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod cli;
+mod client;
 mod init;
 mod kinds;
 mod peer;
 mod recover;
 mod redaction;
 mod run;
+mod serve;
+mod server;
 mod spooler;
 mod validate;
 

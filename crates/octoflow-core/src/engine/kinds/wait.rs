@@ -1,5 +1,6 @@
 //! The `wait` kind: waits for a file to appear, or for an expression to hold, checking every
-//! `interval` until `timeout`. Cancellable.
+//! `interval` until `timeout`; or, with `callback: true`, for an external job to report its
+//! end to the run's callback URL. Cancellable.
 
 use std::time::{Duration, Instant};
 
@@ -8,13 +9,14 @@ use serde_json::{Value, json};
 
 use crate::expr::{Expr, Tpl, strip_braces};
 use crate::flow::{Dur, Problem, format_duration};
+use crate::service::CallbackStatus;
 use crate::step::{CheckCx, StepCx, StepError, StepKind};
 
 /// Waits for something.
 #[derive(Debug, Default)]
 pub struct Wait;
 
-/// Settings of a `wait` step: one of `file` or `until`.
+/// Settings of a `wait` step: one of `file`, `until` or `callback`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaitSettings {
@@ -24,6 +26,9 @@ pub struct WaitSettings {
     /// Wait until this expression holds (re-evaluated every `interval`).
     #[serde(default)]
     until: Option<String>,
+    /// Wait until a report with `status: succeeded` or `failed` reaches the run's callback URL.
+    #[serde(default)]
+    callback: bool,
     /// Time between checks for `until` (default 1s).
     #[serde(default)]
     interval: Option<Tpl<Dur>>,
@@ -53,14 +58,26 @@ impl StepKind for Wait {
     type Settings = WaitSettings;
 
     fn check(&self, settings: &WaitSettings, _cx: &CheckCx<'_>) -> Vec<Problem> {
+        let given = usize::from(settings.file.is_some())
+            + usize::from(settings.until.is_some())
+            + usize::from(settings.callback);
+        if given > 1 {
+            return vec![Problem::at(
+                "",
+                "give one of `file`, `until` or `callback`, not several",
+            )];
+        }
         match (&settings.file, &settings.until) {
-            (Some(_), Some(_)) => vec![Problem::at("", "give `file` or `until`, not both")],
-            (None, None) => vec![Problem::at("", "give what to wait for: `file` or `until`")],
+            _ if settings.callback => Vec::new(),
+            (None, None) => vec![Problem::at(
+                "",
+                "give what to wait for: `file`, `until` or `callback: true`",
+            )],
             (None, Some(until)) => match Expr::parse(strip_braces(until)) {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![Problem::at("until", format!("invalid expression: {e}"))],
             },
-            (Some(_), None) => Vec::new(),
+            (Some(_), _) => Vec::new(),
         }
     }
 
@@ -68,6 +85,10 @@ impl StepKind for Wait {
         let render = |name: &str, t: Option<&Tpl<Dur>>| {
             t.map(|t| cx.render(name, t).map(Dur::get)).transpose()
         };
+        if settings.callback {
+            let timeout = render("timeout", settings.timeout.as_ref())?;
+            return wait_for_callback(cx, timeout).await;
+        }
         if let Some(file) = &settings.file {
             let interval =
                 render("file.interval", file.interval.as_ref())?.unwrap_or(DEFAULT_INTERVAL);
@@ -101,6 +122,67 @@ impl StepKind for Wait {
         .await?;
         Ok(json!({ "until": until, "waited_ms": waited }))
     }
+}
+
+/// Waits for the run's final callback report: its `data` is the result, a `failed` report
+/// fails the step with the report's message.
+async fn wait_for_callback(cx: &StepCx<'_>, timeout: Option<Duration>) -> Result<Value, StepError> {
+    if cx.engine.callbacks().is_none() {
+        return Err(StepError::fatal(
+            "`wait: callback` needs a server: this run has no callback URL (start it with `octoflow serve`)",
+        ));
+    }
+    let hub = cx.engine.callback_hub().clone();
+    let id = cx.run().id;
+    let mut reports = hub.wait_for(id);
+    let start = Instant::now();
+    let report = async {
+        loop {
+            if let Some(report) = reports.borrow_and_update().clone() {
+                return Some(report);
+            }
+            if reports.changed().await.is_err() {
+                return None;
+            }
+        }
+    };
+    let limit = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        report = report => report,
+        () = limit => {
+            hub.forget(&id);
+            return Err(StepError::failed(format!(
+                "waited {} for the job's callback; none came",
+                format_duration(timeout.unwrap_or_default())
+            )));
+        }
+        () = cx.cancel_token().cancelled() => {
+            hub.forget(&id);
+            return Err(StepError::Cancelled);
+        }
+    };
+    hub.forget(&id);
+    let Some(report) = outcome else {
+        return Err(StepError::failed("the callback channel closed"));
+    };
+    let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if report.status == Some(CallbackStatus::Failed) {
+        let message = report.message.unwrap_or_else(|| "no message".to_owned());
+        return Err(StepError::failed(format!(
+            "the job reported failure: {message}"
+        )));
+    }
+    Ok(json!({
+        "status": "succeeded",
+        "message": report.message,
+        "data": report.data,
+        "waited_ms": waited,
+    }))
 }
 
 /// Checks `ready` now and every `interval` until it holds, `timeout` passes or the step is

@@ -12,9 +12,8 @@ use octoflow_core::engine::{
 };
 use octoflow_core::flow::Flow;
 use octoflow_core::secrets::Secrets;
-use octoflow_core::store::{Run, RunStatus, StepRun, Store};
+use octoflow_core::store::{Run, RunStatus, StepRun};
 use octoflow_core::tracker::{Tracker, TrackerWriter};
-use octoflow_store_sqlite::SqliteStore;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +47,7 @@ pub(super) struct Ended {
 impl Job {
     /// Accepts and runs the flow, recording into the store `database` names.
     pub(super) async fn execute(self, database: Database) -> Result<Ended> {
-        let store = open_store(database).await?;
+        let store = crate::store::open_database(database).await?;
         let node = &self.node;
         let ended = recover_interrupted(store.as_ref(), |n| node.is_alive(n))
             .await
@@ -122,18 +121,6 @@ impl Ended {
         let bytes = serde_json::to_vec_pretty(&value)?;
         octoflow_core::fs::write_atomic(&path, &bytes)
             .with_context(|| format!("cannot write tracker file `{}`", path.display()))
-    }
-}
-
-/// The store a database URL names.
-async fn open_store(database: Database) -> Result<Arc<dyn Store>> {
-    match database {
-        Database::Sqlite(path) => {
-            let store = SqliteStore::open(&path)
-                .await
-                .with_context(|| format!("cannot open the store `{}`", path.display()))?;
-            Ok(Arc::new(store))
-        }
     }
 }
 

@@ -101,7 +101,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
 }
 
 /// Creates the data directory's folders when missing and confines file paths to it.
-fn prepare_data_dir(config: &Config) -> Result<FilesRoot> {
+pub(super) fn prepare_data_dir(config: &Config) -> Result<FilesRoot> {
     for dir in [&config.data_dir, &config.flows_dir, &config.templates_dir] {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory `{}`", dir.display()))?;
@@ -115,7 +115,7 @@ fn prepare_data_dir(config: &Config) -> Result<FilesRoot> {
     })
 }
 
-fn engine_config(config: &Config, files: FilesRoot, node: String) -> EngineConfig {
+pub(super) fn engine_config(config: &Config, files: FilesRoot, node: String) -> EngineConfig {
     let mut engine = EngineConfig::new(files);
     engine.templates_dir.clone_from(&config.templates_dir);
     engine.kill_grace = config.kill_grace;
@@ -143,7 +143,7 @@ fn warn_if_shared(path: &std::path::Path) {
 }
 
 /// The secrets of `secrets.yml`; none when the file does not exist.
-fn load_secrets(config: &Config) -> Result<Secrets> {
+pub(super) fn load_secrets(config: &Config) -> Result<Secrets> {
     let path = &config.secrets_file;
     warn_if_shared(path);
     match std::fs::read_to_string(path) {

@@ -1,23 +1,32 @@
 //! A store that keeps everything in memory: for library use and tests, where nothing needs
 //! to survive the process.
+//!
+//! Runs, step runs, logs and state live here; the queue and locks in [`queue`], users and
+//! tokens in [`auth`].
 
-use std::collections::HashMap;
+mod auth;
+mod queue;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use tokio::sync::Notify;
 
 use super::{
-    LogLine, Page, Paged, QueueStore, Run, RunError, RunFilter, RunId, RunStatus, RunStore,
-    RunUpdate, StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError,
+    ApiToken, LogLine, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus, RunStore,
+    RunUpdate, StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError, User,
 };
 
-/// Runs, step runs and logs in memory.
+/// Runs, step runs, logs, the queue and auth records in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Wakes [`wait_for_work`](super::QueueStore::wait_for_work); `notify_one` keeps a
+    /// wake-up nobody waited for as a permit.
+    work: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +37,18 @@ struct Inner {
     state: HashMap<String, Map<String, Value>>,
     /// Leases of claimed runs: the node and when the lease ends.
     leases: HashMap<RunId, (String, DateTime<Utc>)>,
+    /// Runs admitted with a concurrency limit that claims must respect.
+    limits: HashMap<RunId, u32>,
+    /// Idempotency keys of admitted runs: `(flow, key)` → run.
+    idempotency: HashMap<(String, String), RunId>,
+    /// Running runs someone asked to cancel.
+    cancel_requested: HashSet<RunId>,
+    /// Running runs whose concurrency key was freed by hand.
+    lock_released: HashSet<RunId>,
+    users: BTreeMap<String, User>,
+    /// Tokens with the digest of their secret.
+    tokens: Vec<(ApiToken, String)>,
+    node_key: Option<Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -41,6 +62,11 @@ impl MemoryStore {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Says that work may have arrived.
+    fn wake(&self) {
+        self.work.notify_one();
     }
 }
 
@@ -76,13 +102,24 @@ impl RunStore for MemoryStore {
             });
         }
         inner.runs.push(run.clone());
+        drop(inner);
+        if run.status == RunStatus::Queued {
+            self.wake();
+        }
         Ok(())
     }
 
     async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        let mut wake = false;
         if let Some(run) = inner.runs.iter_mut().find(|r| r.id == update.id) {
+            let was_final = run.status.is_final();
             apply(run, update);
+            wake = update.status == RunStatus::Queued || (!was_final && update.status.is_final());
+        }
+        drop(inner);
+        if wake {
+            self.wake();
         }
         Ok(())
     }
@@ -201,7 +238,16 @@ impl RunStore for MemoryStore {
             step.finished_at = Some(now);
             step.error = Some("interrupted".to_owned());
         }
+        drop(inner);
+        self.wake();
         Ok(true)
+    }
+
+    async fn set_progress(&self, id: &RunId, progress: &Progress) -> Result<(), StoreError> {
+        if let Some(run) = self.lock().runs.iter_mut().find(|r| r.id == *id) {
+            run.progress = Some(progress.clone());
+        }
+        Ok(())
     }
 }
 
@@ -216,81 +262,5 @@ impl StateStore for MemoryStore {
         let entry = inner.state.entry(flow.to_owned()).or_default();
         entry.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(())
-    }
-}
-
-fn lease_end(lease: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
-}
-
-#[async_trait]
-impl QueueStore for MemoryStore {
-    async fn claim(&self, node: &str, limit: u32, lease: Duration) -> Result<Vec<Run>, StoreError> {
-        let mut inner = self.lock();
-        let now = Utc::now();
-        let mut queued: Vec<usize> = (0..inner.runs.len())
-            .filter(|&i| inner.runs[i].status == RunStatus::Queued)
-            .collect();
-        queued.sort_by_key(|&i| (inner.runs[i].created_at, inner.runs[i].id));
-        let mut claimed = Vec::new();
-        for i in queued.into_iter().take(limit as usize) {
-            let run = &mut inner.runs[i];
-            run.status = RunStatus::Running;
-            run.node = Some(node.to_owned());
-            run.started_at.get_or_insert(now);
-            let run = run.clone();
-            inner
-                .leases
-                .insert(run.id, (node.to_owned(), lease_end(lease)));
-            claimed.push(run);
-        }
-        Ok(claimed)
-    }
-
-    async fn renew(&self, id: &RunId, node: &str, lease: Duration) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        let running = inner
-            .runs
-            .iter()
-            .any(|r| r.id == *id && r.status == RunStatus::Running);
-        match inner.leases.get_mut(id) {
-            Some((holder, until)) if running && holder == node => {
-                *until = lease_end(lease);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
-        let inner = self.lock();
-        Ok(inner
-            .runs
-            .iter()
-            .filter(|r| r.status == RunStatus::Running)
-            .filter(|r| {
-                inner
-                    .leases
-                    .get(&r.id)
-                    .is_some_and(|(_, until)| *until < now)
-            })
-            .cloned()
-            .collect())
-    }
-
-    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        let Some(run) = inner
-            .runs
-            .iter_mut()
-            .find(|r| r.id == *id && r.status == RunStatus::Running)
-        else {
-            return Ok(false);
-        };
-        run.status = RunStatus::Queued;
-        run.node = None;
-        run.started_at = None;
-        inner.leases.remove(id);
-        Ok(true)
     }
 }

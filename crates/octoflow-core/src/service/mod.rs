@@ -1,0 +1,267 @@
+//! A node of the service: runs accepted through the queue and its concurrency rules, workers
+//! that claim and run them with a renewed lease, cancel and retry, live feeds and callbacks.
+//!
+//! The HTTP server and the triggers talk to a [`Service`]; nothing here knows HTTP.
+
+mod callback;
+mod feed;
+mod step_metrics;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use callback::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
+pub use feed::RunFeed;
+
+use crate::engine::{AcceptError, Engine, FlowCatalog, RunRequest};
+use crate::flow::Flow;
+use crate::store::{
+    Admission, Admitted, LogLine, LogStream, Run, RunId, RunStatus, Store, StoreError, TriggerInfo,
+};
+
+/// Settings of a node's workers.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Runs this node runs at once.
+    pub workers: usize,
+    /// How long a claim holds a run without renewal (default 30 s).
+    pub lease: Duration,
+    /// How often held leases are renewed (default 10 s).
+    pub renew_every: Duration,
+    /// How long running runs may go on after a shutdown begins (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Where tracker documents are written, when set.
+    pub tracker_dir: Option<PathBuf>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            lease: Duration::from_secs(30),
+            renew_every: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+            tracker_dir: None,
+        }
+    }
+}
+
+/// Why a retry was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// The run is still queued or running.
+    #[error("run {0} has not ended yet")]
+    NotEnded(RunId),
+    /// Its flow is no longer known.
+    #[error("flow `{0}` no longer exists")]
+    FlowGone(String),
+    /// The new run was not accepted.
+    #[error(transparent)]
+    Accept(#[from] AcceptError),
+}
+
+/// One node: accepts runs, runs them with its workers, cancels and retries them.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    catalog: Arc<dyn FlowCatalog>,
+    config: ServiceConfig,
+    feed: Arc<RunFeed>,
+    /// Cancel tokens of the runs running on this node.
+    local: Mutex<HashMap<RunId, CancellationToken>>,
+}
+
+impl Service {
+    /// A node running `engine`'s runs, finding their flows in `catalog`.
+    pub fn new(engine: Engine, catalog: Arc<dyn FlowCatalog>, config: ServiceConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                catalog,
+                config,
+                feed: Arc::default(),
+                local: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.inner.engine.store()
+    }
+
+    /// The live feed of the runs running here.
+    pub fn feed(&self) -> &Arc<RunFeed> {
+        &self.inner.feed
+    }
+
+    /// Follows a run running on this node (see [`RunFeed::follow`]).
+    pub fn follow(&self, id: &RunId) -> Option<watch::Receiver<u64>> {
+        self.inner.feed.follow(id)
+    }
+
+    /// Accepts a run of `flow` under its concurrency rule (SPEC §8) and the idempotency key.
+    pub async fn start(
+        &self,
+        flow: &Flow,
+        request: RunRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<Admitted, AcceptError> {
+        let run = self.inner.engine.new_run(flow, request)?;
+        let admission = match &flow.concurrency {
+            Some(rule) => Admission {
+                policy: rule.policy,
+                limit: rule.limit.max(1),
+                idempotency_key,
+            },
+            None => Admission {
+                idempotency_key,
+                ..Admission::allow()
+            },
+        };
+        let admitted = self.store().admit(&run, &admission).await?;
+        if let Admitted::Replaced { cancelled, .. } = &admitted {
+            for id in cancelled {
+                self.cancel_local(id);
+            }
+        }
+        let outcome = match &admitted {
+            Admitted::Created(_) | Admitted::Replaced { .. } => "created",
+            Admitted::Existing(_) => "existing",
+            Admitted::Deduplicated(_) => "deduplicated",
+            Admitted::Skipped(_) => "skipped",
+        };
+        metrics::counter!("octoflow_runs_admitted_total", "flow" => flow.name.clone(), "outcome" => outcome)
+            .increment(1);
+        Ok(admitted)
+    }
+
+    /// Cancels a run: a queued one ends at once, a running one is stopped (its processes
+    /// killed) by the node running it. Returns the run as it is now.
+    pub async fn cancel(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
+        let run = self.store().request_cancel(id).await?;
+        if run.as_ref().is_some_and(|r| r.status == RunStatus::Running) {
+            self.cancel_local(id);
+        }
+        Ok(run)
+    }
+
+    /// Cancels a run running on this node; false when it does not run here.
+    pub(crate) fn cancel_local(&self, id: &RunId) -> bool {
+        let local = self
+            .inner
+            .local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        local.get(id).map(CancellationToken::cancel).is_some()
+    }
+
+    /// Starts a new run with the params of an ended one. With `from_failed`, the new run
+    /// reuses the results of the steps that succeeded and starts at the failed one.
+    pub async fn retry(&self, run: &Run, from_failed: bool) -> Result<Admitted, RetryError> {
+        if !run.status.is_final() {
+            return Err(RetryError::NotEnded(run.id));
+        }
+        let flow = self
+            .inner
+            .catalog
+            .by_name(&run.flow)
+            .await
+            .map_err(|_| RetryError::FlowGone(run.flow.clone()))?;
+        let mut request = RunRequest::new(run.params.as_object().cloned().unwrap_or_default());
+        request.trigger = TriggerInfo {
+            kind: "retry".to_owned(),
+            detail: json!({ "run_id": run.id.to_string(), "from_failed": from_failed }),
+        };
+        request.input = input_of(run);
+        Ok(self.start(&flow, request, None).await?)
+    }
+
+    /// Records an external job's report on a run (SPEC §11.4): progress, a log line, and, for
+    /// a final status, the end of the run's `wait: callback` step. Returns the run, or `None`
+    /// when there is no such run.
+    pub async fn callback(
+        &self,
+        id: &RunId,
+        report: &CallbackReport,
+    ) -> Result<Option<Run>, StoreError> {
+        let store = self.store();
+        let Some(mut run) = store.run(id).await? else {
+            return Ok(None);
+        };
+        let redactor = self.inner.engine.redactor();
+        if let Some(progress) = &report.progress {
+            let mut progress = progress.clone();
+            progress.message = progress.message.map(|m| redactor.text(&m).into_owned());
+            store.set_progress(id, &progress).await?;
+            run.progress = Some(progress);
+        }
+        if let Some(message) = &report.message {
+            let line = LogLine {
+                run_id: *id,
+                step: report.step.clone().unwrap_or_else(|| "callback".to_owned()),
+                attempt: 1,
+                ts: chrono::Utc::now(),
+                stream: LogStream::Engine,
+                line: format!("callback: {}", redactor.text(message)),
+            };
+            store.append_logs(std::slice::from_ref(&line)).await?;
+            self.inner.feed.touch(id);
+        }
+        if matches!(
+            report.status,
+            Some(CallbackStatus::Succeeded | CallbackStatus::Failed)
+        ) {
+            let mut report = report.clone();
+            report.data = report.data.map(|d| redactor.value(&d));
+            report.message = report.message.map(|m| redactor.text(&m).into_owned());
+            self.inner.engine.callback_hub().deliver(id, &report);
+        }
+        Ok(Some(run))
+    }
+
+    /// Hands back the runs left `running` by nodes that are gone (`is_alive` says which
+    /// node names still live): re-queued when their flow says `on_interrupt: retry`, else
+    /// ended `failed` with error `interrupted`. Returns how many.
+    pub async fn recover(&self, is_alive: impl Fn(&str) -> bool) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for run in self.store().running_runs().await? {
+            if !run.node.as_deref().is_some_and(&is_alive) {
+                worker::hand_back(self, &run).await?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Runs this node's workers until `shutdown` is cancelled and the running runs have ended
+    /// (stop claiming, let running runs go on for `shutdown_grace`, then cancel them).
+    pub async fn run_workers(&self, shutdown: CancellationToken) {
+        worker::Workers::new(self.clone()).run(shutdown).await;
+    }
+}
+
+/// The input a run was started with: its data as recorded before it ran, else its final
+/// data without the engine's own keys.
+fn input_of(run: &Run) -> Value {
+    match run.data.get("__input__") {
+        Some(input) => input.clone(),
+        None => run.data.clone(),
+    }
+}

@@ -1,0 +1,261 @@
+//! The workers of one node: claim queued runs with a lease, run them, renew their leases,
+//! hand back what an ended node left behind, and drain on shutdown.
+//!
+//! One dispatcher claims as many runs as there are free slots, then sleeps until the store
+//! says work may have arrived or a slot frees. Shutdown: stop claiming, let running runs go
+//! on for `shutdown_grace`, then cancel them and wait until each has recorded its end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Service;
+use super::step_metrics::StepMetrics;
+use crate::engine::{Observer, Observers};
+use crate::flow::OnInterrupt;
+use crate::store::{LeaseState, Run, RunError, RunStatus, RunUpdate};
+use crate::tracker::TrackerWriter;
+
+/// How long a dispatcher sleeps when the store sends no wake-up (a safety net only).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// Pause after a store error before claiming again.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+pub(super) struct Workers {
+    service: Service,
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    pub(super) fn new(service: Service) -> Self {
+        Self {
+            service,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let config = self.service.inner.config.clone();
+        let slots = config.workers.max(1);
+        let sweeper = tokio::spawn(sweep_expired(self.service.clone(), shutdown.clone()));
+        let node = self.service.inner.engine.config().node.clone();
+        tracing::info!(node = %node, workers = slots, "Workers started.");
+        while !shutdown.is_cancelled() {
+            while self.tasks.try_join_next().is_some() {}
+            let free = slots.saturating_sub(self.tasks.len());
+            if free == 0 {
+                tokio::select! {
+                    _ = self.tasks.join_next() => {}
+                    () = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let asked = Instant::now();
+            let claimed = self
+                .service
+                .store()
+                .claim(&node, u32::try_from(free).unwrap_or(u32::MAX), config.lease)
+                .await;
+            match claimed {
+                Ok(runs) if runs.is_empty() => {
+                    tokio::select! {
+                        () = self.service.store().wait_for_work(IDLE_WAIT) => {}
+                        Some(_) = self.tasks.join_next() => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+                Ok(runs) => {
+                    metrics::histogram!("octoflow_claim_seconds")
+                        .record(asked.elapsed().as_secs_f64());
+                    for run in runs {
+                        self.spawn(run);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = %crate::error::chain(&error), "Cannot claim queued runs.");
+                    tokio::select! {
+                        () = tokio::time::sleep(ERROR_PAUSE) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        sweeper.abort();
+        self.drain(config.shutdown_grace).await;
+        tracing::info!(node = %node, "Workers stopped.");
+    }
+
+    fn spawn(&mut self, run: Run) {
+        let service = self.service.clone();
+        let token = CancellationToken::new();
+        {
+            let mut local = service
+                .inner
+                .local
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            local.insert(run.id, token.clone());
+        }
+        service.inner.feed.open(run.id);
+        self.tasks.spawn(async move {
+            let id = run.id;
+            execute(&service, run, token).await;
+            service
+                .inner
+                .local
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+            service.inner.feed.close(&id);
+        });
+    }
+
+    /// Lets running runs go on for `grace`, then cancels them and waits for their records.
+    async fn drain(&mut self, grace: Duration) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        tracing::info!(runs = self.tasks.len(), grace = ?grace, "Waiting for running runs to end.");
+        let all_done = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all_done).await.is_ok() {
+            return;
+        }
+        let tokens: Vec<CancellationToken> = self
+            .service
+            .inner
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        tracing::warn!(
+            runs = tokens.len(),
+            "Cancelling the runs still running at shutdown."
+        );
+        for token in tokens {
+            token.cancel();
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Runs one claimed run to its end, renewing its lease meanwhile.
+async fn execute(service: &Service, run: Run, token: CancellationToken) {
+    let inner = &service.inner;
+    let id = run.id;
+    let flow = match inner.catalog.by_name(&run.flow).await {
+        Ok(flow) => flow,
+        Err(reason) => {
+            let mut update = RunUpdate::status(id, RunStatus::Failed);
+            update.finished_at = Some(Utc::now());
+            update.error = Some(RunError {
+                step: None,
+                message: format!("cannot run flow `{}`: {reason}", run.flow),
+            });
+            if let Err(error) = service.store().update_run(&update).await {
+                tracing::error!(run_id = %id, error = %crate::error::chain(&error), "Cannot record a run's end.");
+            }
+            return;
+        }
+    };
+    let renewal = tokio::spawn(renew_lease(service.clone(), run.clone(), token.clone()));
+    let mut observers: Vec<Arc<dyn Observer>> = vec![
+        Arc::new(inner.feed.observer(id)),
+        Arc::new(StepMetrics::new(&flow.name)),
+    ];
+    if let Some(dir) = &inner.config.tracker_dir {
+        observers.push(TrackerWriter::new(dir.clone(), &flow));
+    }
+    let observer: Arc<dyn Observer> = Arc::new(Observers(observers));
+    let started = Instant::now();
+    let result = inner
+        .engine
+        .execute(flow.clone(), run, token, Some(observer))
+        .await;
+    renewal.abort();
+    match result {
+        Ok(run) => {
+            metrics::counter!("octoflow_runs_finished_total", "flow" => run.flow.clone(), "status" => run.status.as_str())
+                .increment(1);
+            metrics::histogram!("octoflow_run_seconds", "flow" => run.flow)
+                .record(started.elapsed().as_secs_f64());
+        }
+        Err(error) => {
+            tracing::error!(run_id = %id, error = %crate::error::chain(&error), "Cannot record a run.");
+        }
+    }
+}
+
+/// Renews the run's lease every `renew_every`; cancels the run when someone asked, or when
+/// the lease was lost (another node took the run over).
+async fn renew_lease(service: Service, run: Run, token: CancellationToken) {
+    let config = &service.inner.config;
+    let node = &service.inner.engine.config().node;
+    let mut tick = tokio::time::interval(config.renew_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match service.store().renew(&run.id, node, config.lease).await {
+            Ok(LeaseState::Held) => {}
+            Ok(LeaseState::CancelRequested) => {
+                tracing::info!(run_id = %run.id, "Run cancelled on request.");
+                token.cancel();
+            }
+            Ok(LeaseState::Lost) => {
+                tracing::warn!(run_id = %run.id, "Run's lease was lost; stopping it.");
+                token.cancel();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(run_id = %run.id, error = %crate::error::chain(&error), "Cannot renew a run's lease.");
+            }
+        }
+    }
+}
+
+/// Every lease period, hands back the runs whose node stopped renewing their lease (it
+/// died): re-queued when their flow says `on_interrupt: retry`, else ended `interrupted`.
+async fn sweep_expired(service: Service, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(service.inner.config.lease);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let expired = match service.store().expired_leases(Utc::now()).await {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::warn!(error = %crate::error::chain(&error), "Cannot look for expired leases.");
+                continue;
+            }
+        };
+        for run in expired {
+            if let Err(error) = hand_back(&service, &run).await {
+                tracing::warn!(run_id = %run.id, error = %crate::error::chain(&error), "Cannot hand back an interrupted run.");
+            }
+        }
+    }
+}
+
+/// Re-queues or ends a run its node left behind.
+pub(super) async fn hand_back(
+    service: &Service,
+    run: &Run,
+) -> Result<(), crate::store::StoreError> {
+    let retry = match service.inner.catalog.by_name(&run.flow).await {
+        Ok(flow) => flow.on_interrupt == OnInterrupt::Retry,
+        Err(_) => false,
+    };
+    if retry && service.store().requeue(&run.id).await? {
+        tracing::warn!(run_id = %run.id, flow = %run.flow, "Interrupted run re-queued.");
+    } else if service.store().mark_interrupted(&run.id).await? {
+        tracing::warn!(run_id = %run.id, flow = %run.flow, "Run was interrupted by the end of its node.");
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! A run's log: as text (`ts stream step: line`), or with `?follow=true` as Server-Sent
+//! Events — the stored lines, then new ones as the run writes them, then an `end` event
+//! carrying the run's final status.
+//!
+//! A run running on this node is followed through its live feed
+//! ([`Service::follow`](octoflow_core::service::Service::follow)): the stream wakes on each
+//! change. A queued run, or one running on another node, has no feed here; the stream looks
+//! at the store every [`QUEUED_RECHECK`] (queued) or [`REMOTE_RECHECK`] (elsewhere) until it
+//! has one or the run ends.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use octoflow_core::store::{LogLine, RunId, RunStatus};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::find_run;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiQuery;
+use crate::{AppState, Shared};
+
+/// How often a followed run that is still queued is looked at again.
+const QUEUED_RECHECK: Duration = Duration::from_millis(250);
+/// How often a followed run running on another node is looked at again.
+const REMOTE_RECHECK: Duration = Duration::from_secs(1);
+
+/// `?step=&follow=` of the logs route.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogsQuery {
+    /// Only this step's lines.
+    step: Option<String>,
+    /// Stream Server-Sent Events until the run ends.
+    #[serde(default)]
+    follow: bool,
+}
+
+/// A run's log lines.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", tag = "runs",
+    params(("id" = String, Path, description = "The run id"), LogsQuery),
+    responses(
+        (status = 200, description = "`text/plain`: one `ts stream step: line` per line; with `follow=true`, `text/event-stream`: `log` events (`{ts, step, attempt, stream, line}`) then one `end` event (`{status}`)",
+            content(("text/plain"), ("text/event-stream"))),
+        (status = 404, description = "No such run", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn logs(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let run = find_run(&state, &id).await?;
+    let step = query.step.filter(|s| !s.is_empty());
+    if query.follow {
+        let stream = follow(state, run.id, step);
+        return Ok(Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response());
+    }
+    let lines = state.service.store().logs(&run.id, step.as_deref()).await?;
+    let mut text = String::new();
+    for line in &lines {
+        let _ = writeln!(text, "{}", plain(line));
+    }
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// One line as text: `2026-01-31T12:00:00.123Z stdout fetch: hello`.
+fn plain(line: &LogLine) -> String {
+    format!(
+        "{} {} {}: {}",
+        line.ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        line.stream.as_str(),
+        line.step,
+        line.line
+    )
+}
+
+fn log_event(line: &LogLine) -> Event {
+    let data = json!({
+        "ts": line.ts,
+        "step": line.step,
+        "attempt": line.attempt,
+        "stream": line.stream,
+        "line": line.line,
+    });
+    Event::default().event("log").data(data.to_string())
+}
+
+fn end_event(status: Option<RunStatus>) -> Event {
+    Event::default()
+        .event("end")
+        .data(json!({ "status": status }).to_string())
+}
+
+/// Where a followed run stands after sending what is new.
+enum Next {
+    /// It ended (or vanished): send `end` with its status.
+    End(Option<RunStatus>),
+    /// Wait for a change, then look again.
+    Wait,
+}
+
+/// The event stream of a followed run.
+fn follow(
+    state: Shared,
+    id: RunId,
+    step: Option<String>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        let mut sent = 0usize;
+        loop {
+            // Subscribe before reading, so no change between the read and the wait is lost.
+            let mut feed = state.service.follow(&id);
+            let Ok(next) = send_new(&state, &id, step.as_deref(), &mut sent, &tx).await else {
+                return;
+            };
+            match next {
+                Next::End(status) => {
+                    let _ = tx.send(end_event(status)).await;
+                    return;
+                }
+                Next::Wait => {}
+            }
+            let pause = match feed.as_mut() {
+                Some(feed) => {
+                    tokio::select! {
+                        _ = feed.changed() => {}
+                        () = tx.closed() => return,
+                    }
+                    continue;
+                }
+                None => match state.service.store().run(&id).await {
+                    Ok(Some(run)) if run.status == RunStatus::Queued => QUEUED_RECHECK,
+                    _ => REMOTE_RECHECK,
+                },
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = tx.closed() => return,
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    })
+}
+
+/// Sends the lines not sent yet; says whether the run ended. `Err` when the client left or
+/// the store failed (the stream then ends).
+async fn send_new(
+    state: &AppState,
+    id: &RunId,
+    step: Option<&str>,
+    sent: &mut usize,
+    tx: &tokio::sync::mpsc::Sender<Event>,
+) -> Result<Next, ()> {
+    let store = state.service.store();
+    // The status first: lines read after a final status are all the lines there are.
+    let run = match store.run(id).await {
+        Ok(run) => run,
+        Err(error) => {
+            tracing::warn!(run_id = %id, error = %octoflow_core::error::chain(&error), "Cannot follow the run's log.");
+            return Err(());
+        }
+    };
+    let lines = match store.logs(id, step).await {
+        Ok(lines) => lines,
+        Err(error) => {
+            tracing::warn!(run_id = %id, error = %octoflow_core::error::chain(&error), "Cannot follow the run's log.");
+            return Err(());
+        }
+    };
+    for line in lines.iter().skip(*sent) {
+        tx.send(log_event(line)).await.map_err(drop)?;
+    }
+    *sent = (*sent).max(lines.len());
+    Ok(match run {
+        None => Next::End(None),
+        Some(run) if run.status.is_final() => Next::End(Some(run.status)),
+        Some(_) => Next::Wait,
+    })
+}

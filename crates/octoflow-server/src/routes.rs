@@ -1,0 +1,112 @@
+//! The route table: every route of the API in one list — method, path, the role it needs and
+//! its handler. The router is built from it, and a test checks the `OpenAPI` document against
+//! it, so a route cannot be served undocumented or documented unserved.
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use crate::api::{callback, flows, health, locks, runs, state, users};
+use crate::auth::{self, Access};
+use crate::error::ApiError;
+use crate::{Shared, openapi};
+
+/// One route of the API.
+pub struct Route {
+    /// Its method.
+    pub method: Method,
+    /// Its path, in axum's syntax (`{name}`, `{*path}`).
+    pub path: &'static str,
+    /// The role it needs.
+    pub access: Access,
+    handler: fn(MethodFilter) -> MethodRouter<Shared>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! route {
+    ($method:ident $path:literal, $access:ident, $handler:path) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            access: Access::$access,
+            handler: |filter| on(filter, $handler),
+        }
+    };
+}
+
+static ROUTES: &[Route] = &[
+    route!(GET "/healthz", Open, health::healthz),
+    route!(GET "/readyz", Open, health::readyz),
+    route!(GET "/metrics", Open, health::metrics),
+    route!(GET "/api/v1/openapi.json", Viewer, openapi::serve),
+    route!(POST "/api/v1/auth/login", Open, auth::login),
+    route!(GET "/api/v1/flows", Viewer, flows::list),
+    route!(GET "/api/v1/flows/{name}", Viewer, flows::show),
+    route!(PUT "/api/v1/flows/{name}", Admin, flows::put),
+    route!(DELETE "/api/v1/flows/{name}", Admin, flows::delete),
+    route!(POST "/api/v1/flows/{name}/runs", Operator, flows::start),
+    route!(POST "/api/v1/flows/{name}/dryrun", Operator, flows::dry_run),
+    route!(POST "/api/v1/validate", Viewer, flows::validate),
+    route!(GET "/api/v1/runs", Viewer, runs::list),
+    route!(GET "/api/v1/runs/{id}", Viewer, runs::show),
+    route!(GET "/api/v1/runs/{id}/logs", Viewer, runs::logs),
+    route!(GET "/api/v1/runs/{id}/files/{*path}", Viewer, runs::file),
+    route!(POST "/api/v1/runs/{id}/cancel", Operator, runs::cancel),
+    route!(POST "/api/v1/runs/{id}/retry", Operator, runs::retry),
+    route!(GET "/api/v1/runs/{id}/tracker", Viewer, runs::tracker),
+    route!(POST "/api/v1/runs/{id}/callback", Open, callback::report),
+    route!(GET "/api/v1/locks", Viewer, locks::list),
+    route!(DELETE "/api/v1/locks", Operator, locks::release_all),
+    route!(DELETE "/api/v1/locks/{key}", Operator, locks::release),
+    route!(GET "/api/v1/state/{flow}", Viewer, state::show),
+    route!(PUT "/api/v1/state/{flow}/{key}", Admin, state::put),
+    route!(GET "/api/v1/users", Admin, users::list),
+    route!(PUT "/api/v1/users/{name}", Admin, users::put),
+    route!(GET "/api/v1/tokens", Admin, users::tokens),
+    route!(POST "/api/v1/tokens", Admin, users::create_token),
+    route!(DELETE "/api/v1/tokens/{id}", Admin, users::revoke_token),
+];
+
+/// Every route of the API.
+pub fn routes() -> &'static [Route] {
+    ROUTES
+}
+
+/// The router of [`ROUTES`], each route behind the role check it needs.
+pub(crate) fn build(shared: &Shared) -> Router<Shared> {
+    let mut router = Router::new();
+    for route in ROUTES {
+        let mut method_router = (route.handler)(filter(&route.method));
+        if route.access != Access::Open {
+            method_router = method_router.route_layer(axum::middleware::from_fn_with_state(
+                (shared.clone(), route.access),
+                auth::guard,
+            ));
+        }
+        router = router.route(route.path, method_router);
+    }
+    router.fallback(unknown_route)
+}
+
+fn filter(method: &Method) -> MethodFilter {
+    match *method {
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::DELETE => MethodFilter::DELETE,
+        Method::PATCH => MethodFilter::PATCH,
+        _ => MethodFilter::GET,
+    }
+}
+
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route `{method} {}`", uri.path()))
+}

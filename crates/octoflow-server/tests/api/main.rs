@@ -1,0 +1,11 @@
+//! HTTP API tests, driven through the router without a socket (`tower::ServiceExt::oneshot`)
+//! over a `MemoryStore` and a temp flows directory. Error bodies are pinned with inline insta
+//! snapshots.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod auth;
+mod errors;
+mod flows;
+mod openapi;
+mod runs;
+mod support;

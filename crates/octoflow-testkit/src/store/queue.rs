@@ -1,0 +1,275 @@
+//! Conformance cases for the queue: exclusive claims, leases, depth, wake-ups, cancel
+//! requests and held concurrency keys.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration, Utc};
+use octoflow_core::flow::ConcurrencyPolicy;
+use octoflow_core::store::{
+    Admission, LeaseState, LockInfo, RunError, RunId, RunStatus, RunUpdate, Store,
+};
+
+use super::{LEASE, admit, at, claim_ids, insert, keyed, read};
+
+/// Four workers claiming at once share 20 queued runs: each run to exactly one, oldest first,
+/// all `running` on their node; finished and running runs are never claimed.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn claims_are_exclusive(store: &dyn Store) {
+    let lease = std::time::Duration::from_secs(30);
+    for i in 0..20 {
+        insert(store, "queued", RunStatus::Queued, at(i, 0)).await;
+    }
+    insert(store, "done", RunStatus::Succeeded, at(-10, 0)).await;
+    insert(store, "busy", RunStatus::Running, at(-5, 0)).await;
+    let (a, b, c, d) = tokio::join!(
+        store.claim("node-a", 5, lease),
+        store.claim("node-b", 5, lease),
+        store.claim("node-c", 5, lease),
+        store.claim("node-d", 5, lease),
+    );
+    let mut seen = BTreeSet::new();
+    for (node, claimed) in [("node-a", a), ("node-b", b), ("node-c", c), ("node-d", d)] {
+        let claimed = claimed.expect("claim");
+        assert_eq!(claimed.len(), 5, "{node} got {} runs", claimed.len());
+        for run in claimed {
+            assert_eq!(run.flow, "queued");
+            assert_eq!(run.status, RunStatus::Running);
+            assert_eq!(run.node.as_deref(), Some(node));
+            assert!(run.started_at.is_some());
+            assert!(seen.insert(run.id), "run {} claimed twice", run.id);
+        }
+    }
+    assert!(
+        store
+            .claim("node-e", 5, lease)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+}
+
+/// A lease is renewed only by its holder; an ended lease is reported; a re-queued run can be
+/// claimed again, by another node.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn leases_renew_expire_and_requeue(store: &dyn Store) {
+    let first = insert(store, "job", RunStatus::Queued, at(0, 0)).await;
+    let second = insert(store, "job", RunStatus::Queued, at(1, 0)).await;
+    let claimed = store
+        .claim("node-a", 1, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [first.id],
+        "oldest first"
+    );
+    let renew = |id, node| store.renew(id, node, std::time::Duration::from_secs(60));
+    assert_eq!(
+        renew(&first.id, "node-a").await.expect("renew"),
+        LeaseState::Held
+    );
+    assert_eq!(
+        renew(&first.id, "node-b").await.expect("renew"),
+        LeaseState::Lost,
+        "only the holder renews"
+    );
+    assert_eq!(
+        renew(&second.id, "node-a").await.expect("renew"),
+        LeaseState::Lost,
+        "a queued run has no lease"
+    );
+
+    let now = Utc::now();
+    assert!(store.expired_leases(now).await.expect("expired").is_empty());
+    let later = now + Duration::seconds(120);
+    let expired = store.expired_leases(later).await.expect("expired");
+    assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), [first.id]);
+
+    assert!(store.requeue(&first.id).await.expect("requeue"));
+    assert!(
+        !store.requeue(&first.id).await.expect("requeue"),
+        "only a running run is re-queued"
+    );
+    let again = store
+        .claim("node-b", 2, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(
+        again.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [first.id, second.id]
+    );
+    assert!(again.iter().all(|r| r.node.as_deref() == Some("node-b")));
+    assert!(store.expired_leases(now).await.expect("expired").is_empty());
+}
+
+/// `queue_depth` counts the queued runs only.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn queue_depth_counts_queued(store: &dyn Store) {
+    assert_eq!(store.queue_depth().await.expect("depth"), 0);
+    for (n, status) in RunStatus::ALL.iter().enumerate() {
+        let n = i64::try_from(n).expect("small");
+        insert(store, "mixed", *status, at(n, 0)).await;
+    }
+    insert(store, "mixed", RunStatus::Queued, at(10, 0)).await;
+    assert_eq!(store.queue_depth().await.expect("depth"), 2);
+    claim_ids(store, "node-a", 1).await;
+    assert_eq!(store.queue_depth().await.expect("depth"), 1);
+}
+
+/// `wait_for_work` returns after its timeout when nothing happens, at once when a run was
+/// admitted before the call (the wake-up is kept), and as soon as a run is admitted while it
+/// waits.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn wait_for_work_wakes_on_admit(store: &dyn Store) {
+    let short = std::time::Duration::from_millis(100);
+    let long = std::time::Duration::from_secs(20);
+
+    let started = std::time::Instant::now();
+    store.wait_for_work(short).await;
+    assert!(started.elapsed() >= short, "returned before its timeout");
+
+    admit(store, &keyed("early", None), &Admission::allow()).await;
+    let started = std::time::Instant::now();
+    store.wait_for_work(long).await;
+    assert!(
+        started.elapsed() < long / 2,
+        "a wake-up nobody waited for was lost"
+    );
+
+    let started = std::time::Instant::now();
+    tokio::join!(store.wait_for_work(long), async {
+        tokio::time::sleep(short).await;
+        admit(store, &keyed("late", None), &Admission::allow()).await;
+    });
+    assert!(
+        started.elapsed() < long / 2,
+        "an admission did not wake the waiter"
+    );
+}
+
+/// `request_cancel` ends a queued run at once (error `cancelled`), marks a running one for
+/// its node (its renewal says so, its status stays `running`), leaves a finished one alone,
+/// and knows no unknown run.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn request_cancel_by_status(store: &dyn Store) {
+    let running = insert(store, "job", RunStatus::Queued, at(0, 0)).await;
+    assert_eq!(claim_ids(store, "node-a", 1).await, [running.id]);
+    let queued = insert(store, "job", RunStatus::Queued, at(1, 0)).await;
+    let done = insert(store, "job", RunStatus::Succeeded, at(2, 0)).await;
+
+    let cancelled = store
+        .request_cancel(&queued.id)
+        .await
+        .expect("cancel")
+        .expect("known run");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(cancelled.finished_at.is_some(), "a cancelled run has ended");
+    assert_eq!(
+        cancelled.error,
+        Some(RunError {
+            step: None,
+            message: "cancelled".to_owned(),
+        })
+    );
+    assert_eq!(read(store, &queued.id).await, cancelled);
+
+    assert_eq!(
+        store
+            .renew(&running.id, "node-a", LEASE)
+            .await
+            .expect("renew"),
+        LeaseState::Held
+    );
+    let marked = store
+        .request_cancel(&running.id)
+        .await
+        .expect("cancel")
+        .expect("known run");
+    assert_eq!(marked.status, RunStatus::Running, "its node ends it");
+    assert_eq!(
+        store
+            .renew(&running.id, "node-a", LEASE)
+            .await
+            .expect("renew"),
+        LeaseState::CancelRequested
+    );
+
+    let unchanged = store
+        .request_cancel(&done.id)
+        .await
+        .expect("cancel")
+        .expect("known run");
+    assert_eq!(unchanged, done, "a finished run is left alone");
+    assert_eq!(
+        store.request_cancel(&RunId::new()).await.expect("cancel"),
+        None
+    );
+}
+
+/// `locks` lists the keys running runs hold, with their run; `release_lock` frees one (the
+/// next queued run of the key can then be claimed), `release_all_locks` every one.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn locks_list_and_release(store: &dyn Store) {
+    let rule = Admission {
+        policy: ConcurrencyPolicy::Queue,
+        limit: 1,
+        idempotency_key: None,
+    };
+    let first = admit(store, &keyed("deploy", Some("prod")), &rule).await;
+    let second = admit(store, &keyed("deploy", Some("prod")), &rule).await;
+    let free = admit(store, &keyed("other", None), &rule).await;
+    let mut claimed = claim_ids(store, "node-a", 10).await;
+    claimed.sort();
+    let mut expected = vec![first.id, free.id];
+    expected.sort();
+    assert_eq!(claimed, expected, "the second run waits for the key");
+
+    let locks = store.locks().await.expect("locks");
+    let started = read(store, &first.id).await.started_at;
+    assert_eq!(
+        locks,
+        [LockInfo {
+            key: "prod".to_owned(),
+            run_id: first.id,
+            flow: "deploy".to_owned(),
+            status: RunStatus::Running,
+            since: started,
+            node: Some("node-a".to_owned()),
+        }],
+        "a run without a key holds nothing"
+    );
+    assert_eq!(store.release_lock("staging").await.expect("release"), 0);
+    assert_eq!(store.release_lock("prod").await.expect("release"), 1);
+    assert!(store.locks().await.expect("locks").is_empty());
+    assert_eq!(
+        read(store, &first.id).await.status,
+        RunStatus::Running,
+        "it goes on"
+    );
+    assert_eq!(claim_ids(store, "node-a", 10).await, [second.id]);
+    assert_eq!(
+        store.locks().await.expect("locks").len(),
+        1,
+        "the next run holds it"
+    );
+
+    assert_eq!(store.release_all_locks().await.expect("release"), 1);
+    assert!(store.locks().await.expect("locks").is_empty());
+    store
+        .update_run(&RunUpdate::status(second.id, RunStatus::Succeeded))
+        .await
+        .expect("finish");
+    assert_eq!(store.release_all_locks().await.expect("release"), 0);
+}

@@ -1,0 +1,203 @@
+//! `octoflow serve`: the HTTP API and this node's workers over one store, with flow files
+//! hot-reloaded, until SIGTERM or Ctrl-C — then it stops accepting, lets running runs finish
+//! for `shutdown_grace`, cancels what is left and exits with every run recorded.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use octoflow_core::engine::{Engine, FlowCatalog};
+use octoflow_core::fs::FilesRoot;
+use octoflow_core::library::FlowLibrary;
+use octoflow_core::service::{CallbackSigner, Service, ServiceConfig};
+use octoflow_core::store::Store;
+use octoflow_server::{AppState, AuthSettings};
+use tokio_util::sync::CancellationToken;
+use tracing::instrument::WithSubscriber;
+
+use super::run::{engine_config, load_secrets, prepare_data_dir};
+use crate::cli::{GlobalArgs, ServeArgs};
+use crate::config::{Config, Env, Flags};
+use crate::node::Node;
+use crate::{flows, store};
+
+/// Runs `octoflow serve`.
+pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<ExitCode> {
+    let begun = Instant::now();
+    let flags = Flags {
+        data: global.data.clone(),
+        config: global.config.clone(),
+        database: args.database.clone(),
+        data_hint: None,
+    };
+    let mut config = Config::load(&flags, env)?;
+    if let Some(listen) = &args.listen {
+        listen.clone_into(&mut config.listen);
+    }
+    if let Some(workers) = args.workers {
+        // 0 is allowed here only: an API-only node, whose runs another node's workers run.
+        config.workers = workers;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let subscriber = super::log_subscriber(&config);
+    runtime.block_on(run(config, begun).with_subscriber(subscriber))?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(config: Config, begun: Instant) -> Result<()> {
+    let files = prepare_data_dir(&config)?;
+    let node = Node::current()?;
+    let store: Arc<dyn Store> = store::open(&config).await?;
+    let library = FlowLibrary::open(
+        config.flows_dir.clone(),
+        Arc::new(flows::registry(&config)),
+        config.templates_dir.clone(),
+        files.clone(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot read the flows directory `{}`",
+            config.flows_dir.display()
+        )
+    })?;
+    let _watch = library.watch().with_context(|| {
+        format!(
+            "cannot watch the flows directory `{}`",
+            config.flows_dir.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", config.listen))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+
+    let catalog: Arc<dyn FlowCatalog> = library.clone();
+    let service = node_service(&config, store, catalog, files, &node, address).await?;
+    let state = AppState::new(
+        service.clone(),
+        library,
+        AuthSettings {
+            public_read: config.auth.public_read,
+            token_ttl: config.auth.token_ttl.get(),
+            admin_token: config.api_token.clone(),
+        },
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .ok(),
+        usize::try_from(config.limits.max_upload_bytes.0).unwrap_or(usize::MAX),
+    );
+    let shutdown = CancellationToken::new();
+    let workers = tokio::spawn({
+        let service = service.clone();
+        let shutdown = shutdown.clone();
+        let enabled = config.workers > 0;
+        async move {
+            if enabled {
+                service.run_workers(shutdown).await;
+            }
+        }
+    });
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let ready_ms = begun.elapsed().as_millis();
+    tracing::info!(address = %address, ready_ms, "Listening.");
+    crate::output::note(&format!(
+        "octoflow serve: listening on http://{address} (node {}, {} workers, ready in {ready_ms} ms)",
+        node.id(),
+        config.workers,
+    ));
+    axum::serve(listener, octoflow_server::router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("the HTTP server failed")?;
+    workers.await.context("the workers ended abnormally")?;
+    crate::output::note("octoflow serve: stopped; every run is recorded");
+    Ok(())
+}
+
+/// This node: the engine with its secrets, flows and callback URLs, and its workers'
+/// settings; the runs a stopped node left running are handed back first.
+async fn node_service(
+    config: &Config,
+    store: Arc<dyn Store>,
+    catalog: Arc<dyn FlowCatalog>,
+    files: FilesRoot,
+    node: &Node,
+    address: SocketAddr,
+) -> Result<Service> {
+    let secrets = load_secrets(config)?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(address));
+    let key = store.node_key().await.context("cannot read the node key")?;
+    let engine = Engine::new(store, engine_config(config, files, node.id()))
+        .with_secrets(&secrets)
+        .with_catalog(catalog.clone())
+        .with_callbacks(CallbackSigner::new(&key, Some(&public_url)));
+    let service = Service::new(
+        engine,
+        catalog,
+        ServiceConfig {
+            workers: usize::try_from(config.workers).unwrap_or(usize::MAX),
+            shutdown_grace: config.shutdown_grace,
+            tracker_dir: config.tracker_dir.clone(),
+            ..ServiceConfig::default()
+        },
+    );
+    let recovered = service
+        .recover(|n| node.is_alive(n))
+        .await
+        .context("cannot hand back the runs a stopped node left running")?;
+    if recovered > 0 {
+        crate::output::note(&format!(
+            "octoflow serve: {recovered} runs left running by a stopped node were handed back"
+        ));
+    }
+    Ok(service)
+}
+
+/// `http://` + the address, with a wildcard address replaced by the loopback one.
+fn default_public_url(address: SocketAddr) -> String {
+    let mut address = address;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{address}")
+}
+
+/// The first SIGTERM or Ctrl-C starts the shutdown; a second one exits at once.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("Cannot listen for signals; only a kill will stop the server.");
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    crate::output::note(
+        "octoflow serve: stopping; running runs may finish (signal again to exit at once)",
+    );
+    shutdown.cancel();
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    crate::output::note(
+        "octoflow serve: exiting at once; running runs will be handed back at the next start",
+    );
+    std::process::exit(130);
+}
