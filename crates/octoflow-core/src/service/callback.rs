@@ -119,18 +119,23 @@ impl CallbackHub {
             .subscribe()
     }
 
-    /// Stops waiting for the run (its step ended).
+    /// Forgets the run's report (its step ended, or the run did).
     pub fn forget(&self, id: &RunId) {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         waiting.remove(id);
     }
 
-    /// Hands a final report to the run's waiting step; false when none waits on this node.
-    pub fn deliver(&self, id: &RunId, report: &CallbackReport) -> bool {
-        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Hands a final report to the run's `wait: callback` step. A report that comes before
+    /// the step waits (a quick job) is kept for it until the run ends.
+    pub fn deliver(&self, id: &RunId, report: &CallbackReport) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         match waiting.get(id) {
-            Some(tx) => tx.send(Some(report.clone())).is_ok(),
-            None => false,
+            Some(tx) => {
+                tx.send_replace(Some(report.clone()));
+            }
+            None => {
+                waiting.insert(*id, watch::channel(Some(report.clone())).0);
+            }
         }
     }
 }
@@ -155,5 +160,20 @@ mod tests {
         let other = CallbackSigner::new(b"another key", None);
         assert!(!other.verify(&a, &token));
         assert!(other.url(&a).is_none());
+    }
+
+    #[test]
+    fn a_report_before_the_wait_is_kept_for_it() {
+        let hub = CallbackHub::default();
+        let id = RunId::new();
+        let report = CallbackReport {
+            status: Some(CallbackStatus::Succeeded),
+            ..CallbackReport::default()
+        };
+        hub.deliver(&id, &report);
+        let waiting = hub.wait_for(id);
+        assert_eq!(waiting.borrow().as_ref(), Some(&report));
+        hub.forget(&id);
+        assert!(hub.wait_for(id).borrow().is_none());
     }
 }

@@ -177,6 +177,7 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) {
         .execute(flow.clone(), run, token, Some(observer))
         .await;
     renewal.abort();
+    inner.engine.callback_hub().forget(&id);
     match result {
         Ok(run) => {
             metrics::counter!("octoflow_runs_finished_total", "flow" => run.flow.clone(), "status" => run.status.as_str())

@@ -3,6 +3,7 @@
 //! `data/`. User-facing text is pinned with insta snapshots in `snapshots/`.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod auth;
 mod cli;
 mod client;
 mod init;

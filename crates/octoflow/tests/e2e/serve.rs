@@ -375,3 +375,61 @@ async fn after_kill_9_every_run_ends_recorded() {
     let again = server.until(&run_id(&requeued), &["succeeded"]).await;
     assert_eq!(again["status"], "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_job_reports_through_the_callback_url() {
+    // The job reports progress and its end at once, before the `wait` step starts waiting.
+    let job = r#"
+import json, sys, urllib.request
+def post(body):
+    request = urllib.request.Request(sys.argv[1], data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request).read()
+post({"progress": {"current": 1, "total": 2, "message": "copying"}, "message": "half way"})
+post({"status": "succeeded", "data": {"rows": 3}, "message": "done"})
+"#;
+    let flow = format!(
+        "steps:\n  - name: launch\n    exec: {{ command: [python3, -c, {job:?}, '{{{{ run.callback_url }}}}'] }}\n  - name: job\n    wait: {{ callback: true, timeout: 20s }}\n"
+    );
+    let server = Server::start(&octo().flow("external", &flow), &[]);
+    let (_, run) = server.post("/api/v1/flows/external/runs", &json!({})).await;
+    let run = server.until(&run_id(&run), &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["data"]["job"]["data"]["rows"], 3);
+    assert_eq!(run["data"]["job"]["message"], "done");
+    assert_eq!(run["progress"]["message"], "copying");
+    let logs = server
+        .http
+        .get(format!("{}/api/v1/runs/{}/logs", server.url, run_id(&run)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(logs.contains("callback: half way"), "{logs}");
+
+    // A failed report fails the step with the job's message.
+    let failing = flow.replace(
+        r#"\"status\": \"succeeded\", \"data\": {\"rows\": 3}, \"message\": \"done\""#,
+        r#"\"status\": \"failed\", \"message\": \"disk full\""#,
+    );
+    assert_ne!(failing, flow);
+    std::fs::write(server.octo.path("data/flows/failing.yml"), failing).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let id = loop {
+        let (code, run) = server.post("/api/v1/flows/failing/runs", &json!({})).await;
+        if code == 201 {
+            break run_id(&run);
+        }
+        assert!(Instant::now() < deadline, "flow `failing` not loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let run = server.until(&id, &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"]["step"], "job");
+    assert_eq!(
+        run["error"]["message"],
+        "the job reported failure: disk full"
+    );
+}
