@@ -8,7 +8,8 @@
    starts and runs them all; runs/s.
 
 Usage: bench/serve/run.py [--duration 10] [--runs 20000] [--connections 32]
-Needs: wrk (Debian package `wrk`), a release build (`cargo build --release -p octoflow`).
+Needs: wrk (Debian package `wrk`), a release build (`cargo build --release -p octoflow`;
+OCTOFLOW_BIN names another binary).
 """
 
 import argparse
@@ -23,7 +24,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "target", "release", "octoflow")
+BIN = os.environ.get("OCTOFLOW_BIN", os.path.join(ROOT, "target", "release", "octoflow"))
 LUA = os.path.join(ROOT, "bench", "serve", "post.lua")
 FLOW = "steps:\n  - name: one\n    set_fact: { value: 1 }\n"
 

@@ -11,6 +11,8 @@
 //! - [`library`]: the flows directory as a live, hot-reloaded set ([`library::FlowLibrary`]);
 //! - [`store`]: the store traits that backends implement;
 //! - [`service`]: a node: workers claiming queued runs, cancel, retry, callbacks;
+//! - [`scheduler`]: schedules firing as runs, at most once per tick, with catch-up;
+//! - [`triggers`]: folder watches and flow triggers, started with a node's service;
 //! - [`fs`]: confined paths ([`fs::SafePath`]);
 //! - [`secrets`]: `secrets.yml` and the [`secrets::Secret`] type;
 //! - [`tracker`]: job tracker documents.
@@ -69,9 +71,11 @@ pub mod expr;
 pub mod flow;
 pub mod fs;
 pub mod library;
+pub mod scheduler;
 pub mod secrets;
 pub mod service;
 pub mod step;
 pub mod store;
 pub mod tracker;
+pub mod triggers;
 pub mod yaml;

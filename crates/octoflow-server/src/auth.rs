@@ -101,7 +101,7 @@ fn unauthenticated(error: ApiError) -> Response {
 }
 
 /// Resolves the caller of a request, or says why it cannot be trusted (401).
-async fn caller(
+pub(crate) async fn caller(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,

@@ -36,6 +36,8 @@ pub enum Code {
     Forbidden,
     /// No such flow, run, file, lock or route (404).
     NotFound,
+    /// The path exists but does not answer this method: a webhook's `methods` (405).
+    MethodNotAllowed,
     /// The request clashes with the current state: a run already ended, a `skip` policy (409).
     Conflict,
     /// The body is larger than the server accepts (413).
@@ -56,6 +58,7 @@ impl Code {
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::InvalidFlow,
@@ -70,6 +73,7 @@ impl Code {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidFlow => StatusCode::UNPROCESSABLE_ENTITY,
@@ -86,6 +90,7 @@ impl Code {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::InvalidFlow => "invalid_flow",
@@ -324,12 +329,13 @@ mod tests {
         case(Code::Unauthenticated, 401, "unauthenticated");
         case(Code::Forbidden, 403, "forbidden");
         case(Code::NotFound, 404, "not_found");
+        case(Code::MethodNotAllowed, 405, "method_not_allowed");
         case(Code::Conflict, 409, "conflict");
         case(Code::PayloadTooLarge, 413, "payload_too_large");
         case(Code::InvalidFlow, 422, "invalid_flow");
         case(Code::Overloaded, 429, "overloaded");
         case(Code::Internal, 500, "internal");
-        assert_eq!(Code::ALL.len(), 10);
+        assert_eq!(Code::ALL.len(), 11);
     }
 
     #[test]

@@ -2,20 +2,23 @@
 //! `GET /api/v1/openapi.json`.
 //!
 //! [`router`] builds the whole API over an [`AppState`] — the node's
-//! `Service`, its hot-reloaded `FlowLibrary` and the [`AuthSettings`]. Every route
+//! `Service`, its hot-reloaded `FlowLibrary`, its `Scheduler` and the [`AuthSettings`]. Every route
 //! is one line of [`routes`]: method, path and the role it needs ([`Access`]); the `OpenAPI`
 //! document ([`openapi::ApiDoc`]) is checked against that table by a test.
 //!
 //! - [`error`]: the [`Code`](error::Code) table and [`ApiError`](error::ApiError);
 //! - [`extract`]: extractors that reject with our error shape;
 //! - [`access`]: password hashes and tokens, shared with the CLI;
-//! - `auth`: resolving a bearer token to a role, and the login.
+//! - `auth`: resolving a bearer token to a role, and the login;
+//! - `hooks`: the webhook triggers of the flows, served at `/hooks/<path>` and at root
+//!   paths, outside the API's route table (their paths are the flows' own).
 
 pub mod access;
 mod api;
 mod auth;
 pub mod error;
 pub mod extract;
+mod hooks;
 pub mod openapi;
 mod routes;
 
@@ -27,6 +30,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use metrics_exporter_prometheus::PrometheusHandle;
 use octoflow_core::library::FlowLibrary;
+use octoflow_core::scheduler::Scheduler;
 use octoflow_core::secrets::Secret;
 use octoflow_core::service::Service;
 use tower::ServiceBuilder;
@@ -35,6 +39,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use auth::{Access, Caller, LoginAnswer, LoginRequest};
+pub use hooks::HookSettings;
 pub use routes::{Route, routes};
 
 /// Who may use the API (config `auth:`, SPEC §11.1 and §12).
@@ -69,8 +74,14 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// Renders `/metrics`; without it `/metrics` answers 404.
     pub metrics: Option<PrometheusHandle>,
-    /// Largest request body accepted (`413 payload_too_large` past it).
+    /// Largest request body accepted (`413 payload_too_large` past it), uploads included.
     pub max_body_bytes: usize,
+    /// Webhooks: requests in flight, default wait.
+    pub hooks: HookSettings,
+    /// The node's scheduler: schedules listed, added, paused, resumed and removed through
+    /// the API, and each flow's next fire time. Its loop may run elsewhere
+    /// (`serve --no-scheduler`); changes are kept in the store either way.
+    pub scheduler: Scheduler,
 }
 
 impl AppState {
@@ -81,6 +92,7 @@ impl AppState {
         auth: AuthSettings,
         metrics: Option<PrometheusHandle>,
         max_body_bytes: usize,
+        scheduler: Scheduler,
     ) -> Self {
         Self {
             service,
@@ -88,6 +100,8 @@ impl AppState {
             auth,
             metrics,
             max_body_bytes,
+            hooks: HookSettings::default(),
+            scheduler,
         }
     }
 }
@@ -95,15 +109,18 @@ impl AppState {
 /// The state as handlers receive it.
 type Shared = Arc<AppState>;
 
-/// The whole API: every route of [`routes`], with a request id on every request and answer
-/// (`x-request-id`), a trace span per request (path only: queries may hold callback
-/// tokens), panics answered as internal errors, and the body limit.
+/// The whole API: every route of [`routes`], then the webhooks on every other path, with a
+/// request id on every request and answer (`x-request-id`), a trace span per request (path
+/// only: queries may hold callback tokens), panics answered as internal errors, and the body
+/// limit.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     let shared: Shared = Arc::new(state);
+    let hooks = hooks::router(&shared);
     let routes = routes::build(&shared)
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(shared);
+        .with_state(shared)
+        .merge(hooks);
     with_layers(routes)
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{callback, flows, health, locks, logs, runs, state, users};
+use crate::api::{callback, flows, health, locks, logs, runs, schedules, state, users};
 use crate::{auth, error};
 
 /// The API's `OpenAPI` document.
@@ -41,6 +41,11 @@ use crate::{auth, error};
         runs::retry,
         runs::tracker,
         callback::report,
+        schedules::list,
+        schedules::add,
+        schedules::pause,
+        schedules::resume,
+        schedules::remove,
         locks::list,
         locks::release_all,
         locks::release,
@@ -57,6 +62,7 @@ use crate::{auth, error};
     tags(
         (name = "flows", description = "Flow files, runs started from them, dry runs, validation"),
         (name = "runs", description = "Runs, their logs, files, trackers and callbacks"),
+        (name = "schedules", description = "Schedules of the flow files and of the API, paused, resumed, added and removed"),
         (name = "locks", description = "Concurrency keys held by running runs"),
         (name = "state", description = "Each flow's key/value state"),
         (name = "auth", description = "Logging in"),

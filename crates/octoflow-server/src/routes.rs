@@ -6,9 +6,8 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use crate::api::{callback, flows, health, locks, runs, state, users};
+use crate::api::{callback, flows, health, locks, runs, schedules, state, users};
 use crate::auth::{self, Access};
-use crate::error::ApiError;
 use crate::{Shared, openapi};
 
 /// One route of the API.
@@ -64,6 +63,11 @@ static ROUTES: &[Route] = &[
     route!(POST "/api/v1/runs/{id}/retry", Operator, runs::retry),
     route!(GET "/api/v1/runs/{id}/tracker", Viewer, runs::tracker),
     route!(POST "/api/v1/runs/{id}/callback", Open, callback::report),
+    route!(GET "/api/v1/schedules", Viewer, schedules::list),
+    route!(POST "/api/v1/schedules", Admin, schedules::add),
+    route!(POST "/api/v1/schedules/{id}/pause", Admin, schedules::pause),
+    route!(POST "/api/v1/schedules/{id}/resume", Admin, schedules::resume),
+    route!(DELETE "/api/v1/schedules/{id}", Admin, schedules::remove),
     route!(GET "/api/v1/locks", Viewer, locks::list),
     route!(DELETE "/api/v1/locks", Operator, locks::release_all),
     route!(DELETE "/api/v1/locks/{key}", Operator, locks::release),
@@ -81,7 +85,8 @@ pub fn routes() -> &'static [Route] {
     ROUTES
 }
 
-/// The router of [`ROUTES`], each route behind the role check it needs.
+/// The router of [`ROUTES`], each route behind the role check it needs. Other paths are
+/// the webhooks' (see `hooks`), which answer `404` for paths no hook has.
 pub(crate) fn build(shared: &Shared) -> Router<Shared> {
     let mut router = Router::new();
     for route in ROUTES {
@@ -94,7 +99,7 @@ pub(crate) fn build(shared: &Shared) -> Router<Shared> {
         }
         router = router.route(route.path, method_router);
     }
-    router.fallback(unknown_route)
+    router
 }
 
 fn filter(method: &Method) -> MethodFilter {
@@ -105,8 +110,4 @@ fn filter(method: &Method) -> MethodFilter {
         Method::PATCH => MethodFilter::PATCH,
         _ => MethodFilter::GET,
     }
-}
-
-async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route `{method} {}`", uri.path()))
 }

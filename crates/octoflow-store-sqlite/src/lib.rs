@@ -1,5 +1,5 @@
-//! The embedded `SQLite` store of octoflow: runs, step runs, logs, the queue, locks, state
-//! and auth records in one WAL-mode file.
+//! The embedded `SQLite` store of octoflow: runs, step runs, logs, the queue, locks, state,
+//! schedules and auth records in one WAL-mode file.
 //!
 //! [`SqliteStore`] implements [`octoflow_core::store::Store`]. Open it with
 //! [`SqliteStore::open`] (a path) or [`SqliteStore::open_url`] (`sqlite://path`); both create
@@ -26,6 +26,7 @@ mod error;
 mod logs;
 mod queue;
 mod runs;
+mod schedules;
 mod state;
 mod steps;
 mod writer;
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "admission",
         include_str!("../migrations/0004_admission.sql"),
+    ),
+    (
+        5,
+        "schedules",
+        include_str!("../migrations/0005_schedules.sql"),
     ),
 ];
 
@@ -149,8 +155,8 @@ impl SqliteStore {
 }
 
 /// Brings the schema up to date. Two processes opening a new file at once race on the first
-/// migration; the loser sees "already exists" (or a busy lock), and its retry finds the
-/// migration applied.
+/// migration; the loser sees "already exists" or "duplicate column" (a table or column the
+/// winner just made), or a busy lock, and its retry finds the migration applied.
 async fn migrate(conn: &mut sqlx::SqliteConnection, path: &Path) -> Result<(), OpenError> {
     const ATTEMPTS: u32 = 20;
     let mut attempt = 1;
@@ -173,7 +179,9 @@ async fn migrate(conn: &mut sqlx::SqliteConnection, path: &Path) -> Result<(), O
 
 fn is_race(error: &sqlx::migrate::MigrateError) -> bool {
     let text = error.to_string();
-    text.contains("already exists") || text.contains("locked") || text.contains("busy")
+    ["already exists", "duplicate column", "locked", "busy"]
+        .iter()
+        .any(|sign| text.contains(sign))
 }
 
 /// The embedded migrations (the `migrate!` macro would need sqlx's `macros` feature).

@@ -206,6 +206,11 @@ pub(crate) struct ServeArgs {
     /// [default: sqlite://<data>/octoflow.db]
     #[arg(long, value_name = "URL")]
     pub(crate) database: Option<String>,
+
+    /// Fire no schedules on this node (another node fires them); schedules can still be
+    /// listed and changed through the API
+    #[arg(long)]
+    pub(crate) no_scheduler: bool,
 }
 
 /// `octoflow validate`.

@@ -79,6 +79,9 @@ pub struct RunRequest {
     pub trigger: TriggerInfo,
     /// The run whose step started this one.
     pub parent_run_id: Option<RunId>,
+    /// The id to give the run; a fresh one when `None`. Set when something must be put in
+    /// the run's workspace before the run is recorded (a webhook's uploads).
+    pub id: Option<RunId>,
 }
 
 impl RunRequest {
@@ -89,6 +92,7 @@ impl RunRequest {
             input: Value::Null,
             trigger: TriggerInfo::new("manual"),
             parent_run_id: None,
+            id: None,
         }
     }
 }
@@ -182,6 +186,11 @@ impl Engine {
         self
     }
 
+    /// The secrets runs see (for triggers that check callers against them).
+    pub fn secrets(&self) -> &Secrets {
+        &self.services.secrets
+    }
+
     /// The redactor of this engine's secrets.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
@@ -227,7 +236,7 @@ impl Engine {
             }),
         };
         Ok(Run {
-            id: RunId::new(),
+            id: request.id.unwrap_or_default(),
             flow: flow.name.clone(),
             flow_version: flow.version.clone(),
             status: RunStatus::Queued,

@@ -13,6 +13,7 @@ mod problem;
 mod source_map;
 mod spec;
 mod trigger;
+mod watch_trigger;
 
 pub use check::{FLOW_FIELDS, STEP_FIELDS};
 pub use duration::{Dur, DurationError, format_duration, parse_duration};
@@ -25,6 +26,7 @@ pub use trigger::{
     Catchup, FlowTrigger, RESERVED_PREFIXES, Schedule, Trigger, WatchTrigger, Webhook, WebhookAuth,
     WebhookResponse,
 };
+pub use watch_trigger::{DEFAULT_SETTLE, FilePattern, WatchExisting};
 
 /// Flow names: `^[a-z0-9][a-z0-9_.-]{0,63}$`.
 pub fn is_valid_flow_name(name: &str) -> bool {

@@ -170,6 +170,25 @@ impl Params {
         self.specs.iter().any(|(n, ..)| n == name)
     }
 
+    /// Declares an optional string param that a trigger fills in (a watch's `file`), unless
+    /// the flow declares it itself.
+    pub(crate) fn add_implicit(&mut self, name: &str, description: &str) {
+        if self.declares(name) {
+            return;
+        }
+        let spec = ParamSpec {
+            kind: ParamType::String,
+            description: Some(description.to_owned()),
+            allowed: None,
+            default: None,
+            required: false,
+            minimum: None,
+            maximum: None,
+            pattern: None,
+        };
+        self.specs.push((name.to_owned(), spec, None));
+    }
+
     /// Reads text values (`-p key=value`, query strings) by their declared types; an
     /// undeclared name is an error.
     pub fn coerce_text(

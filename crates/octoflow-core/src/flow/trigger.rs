@@ -1,5 +1,7 @@
 //! Triggers as declared in a flow (SPEC §7): schedules, webhooks, folder watches and flow
-//! chaining. Parsed and checked here; firing them belongs to the server.
+//! chaining. Parsed and checked here; firing them belongs to the server (webhooks), to
+//! [`crate::scheduler`] (schedules) and to [`crate::triggers`] (watches, flow triggers).
+//! Watches and flow triggers are declared in `watch_trigger.rs`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Dur;
-use crate::store::RunStatus;
+pub use super::watch_trigger::{FlowTrigger, WatchTrigger};
 
 /// Paths a root-mounted webhook may never take.
 pub const RESERVED_PREFIXES: &[&str] = &[
@@ -79,6 +81,23 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// One line for people: `cron 0 3 * * * (Europe/Brussels)` or `every 30s`.
+    pub fn summary(&self) -> String {
+        match (&self.cron, self.every_seconds) {
+            (Some(cron), _) => format!(
+                "cron {cron} ({})",
+                self.timezone.as_deref().unwrap_or("UTC")
+            ),
+            (None, Some(n)) => format!(
+                "every {}",
+                super::format_duration(std::time::Duration::from_secs(n))
+            ),
+            (None, None) => "schedule".to_owned(),
+        }
+    }
+}
+
 fn check_cron(cron: &str) -> Result<(), String> {
     let fields = cron.split_whitespace().count();
     if !(5..=6).contains(&fields) {
@@ -114,6 +133,40 @@ pub enum Trigger {
     Watch(WatchTrigger),
     /// After another flow's run.
     Flow(FlowTrigger),
+}
+
+impl Trigger {
+    /// One line for people, as `octoflow flows show` prints it.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Schedule(s) => s.summary(),
+            Self::Webhook(w) => {
+                let auth = match &w.auth {
+                    WebhookAuth::None => "none",
+                    WebhookAuth::Bearer => "bearer",
+                    WebhookAuth::Basic { .. } => "basic",
+                    WebhookAuth::Token { .. } => "token",
+                    WebhookAuth::Hmac { .. } => "hmac",
+                    WebhookAuth::Jwt { .. } => "jwt",
+                };
+                let mut line = format!(
+                    "webhook {} {} (auth {auth}",
+                    w.allowed_methods().join("|"),
+                    w.served_path()
+                );
+                if w.wait {
+                    line.push_str(", wait");
+                }
+                if w.dryrun {
+                    line.push_str(", dry run");
+                }
+                line.push(')');
+                line
+            }
+            Self::Watch(w) => w.summary(),
+            Self::Flow(f) => f.summary(),
+        }
+    }
 }
 
 /// A webhook trigger.
@@ -200,8 +253,108 @@ pub struct WebhookResponse {
 }
 
 impl Webhook {
-    /// Checks the path and methods; messages are relative to the webhook block.
+    /// The path it is served at: `/hooks/<path>`, or `path` itself when it starts with `/`.
+    pub fn served_path(&self) -> String {
+        let path = self.path.trim();
+        if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/hooks/{path}")
+        }
+    }
+
+    /// The names of its `{name}` path segments, in order.
+    pub fn path_params(&self) -> Vec<&str> {
+        self.path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect()
+    }
+
+    /// The methods it answers, upper-case (default `POST`).
+    pub fn allowed_methods(&self) -> Vec<String> {
+        if self.methods.is_empty() {
+            return vec!["POST".to_owned()];
+        }
+        self.methods
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect()
+    }
+
+    /// Checks that each `{name}` segment is a declared param.
+    pub fn check_params(&self, params: &super::Params) -> Vec<(String, String)> {
+        self.path_params()
+            .into_iter()
+            .filter(|name| !name.is_empty() && !params.declares(name))
+            .map(|name| {
+                (
+                    "path".to_owned(),
+                    format!(
+                        "path segment `{{{name}}}` is not a declared param; declare `params.{name}`"
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Checks the path, methods, auth, waiting and response templates; messages are
+    /// relative to the webhook block.
     pub fn check(&self) -> Vec<(String, String)> {
+        let mut problems = self.check_path();
+        problems.extend(self.check_options());
+        problems
+    }
+
+    fn check_options(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.wait && self.dryrun {
+            problems.push((
+                "dryrun".to_owned(),
+                "a webhook either waits for its run or dry-runs; not both".to_owned(),
+            ));
+        }
+        if self.wait_timeout.is_some() && !self.wait {
+            problems.push((
+                "wait_timeout".to_owned(),
+                "`wait_timeout` needs `wait: true`".to_owned(),
+            ));
+        }
+        if let WebhookAuth::Jwt {
+            algorithm: Some(algorithm),
+            ..
+        } = &self.auth
+            && !["HS256", "RS256"].contains(&algorithm.to_ascii_uppercase().as_str())
+        {
+            problems.push((
+                "auth.jwt.algorithm".to_owned(),
+                format!("unsupported JWT algorithm `{algorithm}`; use HS256 or RS256"),
+            ));
+        }
+        if let Some(response) = &self.response {
+            let mut templates: Vec<(String, Value)> = Vec::new();
+            if let Some(status) = &response.status {
+                templates.push(("response.status".to_owned(), status.clone()));
+            }
+            for (name, value) in &response.headers {
+                templates.push((
+                    format!("response.headers.{name}"),
+                    Value::String(value.clone()),
+                ));
+            }
+            if let Some(body) = &response.body {
+                templates.push(("response.body".to_owned(), body.clone()));
+            }
+            for (path, value) in templates {
+                if let Err(message) = crate::expr::Tpl::<Value>::from_value(value) {
+                    problems.push((path, message));
+                }
+            }
+        }
+        problems
+    }
+
+    fn check_path(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let path = self.path.trim();
         if path.is_empty() || path == "/" {
@@ -220,6 +373,30 @@ impl Webhook {
                 format!("webhook path `{path}` is under the reserved prefix `{prefix}`"),
             ));
         }
+        let mut seen = Vec::new();
+        for segment in path.split('/') {
+            let named = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+            match named {
+                Some(name) if is_identifier(name) => {
+                    if seen.contains(&name) {
+                        problems.push((
+                            "path".to_owned(),
+                            format!("path segment `{{{name}}}` appears twice"),
+                        ));
+                    }
+                    seen.push(name);
+                }
+                Some(_) => problems.push((
+                    "path".to_owned(),
+                    format!("invalid path segment `{segment}`; write `{{name}}` with a param name"),
+                )),
+                None if segment.contains(['{', '}']) => problems.push((
+                    "path".to_owned(),
+                    format!("invalid path segment `{segment}`; a `{{name}}` segment must be a whole segment"),
+                )),
+                None => {}
+            }
+        }
         for (i, method) in self.methods.iter().enumerate() {
             let known = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
             if !known.contains(&method.to_ascii_uppercase().as_str()) {
@@ -233,37 +410,10 @@ impl Webhook {
     }
 }
 
-/// A folder watch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WatchTrigger {
-    /// The folder.
-    pub path: String,
-    /// Glob of file names (default all).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<String>,
-    /// How long a file must stay unchanged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settle: Option<Dur>,
-    /// Watch subfolders too.
-    #[serde(default)]
-    pub recursive: bool,
-    /// Handle files already there when the watch starts (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub existing: Option<bool>,
-}
-
-/// Runs after another flow's run ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlowTrigger {
-    /// The upstream flow.
-    pub name: String,
-    /// The statuses that start this flow (default `[succeeded]`).
-    #[serde(default = "default_statuses")]
-    pub status: Vec<RunStatus>,
-}
-
-fn default_statuses() -> Vec<RunStatus> {
-    vec![RunStatus::Succeeded]
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -1,8 +1,10 @@
 //! Live notice of changes to the runs this node is running, for `?follow=true` log streams:
-//! a per-run counter that goes up whenever the run stores log lines or changes status.
+//! a per-run counter that goes up whenever the run stores log lines or changes status. And
+//! the end of a run, for those waiting on it before it even started ([`RunFeed::watch_end`]:
+//! webhooks with `wait: true`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
@@ -13,6 +15,8 @@ use crate::store::RunId;
 #[derive(Debug, Default)]
 pub struct RunFeed {
     runs: Mutex<HashMap<RunId, watch::Sender<u64>>>,
+    /// Those waiting for a run's end, queued or running, by run.
+    ends: Mutex<HashMap<RunId, watch::Sender<bool>>>,
 }
 
 impl RunFeed {
@@ -27,6 +31,32 @@ impl RunFeed {
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(tx) = runs.remove(id) {
             tx.send_modify(|n| *n += 1);
+        }
+        drop(runs);
+        self.ended(id);
+    }
+
+    /// Tells those waiting for the run's end that it ended (on this node).
+    pub(crate) fn ended(&self, id: &RunId) {
+        let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = ends.remove(id) {
+            tx.send_replace(true);
+        }
+    }
+
+    /// Waits for the end of a run, queued or running: the returned watch fires when this
+    /// node ends it. A run ended by another node is not seen here: a waiter also looks at the
+    /// store now and then. Register before reading the run's status, so no end is missed.
+    pub fn watch_end(self: &Arc<Self>, id: RunId) -> EndWatch {
+        let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
+        let rx = ends
+            .entry(id)
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe();
+        EndWatch {
+            feed: self.clone(),
+            id,
+            rx,
         }
     }
 
@@ -50,6 +80,38 @@ impl RunFeed {
         RunFeedObserver {
             feed: self.clone(),
             id,
+        }
+    }
+}
+
+/// A wait for one run's end (see [`RunFeed::watch_end`]); forgotten when dropped.
+#[derive(Debug)]
+pub struct EndWatch {
+    feed: Arc<RunFeed>,
+    id: RunId,
+    rx: watch::Receiver<bool>,
+}
+
+impl EndWatch {
+    /// Returns once this node has ended the run.
+    pub async fn ended(&mut self) {
+        // An error means the sender is gone: the run ended (or the feed did).
+        let _ = self.rx.wait_for(|ended| *ended).await;
+    }
+}
+
+impl Drop for EndWatch {
+    fn drop(&mut self) {
+        let mut ends = self
+            .feed
+            .ends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if ends
+            .get(&self.id)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            ends.remove(&self.id);
         }
     }
 }
@@ -86,5 +148,23 @@ mod tests {
         rx.changed().await.unwrap();
         assert!(rx.changed().await.is_err());
         assert!(feed.follow(&id).is_none());
+    }
+
+    #[tokio::test]
+    async fn end_waiters_hear_the_end_and_are_forgotten() {
+        let feed = Arc::new(RunFeed::default());
+        let id = RunId::new();
+        let mut first = feed.watch_end(id);
+        let second = feed.watch_end(id);
+        drop(second);
+        assert_eq!(feed.ends.lock().unwrap().len(), 1);
+        feed.open(id);
+        feed.close(&id);
+        first.ended().await;
+        assert!(feed.ends.lock().unwrap().is_empty());
+        // A waiter that gives up leaves nothing behind.
+        let other = feed.watch_end(RunId::new());
+        drop(other);
+        assert!(feed.ends.lock().unwrap().is_empty());
     }
 }

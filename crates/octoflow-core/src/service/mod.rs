@@ -4,6 +4,7 @@
 //! The HTTP server and the triggers talk to a [`Service`]; nothing here knows HTTP.
 
 mod callback;
+mod ended;
 mod feed;
 mod step_metrics;
 mod worker;
@@ -18,12 +19,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use callback::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
-pub use feed::RunFeed;
+pub use feed::{EndWatch, RunFeed};
 
 use crate::engine::{AcceptError, Engine, FlowCatalog, RunRequest};
 use crate::flow::Flow;
 use crate::store::{
-    Admission, Admitted, LogLine, LogStream, Run, RunId, RunStatus, Store, StoreError, TriggerInfo,
+    Admission, Admitted, Fire, LogLine, LogStream, Run, RunId, RunStatus, Store, StoreError,
+    TriggerInfo,
 };
 
 /// Settings of a node's workers.
@@ -80,6 +82,8 @@ struct Inner {
     feed: Arc<RunFeed>,
     /// Cancel tokens of the runs running on this node.
     local: Mutex<HashMap<RunId, CancellationToken>>,
+    /// The flow triggers told of each run that ends here (see `ended.rs`).
+    chain: Mutex<Option<Arc<crate::triggers::FlowTriggers>>>,
 }
 
 impl Service {
@@ -92,6 +96,7 @@ impl Service {
                 config,
                 feed: Arc::default(),
                 local: Mutex::new(HashMap::new()),
+                chain: Mutex::new(None),
             }),
         }
     }
@@ -124,40 +129,83 @@ impl Service {
         idempotency_key: Option<String>,
     ) -> Result<Admitted, AcceptError> {
         let run = self.inner.engine.new_run(flow, request)?;
-        let admission = match &flow.concurrency {
-            Some(rule) => Admission {
-                policy: rule.policy,
-                limit: rule.limit.max(1),
-                idempotency_key,
-            },
-            None => Admission {
-                idempotency_key,
-                ..Admission::allow()
-            },
-        };
+        let admission = admission_of(flow, idempotency_key);
         let admitted = self.store().admit(&run, &admission).await?;
-        if let Admitted::Replaced { cancelled, .. } = &admitted {
-            for id in cancelled {
-                self.cancel_local(id);
+        self.admitted(&flow.name, &admitted);
+        Ok(admitted)
+    }
+
+    /// Tick `tick` of the schedule `key`, ready to fire: a new run of `flow` (its params
+    /// checked) under the flow's concurrency rule.
+    pub fn schedule_fire(
+        &self,
+        flow: &Flow,
+        request: RunRequest,
+        key: &str,
+        tick: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Fire, AcceptError> {
+        Ok(Fire {
+            key: key.to_owned(),
+            tick,
+            run: self.inner.engine.new_run(flow, request)?,
+            admission: admission_of(flow, None),
+        })
+    }
+
+    /// Fires schedule ticks (SPEC §7): each tick is recorded and its run admitted in one
+    /// store transaction, so a tick fires at most once. One answer per tick: `None` when it
+    /// did not fire (already fired, or the schedule is paused or gone); a `skip` rule's
+    /// refusal still counts as fired.
+    pub async fn start_scheduled(
+        &self,
+        fires: &[Fire],
+    ) -> Result<Vec<Option<Admitted>>, StoreError> {
+        let answers = self.store().fire(fires).await?;
+        for (fire, answer) in fires.iter().zip(&answers) {
+            if let Some(admitted) = answer {
+                self.admitted(&fire.run.flow, admitted);
             }
         }
-        let outcome = match &admitted {
+        Ok(answers)
+    }
+
+    /// What follows an admission: runs replaced by the new one are cancelled, and the
+    /// outcome is counted.
+    fn admitted(&self, flow: &str, admitted: &Admitted) {
+        if let Admitted::Replaced { cancelled, .. } = admitted {
+            for id in cancelled {
+                if !self.cancel_local(id) {
+                    // Cancelled while queued: it ended now, without a worker.
+                    self.run_ended_by_id(*id);
+                }
+            }
+        }
+        let outcome = match admitted {
             Admitted::Created(_) | Admitted::Replaced { .. } => "created",
             Admitted::Existing(_) => "existing",
             Admitted::Deduplicated(_) => "deduplicated",
             Admitted::Skipped(_) => "skipped",
         };
-        metrics::counter!("octoflow_runs_admitted_total", "flow" => flow.name.clone(), "outcome" => outcome)
+        metrics::counter!("octoflow_runs_admitted_total", "flow" => flow.to_owned(), "outcome" => outcome)
             .increment(1);
-        Ok(admitted)
     }
 
     /// Cancels a run: a queued one ends at once, a running one is stopped (its processes
     /// killed) by the node running it. Returns the run as it is now.
     pub async fn cancel(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
         let run = self.store().request_cancel(id).await?;
-        if run.as_ref().is_some_and(|r| r.status == RunStatus::Running) {
-            self.cancel_local(id);
+        match run.as_ref().map(|r| r.status) {
+            Some(RunStatus::Running) => {
+                self.cancel_local(id);
+            }
+            // A queued run ends at once, without a worker: tell those waiting for it.
+            Some(status) if status.is_final() => {
+                self.inner.feed.ended(id);
+                if let Some(run) = run.as_ref().filter(|r| r.started_at.is_none()) {
+                    self.run_ended(run);
+                }
+            }
+            _ => {}
         }
         Ok(run)
     }
@@ -254,6 +302,21 @@ impl Service {
     /// (stop claiming, let running runs go on for `shutdown_grace`, then cancel them).
     pub async fn run_workers(&self, shutdown: CancellationToken) {
         worker::Workers::new(self.clone()).run(shutdown).await;
+    }
+}
+
+/// The admission rule of a new run of `flow`: its concurrency rule, or none.
+fn admission_of(flow: &Flow, idempotency_key: Option<String>) -> Admission {
+    match &flow.concurrency {
+        Some(rule) => Admission {
+            policy: rule.policy,
+            limit: rule.limit.max(1),
+            idempotency_key,
+        },
+        None => Admission {
+            idempotency_key,
+            ..Admission::allow()
+        },
     }
 }
 

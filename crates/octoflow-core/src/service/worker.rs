@@ -21,6 +21,8 @@ use crate::tracker::TrackerWriter;
 
 /// How long a dispatcher sleeps when the store sends no wake-up (a safety net only).
 const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// How long the dispatcher waits for more slots to free before a claim of fewer than half.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 /// Pause after a store error before claiming again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -40,6 +42,8 @@ impl Workers {
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         let config = self.service.inner.config.clone();
         let slots = config.workers.max(1);
+        let batch = (slots / 2).max(1);
+        let mut gathered = false;
         let sweeper = tokio::spawn(sweep_expired(self.service.clone(), shutdown.clone()));
         let node = self.service.inner.engine.config().node.clone();
         tracing::info!(node = %node, workers = slots, "Workers started.");
@@ -53,6 +57,19 @@ impl Workers {
                 }
                 continue;
             }
+            // While runs are running and few slots are free, gather for a moment before
+            // claiming: one claim (a store write) then serves several quick runs, and a slow
+            // run delays the next claim by no more than `CLAIM_GATHER`.
+            if free < batch && !self.tasks.is_empty() && !gathered {
+                gathered = true;
+                tokio::select! {
+                    _ = self.tasks.join_next() => {}
+                    () = tokio::time::sleep(CLAIM_GATHER) => {}
+                    () = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            gathered = false;
             let asked = Instant::now();
             let claimed = self
                 .service
@@ -159,6 +176,7 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) {
             if let Err(error) = service.store().update_run(&update).await {
                 tracing::error!(run_id = %id, error = %crate::error::chain(&error), "Cannot record a run's end.");
             }
+            service.run_ended_by_id(id);
             return;
         }
     };
@@ -180,6 +198,7 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) {
     inner.engine.callback_hub().forget(&id);
     match result {
         Ok(run) => {
+            service.run_ended(&run);
             metrics::counter!("octoflow_runs_finished_total", "flow" => run.flow.clone(), "status" => run.status.as_str())
                 .increment(1);
             metrics::histogram!("octoflow_run_seconds", "flow" => run.flow)
@@ -257,6 +276,7 @@ pub(super) async fn hand_back(
         tracing::warn!(run_id = %run.id, flow = %run.flow, "Interrupted run re-queued.");
     } else if service.store().mark_interrupted(&run.id).await? {
         tracing::warn!(run_id = %run.id, flow = %run.flow, "Run was interrupted by the end of its node.");
+        service.run_ended_by_id(run.id);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ mod records;
 mod access;
 mod admission;
 mod memory;
+mod schedules;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub use records::{
     LogLine, LogStream, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,
     RunUpdate, StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo,
 };
+pub use schedules::{FILE_KEY_PREFIX, Fire, ScheduleMark, ScheduleSource, StoredSchedule};
 
 use crate::error::BoxError;
 
@@ -153,6 +155,40 @@ pub trait AuthStore: Send + Sync {
     async fn node_key(&self) -> Result<Vec<u8>, StoreError>;
 }
 
+/// Schedules (SPEC §7): the ones added through the API, and per schedule key the tick it last
+/// fired and its pause flag. [`fire`](ScheduleStore::fire) records ticks and admits their
+/// runs in one transaction, so a tick fires at most once, across restarts and nodes.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Records a schedule added through the API (with its pause flag); a schedule with the
+    /// same id is a conflict.
+    async fn add_schedule(&self, schedule: &StoredSchedule) -> Result<(), StoreError>;
+    /// Every schedule added through the API, oldest first.
+    async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError>;
+    /// Removes an API schedule and its mark; false when there is no such schedule.
+    async fn remove_schedule(&self, id: &str) -> Result<bool, StoreError>;
+    /// The mark of every key the store remembers, by key.
+    async fn schedule_marks(&self) -> Result<Vec<ScheduleMark>, StoreError>;
+    /// Pauses or resumes the schedule `key`. `caught_up`, when given, becomes its last fire
+    /// time if later than the one kept: the ticks missed while paused are not caught up.
+    async fn set_schedule_paused(
+        &self,
+        key: &str,
+        paused: bool,
+        caught_up: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+    /// Fires ticks, in order, in one transaction: all are recorded or none. Each tick fires
+    /// unless its schedule is paused, removed (an API schedule that no longer exists) or
+    /// already fired at that tick or later; firing records the tick as the key's last fire
+    /// time and admits the run as [`admit`](QueueStore::admit) would. One answer per tick:
+    /// `None` when it did not fire; a tick whose run the concurrency rule refused (`skip`)
+    /// still counts as fired.
+    async fn fire(&self, fires: &[Fire]) -> Result<Vec<Option<Admitted>>, StoreError>;
+}
+
 /// Everything a node needs from its store.
-pub trait Store: RunStore + StateStore + QueueStore + LockStore + AuthStore {}
-impl<T: RunStore + StateStore + QueueStore + LockStore + AuthStore> Store for T {}
+pub trait Store:
+    RunStore + StateStore + QueueStore + LockStore + AuthStore + ScheduleStore
+{
+}
+impl<T: RunStore + StateStore + QueueStore + LockStore + AuthStore + ScheduleStore> Store for T {}

@@ -1,6 +1,7 @@
 //! Flows (SPEC §11.2): list and show the library, write and remove flow files, start and dry
 //! run a flow, and validate YAML without saving it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -36,7 +37,7 @@ pub(crate) struct FlowSummary {
     /// Declared params by name: `{type, description, enum, default, required, …}`.
     #[schema(value_type = Object)]
     params: Map<String, Value>,
-    /// Schedules and other triggers: `{kind, …}`.
+    /// Schedules and other triggers: `{kind, …, summary}` (`summary`: one line for people).
     #[schema(value_type = Vec<Object>)]
     triggers: Vec<Value>,
     /// What is wrong with the current text: `[{line, column, path, message}]`.
@@ -45,8 +46,8 @@ pub(crate) struct FlowSummary {
     /// The newest run: `{id, status, created_at, finished_at}`.
     #[schema(value_type = Option<Object>)]
     last_run: Option<Value>,
-    /// When a schedule fires next (not computed yet: always `null`).
-    next_fire: Option<String>,
+    /// When the flow's earliest active schedule fires next; `null` without one.
+    next_fire: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A flow in full.
@@ -76,9 +77,10 @@ pub(crate) async fn list(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<axum::Json<Paged<FlowSummary>>, ApiError> {
     let page = paginate(state.flows.entries(), query.page()?);
+    let next_fires = state.scheduler.next_fires().await?;
     let mut items = Vec::with_capacity(page.items.len());
     for entry in &page.items {
-        items.push(summary(&state, entry).await?);
+        items.push(summary(&state, entry, &next_fires).await?);
     }
     Ok(axum::Json(Paged {
         items,
@@ -299,7 +301,11 @@ pub(crate) fn runnable(state: &AppState, name: &str) -> Result<Arc<Flow>, ApiErr
         .ok_or_else(|| ApiError::invalid_flow(name, &entry.problems))
 }
 
-async fn summary(state: &AppState, entry: &FlowEntry) -> Result<FlowSummary, ApiError> {
+async fn summary(
+    state: &AppState,
+    entry: &FlowEntry,
+    next_fires: &HashMap<String, chrono::DateTime<chrono::Utc>>,
+) -> Result<FlowSummary, ApiError> {
     let flow = entry.flow.as_deref();
     let filter = RunFilter {
         flow: Some(entry.name.clone()),
@@ -335,14 +341,15 @@ async fn summary(state: &AppState, entry: &FlowEntry) -> Result<FlowSummary, Api
         triggers: flow.map(triggers_of).unwrap_or_default(),
         problems: problem_list(&entry.problems),
         last_run,
-        next_fire: None,
+        next_fire: next_fires.get(&entry.name).copied(),
     })
 }
 
 async fn detail(state: &AppState, entry: &FlowEntry) -> Result<FlowDetail, ApiError> {
     let flow = entry.flow.as_deref();
+    let next_fires = state.scheduler.next_fires().await?;
     Ok(FlowDetail {
-        summary: summary(state, entry).await?,
+        summary: summary(state, entry, &next_fires).await?,
         source: entry.source.to_string(),
         concurrency: flow
             .and_then(|f| f.concurrency.as_ref())
@@ -372,12 +379,12 @@ fn steps_of(flow: &Flow) -> Vec<Value> {
         .collect()
 }
 
-/// Each schedule and trigger as `{kind, …}`; webhook auth shows only its kind.
+/// Each schedule and trigger as `{kind, …, summary}`; webhook auth shows only its kind.
 fn triggers_of(flow: &Flow) -> Vec<Value> {
-    let schedule = |s: &octoflow_core::flow::Schedule| json!({"kind": "schedule", "cron": s.cron, "every_seconds": s.every_seconds, "timezone": s.timezone});
+    let schedule = |s: &octoflow_core::flow::Schedule| json!({"kind": "schedule", "cron": s.cron, "every_seconds": s.every_seconds, "timezone": s.timezone, "summary": s.summary()});
     let mut out: Vec<Value> = flow.schedules.iter().map(schedule).collect();
     for trigger in &flow.triggers {
-        out.push(match trigger {
+        let mut item = match trigger {
             Trigger::Schedule(s) => schedule(s),
             Trigger::Webhook(hook) => {
                 let auth = match &hook.auth {
@@ -391,12 +398,15 @@ fn triggers_of(flow: &Flow) -> Vec<Value> {
                 json!({"kind": "webhook", "path": hook.path, "methods": hook.methods, "auth": auth, "wait": hook.wait, "dryrun": hook.dryrun})
             }
             Trigger::Watch(watch) => {
-                json!({"kind": "watch", "path": watch.path, "pattern": watch.pattern})
+                let settle = octoflow_core::flow::format_duration(watch.settle());
+                json!({"kind": "watch", "path": watch.path, "pattern": watch.pattern, "settle": settle, "recursive": watch.recursive, "existing": watch.existing})
             }
             Trigger::Flow(upstream) => {
                 json!({"kind": "flow", "name": upstream.name, "status": upstream.status})
             }
-        });
+        };
+        item["summary"] = json!(trigger.summary());
+        out.push(item);
     }
     out
 }

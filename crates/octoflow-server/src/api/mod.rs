@@ -7,6 +7,7 @@ pub(crate) mod health;
 pub(crate) mod locks;
 pub(crate) mod logs;
 pub(crate) mod runs;
+pub(crate) mod schedules;
 pub(crate) mod state;
 pub(crate) mod users;
 

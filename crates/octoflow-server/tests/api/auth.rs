@@ -139,6 +139,21 @@ async fn every_guarded_mutation_checks_the_token_and_role() {
         ),
         Case::new(Method::DELETE, "/api/v1/locks", Role::Operator, 200),
         Case::new(Method::DELETE, "/api/v1/locks/none", Role::Operator, 404),
+        Case::new(Method::POST, "/api/v1/schedules", Role::Admin, 201)
+            .json(json!({"flow": "hello", "every_seconds": 60})),
+        Case::new(
+            Method::POST,
+            "/api/v1/schedules/flow:hello:0/pause",
+            Role::Admin,
+            200,
+        ),
+        Case::new(
+            Method::POST,
+            "/api/v1/schedules/flow:hello:0/resume",
+            Role::Admin,
+            200,
+        ),
+        Case::new(Method::DELETE, "/api/v1/schedules/none", Role::Admin, 404),
         Case::new(Method::PUT, "/api/v1/state/hello/cursor", Role::Admin, 200).json(json!(42)),
         Case::new(Method::PUT, "/api/v1/users/ann", Role::Admin, 201)
             .json(json!({"role": "viewer", "password": "pw"})),

@@ -29,7 +29,8 @@ async fn flows_are_listed_with_params_triggers_and_problems() {
     assert_eq!(hello["triggers"][0]["kind"], "schedule");
     assert_eq!(hello["triggers"][0]["cron"], "0 * * * *");
     assert_eq!(hello["last_run"], json!(null));
-    assert_eq!(hello["next_fire"], json!(null));
+    // The scheduler's test clock shows 2026-06-01T08:00:00Z; `hello` fires hourly.
+    assert_eq!(hello["next_fire"], json!("2026-06-01T09:00:00Z"));
     let broken = &list["items"][0];
     assert_eq!(broken["valid"], false);
     assert_eq!(broken["version"], json!(null));

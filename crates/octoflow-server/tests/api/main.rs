@@ -6,6 +6,10 @@
 mod auth;
 mod errors;
 mod flows;
+mod hooks;
+mod hooks_auth;
+mod hooks_upload;
 mod openapi;
 mod runs;
+mod schedules;
 mod support;

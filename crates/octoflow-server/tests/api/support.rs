@@ -11,15 +11,20 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use octoflow_core::engine::{Engine, EngineConfig, FlowCatalog};
 use octoflow_core::fs::FilesRoot;
 use octoflow_core::library::FlowLibrary;
+use octoflow_core::scheduler::{Autostart, ManualClock, Scheduler};
+use octoflow_core::secrets::Secrets;
 use octoflow_core::service::{CallbackSigner, Service, ServiceConfig};
 use octoflow_core::step::Registry;
 use octoflow_core::store::{AuthStore, MemoryStore, Role, RunStatus, Store, TokenKind};
 use octoflow_server::access::{TokenRequest, issue_token, new_user};
-use octoflow_server::{AppState, AuthSettings};
+use octoflow_server::{AppState, AuthSettings, HookSettings};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+/// The time on the scheduler's clock when a test server starts.
+pub(crate) const SCHEDULER_START: &str = "2026-06-01T08:00:00Z";
 
 /// The key callback tokens are signed with in tests.
 pub(crate) const CALLBACK_KEY: &[u8] = b"test-callback-key";
@@ -55,6 +60,10 @@ pub(crate) struct AppBuilder {
     auth: AuthSettings,
     workers: bool,
     metrics: bool,
+    secrets: Option<String>,
+    max_body: Option<usize>,
+    hooks: Option<HookSettings>,
+    scheduler: bool,
 }
 
 impl AppBuilder {
@@ -78,6 +87,29 @@ impl AppBuilder {
         self
     }
 
+    /// The engine's secrets, as `secrets.yml` text.
+    pub(crate) fn secrets(mut self, yaml: &str) -> Self {
+        self.secrets = Some(yaml.to_owned());
+        self
+    }
+
+    /// The largest body (default 64 KiB).
+    pub(crate) fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = Some(bytes);
+        self
+    }
+
+    /// Runs the scheduler's loop (on [`App::clock`]).
+    pub(crate) fn scheduler(mut self) -> Self {
+        self.scheduler = true;
+        self
+    }
+
+    pub(crate) fn hooks(mut self, settings: HookSettings) -> Self {
+        self.hooks = Some(settings);
+        self
+    }
+
     pub(crate) fn build(self) -> App {
         let dir = tempfile::tempdir().unwrap();
         let flows_dir = dir.path().join("flows");
@@ -98,7 +130,14 @@ impl AppBuilder {
         let store = Arc::new(MemoryStore::new());
         let dyn_store: Arc<dyn Store> = store.clone();
         let catalog: Arc<dyn FlowCatalog> = library.clone();
+        let secrets = self
+            .secrets
+            .as_deref()
+            .map_or_else(Secrets::default, |yaml| {
+                Secrets::parse(yaml, "secrets.yml", &std::collections::BTreeMap::new()).unwrap()
+            });
         let engine = Engine::new(dyn_store, EngineConfig::new(files))
+            .with_secrets(&secrets)
             .with_catalog(catalog.clone())
             .with_callbacks(CallbackSigner::new(
                 CALLBACK_KEY,
@@ -118,14 +157,39 @@ impl AppBuilder {
             let shutdown = shutdown.clone();
             tokio::spawn(async move { service.run_workers(shutdown).await });
         }
+        let clock = Arc::new(ManualClock::new(SCHEDULER_START.parse().unwrap()));
+        let scheduler = Scheduler::new(
+            service.clone(),
+            library.clone(),
+            Autostart::all(),
+            clock.clone(),
+        );
+        if self.scheduler {
+            let scheduler = scheduler.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { scheduler.run(shutdown).await });
+        }
         let metrics = self.metrics.then(prometheus);
-        let state = AppState::new(service, library.clone(), self.auth, metrics, 64 * 1024);
+        let max_body = self.max_body.unwrap_or(64 * 1024);
+        let mut state = AppState::new(
+            service,
+            library.clone(),
+            self.auth,
+            metrics,
+            max_body,
+            scheduler.clone(),
+        );
+        if let Some(hooks) = self.hooks {
+            state.hooks = hooks;
+        }
         App {
             router: octoflow_server::router(state),
             store,
             flows: library,
             dir,
             shutdown,
+            scheduler,
+            clock,
         }
     }
 }
@@ -149,6 +213,9 @@ pub(crate) struct App {
     pub(crate) flows: Arc<FlowLibrary>,
     pub(crate) dir: TempDir,
     shutdown: CancellationToken,
+    pub(crate) scheduler: Scheduler,
+    /// The scheduler's clock; it starts at [`SCHEDULER_START`].
+    pub(crate) clock: Arc<ManualClock>,
 }
 
 impl Drop for App {
@@ -284,12 +351,18 @@ impl Req {
         self.header(header::AUTHORIZATION.as_str(), &format!("Bearer {token}"))
     }
 
-    pub(crate) fn build(self) -> Request<Body> {
+    pub(crate) fn build(mut self) -> Request<Body> {
+        let body = Body::from(std::mem::take(&mut self.body));
+        self.build_with(body)
+    }
+
+    /// The request with another body (a stream).
+    pub(crate) fn build_with(self, body: Body) -> Request<Body> {
         let mut builder = Request::builder().method(self.method).uri(self.path);
         for (name, value) in self.headers {
             builder = builder.header(name, value);
         }
-        builder.body(Body::from(self.body)).unwrap()
+        builder.body(body).unwrap()
     }
 }
 

@@ -17,6 +17,7 @@ mod admission;
 mod auth;
 mod queue;
 mod runs;
+mod schedules;
 mod writes;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -31,6 +32,7 @@ pub use admission::*;
 pub use auth::*;
 pub use queue::*;
 pub use runs::*;
+pub use schedules::*;
 pub use writes::*;
 
 /// Expands to one `#[tokio::test]` per conformance case.
@@ -74,6 +76,13 @@ macro_rules! store_conformance {
             auth_tokens,
             auth_configured,
             node_key_is_stable,
+            schedules_add_list_remove,
+            schedules_pause_and_resume,
+            schedules_fire_once_per_tick,
+            schedules_fire_is_atomic,
+            schedules_fire_batch,
+            schedules_fire_raced,
+            schedules_fire_wakes_workers,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -1,6 +1,7 @@
 //! `octoflow serve`: the HTTP API and this node's workers over one store, with flow files
-//! hot-reloaded, until SIGTERM or Ctrl-C — then it stops accepting, lets running runs finish
-//! for `shutdown_grace`, cancels what is left and exits with every run recorded.
+//! hot-reloaded and their schedules, folder watches and flow triggers firing, until SIGTERM or Ctrl-C
+//! — then it stops accepting, lets running runs finish for `shutdown_grace`, cancels what is
+//! left and exits with every run recorded.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result};
 use octoflow_core::engine::{Engine, FlowCatalog};
 use octoflow_core::fs::FilesRoot;
 use octoflow_core::library::FlowLibrary;
+use octoflow_core::scheduler::{Autostart, Scheduler, SystemClock};
 use octoflow_core::service::{CallbackSigner, Service, ServiceConfig};
 use octoflow_core::store::Store;
 use octoflow_server::{AppState, AuthSettings};
@@ -45,12 +47,13 @@ pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<E
         .build()
         .context("cannot start the async runtime")?;
     let subscriber = super::log_subscriber(&config);
-    runtime.block_on(run(config, begun).with_subscriber(subscriber))?;
+    let scheduling = !args.no_scheduler;
+    runtime.block_on(run(config, begun, scheduling).with_subscriber(subscriber))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(config: Config, begun: Instant) -> Result<()> {
+async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     let files = prepare_data_dir(&config)?;
     let node = Node::current()?;
     let store: Arc<dyn Store> = store::open(&config).await?;
@@ -80,7 +83,14 @@ async fn run(config: Config, begun: Instant) -> Result<()> {
         .context("cannot read the listening address")?;
 
     let catalog: Arc<dyn FlowCatalog> = library.clone();
+    let triggers_library = library.clone();
     let service = node_service(&config, store, catalog, files, &node, address).await?;
+    let scheduler = Scheduler::new(
+        service.clone(),
+        library.clone(),
+        autostart(&config),
+        Arc::new(SystemClock),
+    );
     let state = AppState::new(
         service.clone(),
         library,
@@ -93,6 +103,7 @@ async fn run(config: Config, begun: Instant) -> Result<()> {
             .install_recorder()
             .ok(),
         usize::try_from(config.limits.max_upload_bytes.0).unwrap_or(usize::MAX),
+        scheduler.clone(),
     );
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn({
@@ -106,6 +117,20 @@ async fn run(config: Config, begun: Instant) -> Result<()> {
         }
     });
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    // The schedules fire until the shutdown begins (`--no-scheduler`: another node fires
+    // them; the API still changes them in the store).
+    let scheduling = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            if scheduling {
+                scheduler.run(shutdown).await;
+            }
+        }
+    });
+    // Folder watches and flow triggers; the watches stop with the shutdown, flow triggers
+    // once the runs still running have ended.
+    let triggers = octoflow_core::triggers::start(&service, &triggers_library, shutdown.clone());
+    recover(&service, &node).await?;
 
     let ready_ms = begun.elapsed().as_millis();
     tracing::info!(address = %address, ready_ms, "Listening.");
@@ -119,12 +144,14 @@ async fn run(config: Config, begun: Instant) -> Result<()> {
         .await
         .context("the HTTP server failed")?;
     workers.await.context("the workers ended abnormally")?;
+    scheduling.await.context("the scheduler ended abnormally")?;
+    triggers.stop().await;
     crate::output::note("octoflow serve: stopped; every run is recorded");
     Ok(())
 }
 
 /// This node: the engine with its secrets, flows and callback URLs, and its workers'
-/// settings; the runs a stopped node left running are handed back first.
+/// settings.
 async fn node_service(
     config: &Config,
     store: Arc<dyn Store>,
@@ -153,6 +180,12 @@ async fn node_service(
             ..ServiceConfig::default()
         },
     );
+    Ok(service)
+}
+
+/// Hands back the runs a stopped node left running (after the flow triggers started, so the
+/// runs it ends fire them).
+async fn recover(service: &Service, node: &Node) -> Result<()> {
     let recovered = service
         .recover(|n| node.is_alive(n))
         .await
@@ -162,7 +195,27 @@ async fn node_service(
             "octoflow serve: {recovered} runs left running by a stopped node were handed back"
         ));
     }
-    Ok(service)
+    Ok(())
+}
+
+/// Whose file schedules start (config `autostart`): each listed path is relative to the data
+/// directory (`flows/poll.yml`, as in the spooler), made relative to the flows directory when
+/// it lies inside it; absent means every flow's.
+fn autostart(config: &Config) -> Autostart {
+    let Some(items) = &config.autostart else {
+        return Autostart::all();
+    };
+    let items = items
+        .iter()
+        .map(|item| {
+            config
+                .data_dir
+                .join(item)
+                .strip_prefix(&config.flows_dir)
+                .map_or_else(|_| item.clone(), |p| p.display().to_string())
+        })
+        .collect();
+    Autostart::only(items)
 }
 
 /// `http://` + the address, with a wildcard address replaced by the loopback one.

@@ -286,6 +286,21 @@ impl FlowView {
             .join(", ")
     }
 
+    /// Its triggers one a line, as the server sums them up (`watch inbox for *.pdf (…)`);
+    /// the kind alone from a server that gives no summary.
+    pub(crate) fn triggers_text(&self) -> String {
+        let Value::Array(list) = &self.triggers else {
+            return String::new();
+        };
+        list.iter()
+            .filter_map(|t| match t.get("summary").and_then(Value::as_str) {
+                Some(summary) => Some(summary.to_owned()),
+                None => t.get("kind").and_then(Value::as_str).map(str::to_owned),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// How many problems it has.
     pub(crate) fn problem_count(&self) -> usize {
         match &self.problems {
@@ -372,7 +387,7 @@ impl FlowView {
             ("path", self.path.clone().unwrap_or_default()),
             ("version", self.version.clone().unwrap_or_default()),
             ("params", self.params_text()),
-            ("triggers", self.trigger_kinds()),
+            ("triggers", self.triggers_text()),
             ("last run", self.last_run()),
             ("next run", time(self.next_fire)),
             ("problems", problems),

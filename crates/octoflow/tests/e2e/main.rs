@@ -6,16 +6,20 @@
 mod auth;
 mod cli;
 mod client;
+mod hooks;
 mod init;
 mod kinds;
 mod peer;
 mod recover;
 mod redaction;
 mod run;
+mod schedules;
 mod serve;
 mod server;
 mod spooler;
+mod syncrator;
 mod validate;
+mod watch;
 
 use std::io::{BufRead, BufReader, Read};
 use std::thread::JoinHandle;
@@ -57,18 +61,20 @@ fn try_with_store<T>(
 
 /// Every run recorded in `data/octoflow.db`, newest first (none when there is no store).
 fn recorded_runs(octo: &Octo) -> Vec<Run> {
-    with_store(octo, async |store| {
-        let page = Page {
-            page: 1,
-            per_page: 1000,
-        };
-        store
-            .list_runs(&RunFilter::default(), page)
-            .await
-            .unwrap()
-            .items
-    })
-    .unwrap_or_default()
+    with_store(octo, async |store| all_runs(store).await).unwrap_or_default()
+}
+
+/// Every run of a store (up to 1,000), newest first.
+async fn all_runs(store: &SqliteStore) -> Vec<Run> {
+    let page = Page {
+        page: 1,
+        per_page: 1000,
+    };
+    store
+        .list_runs(&RunFilter::default(), page)
+        .await
+        .unwrap()
+        .items
 }
 
 /// A run's step runs.

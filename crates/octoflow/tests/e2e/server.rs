@@ -151,17 +151,7 @@ async fn json_of(answer: reqwest::Response) -> (u16, Value) {
 
 /// Every run recorded in the data directory's store, newest first.
 pub(crate) async fn recorded(octo: &Octo) -> Vec<octoflow_core::store::Run> {
-    use octoflow_core::store::{Page, RunFilter, RunStore};
-    let store = octoflow_store_sqlite::SqliteStore::open(&octo.path("data/octoflow.db"))
-        .await
-        .unwrap();
-    let page = Page {
-        page: 1,
-        per_page: 1000,
-    };
-    store
-        .list_runs(&RunFilter::default(), page)
-        .await
-        .unwrap()
-        .items
+    let db = octo.path("data/octoflow.db");
+    let store = octoflow_store_sqlite::SqliteStore::open(&db).await.unwrap();
+    crate::all_runs(&store).await
 }

@@ -20,9 +20,11 @@ use crate::step::{CheckCx, Registry};
 
 mod order;
 mod steps;
+mod trigger_needs;
 
 use order::{check_jumps_without_depends, check_order, check_targets};
 use steps::check_steps;
+use trigger_needs::check_trigger_needs;
 
 /// The fields a flow file may have at its top level.
 pub const FLOW_FIELDS: &[&str] = &[
@@ -129,7 +131,8 @@ pub(crate) fn check_document(
         .and_then(|v| c.field::<String>(v, "description"));
     let params = check_params(&mut c, root.get("params"));
     let schedules = check_schedules(&mut c, &root);
-    let triggers = check_triggers(&mut c, root.get("triggers"));
+    let triggers = check_triggers(&mut c, root.get("triggers"), params.as_ref());
+    let params = check_trigger_needs(&mut c, name.as_deref(), params, root.get("triggers"));
     let concurrency = root
         .get("concurrency")
         .and_then(|v| check_concurrency(&mut c, v));
@@ -315,7 +318,11 @@ fn push_schedule(c: &mut Checker<'_>, s: Schedule, path: &str, out: &mut Vec<Sch
     }
 }
 
-fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
+fn check_triggers(
+    c: &mut Checker<'_>,
+    value: Option<&Value>,
+    params: Option<&Params>,
+) -> Vec<Trigger> {
     let Some(value) = value else {
         return Vec::new();
     };
@@ -339,8 +346,13 @@ fn check_triggers(c: &mut Checker<'_>, value: Option<&Value>) -> Vec<Trigger> {
         };
         let (sub, problems) = match &trigger {
             Trigger::Schedule(s) => ("schedule", s.check()),
-            Trigger::Webhook(w) => ("webhook", w.check()),
-            Trigger::Watch(_) | Trigger::Flow(_) => ("", Vec::new()),
+            Trigger::Webhook(w) => {
+                let mut problems = w.check();
+                problems.extend(params.map(|p| w.check_params(p)).unwrap_or_default());
+                ("webhook", problems)
+            }
+            Trigger::Watch(w) => ("watch", w.check()),
+            Trigger::Flow(f) => ("flow", f.check()),
         };
         for (p, message) in problems {
             let full = if p.is_empty() {

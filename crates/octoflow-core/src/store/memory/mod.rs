@@ -2,10 +2,11 @@
 //! to survive the process.
 //!
 //! Runs, step runs, logs and state live here; the queue and locks in [`queue`], users and
-//! tokens in [`auth`].
+//! tokens in [`auth`], schedules in [`schedules`].
 
 mod auth;
 mod queue;
+mod schedules;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -49,6 +50,10 @@ struct Inner {
     /// Tokens with the digest of their secret.
     tokens: Vec<(ApiToken, String)>,
     node_key: Option<Vec<u8>>,
+    /// Schedules added through the API.
+    schedules: Vec<super::StoredSchedule>,
+    /// Each schedule key's last fire time and pause flag.
+    schedule_marks: BTreeMap<String, super::ScheduleMark>,
 }
 
 impl MemoryStore {

@@ -92,7 +92,11 @@ impl Inner {
         run
     }
 
-    fn admit(&mut self, run: &Run, admission: &Admission) -> Result<Admitted, StoreError> {
+    pub(super) fn admit(
+        &mut self,
+        run: &Run,
+        admission: &Admission,
+    ) -> Result<Admitted, StoreError> {
         if self.runs.iter().any(|r| r.id == run.id) {
             return Err(StoreError::Conflict {
                 what: "run id".to_owned(),

@@ -51,6 +51,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
             detail: json!({ "via": "cli" }),
         },
         parent_run_id: None,
+        id: None,
     };
     let secrets = load_secrets(&config)?;
     let node = Node::current()?;

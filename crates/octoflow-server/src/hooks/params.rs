@@ -1,0 +1,95 @@
+//! A webhook request's params and input.
+//!
+//! - `{name}` path segments and query fields are params: each must be declared by the flow
+//!   and is read by its declared type (`400 invalid_params` naming the field otherwise).
+//! - The body is the run's input (`data.__input__`, an object's keys also at the top of
+//!   `data`); the fields of a JSON object or a form that the flow declares are params too
+//!   (JSON values keep their type; form text is read by the declared type). Undeclared body
+//!   fields are input only, so a large payload (GitHub's) needs no declarations.
+//! - Uploaded files are form fields holding the saved file's path.
+//! - The trigger's fixed `params` win over everything the request says.
+//!
+//! Later sources win: query, then body, then path, then the fixed params. The whole set is
+//! then checked against the declarations (types, `enum`, `required`, …) when the run is made.
+
+use octoflow_core::engine::AcceptError;
+use octoflow_core::flow::{Flow, ParamError, Webhook};
+use serde_json::{Map, Value};
+
+use super::Refused;
+use super::upload::{Payload, form_input};
+
+/// The params and input of a request.
+#[derive(Debug)]
+pub(super) struct Collected {
+    /// The params, not yet checked against `required`, `enum`, bounds.
+    pub(super) params: Map<String, Value>,
+    /// The run's input.
+    pub(super) input: Value,
+}
+
+/// Gathers params from the path values, the query (without the `token` of `token` auth) and
+/// the payload.
+pub(super) fn collect(
+    flow: &Flow,
+    hook: &Webhook,
+    path: &[(String, String)],
+    query: &[(String, String)],
+    payload: &Payload,
+) -> Result<Collected, Refused> {
+    let declared = &flow.params;
+    let mut errors: Vec<ParamError> = Vec::new();
+    let mut params = Map::new();
+    let mut read_text = |pairs: &[(String, String)], params: &mut Map<String, Value>| match declared
+        .coerce_text(pairs)
+    {
+        Ok(values) => params.extend(values),
+        Err(problems) => errors.extend(problems),
+    };
+    read_text(query, &mut params);
+    let input = match payload {
+        Payload::Empty => Value::Null,
+        Payload::Text(text) => Value::String(text.clone()),
+        Payload::Json(value) => {
+            if let Value::Object(map) = value {
+                for (name, v) in map.iter().filter(|(k, _)| declared.declares(k)) {
+                    params.insert(name.clone(), v.clone());
+                }
+            }
+            value.clone()
+        }
+        Payload::Form(fields, files) => {
+            let known: Vec<(String, String)> = fields
+                .iter()
+                .filter(|(k, _)| declared.declares(k))
+                .cloned()
+                .collect();
+            read_text(&known, &mut params);
+            for file in files.iter().filter(|f| declared.declares(&f.field)) {
+                params.insert(
+                    file.field.clone(),
+                    Value::String(file.path.display().to_string()),
+                );
+            }
+            form_input(fields, files)
+        }
+    };
+    read_text(path, &mut params);
+    if !errors.is_empty() {
+        return Err(AcceptError::Params(errors).into());
+    }
+    for (name, value) in &hook.params {
+        params.insert(name.clone(), value.clone());
+    }
+    Ok(Collected { params, input })
+}
+
+/// The query's fields, decoded; `token` is left out when it is the caller's credential.
+pub(super) fn query_pairs(query: Option<&str>, drop_token: bool) -> Vec<(String, String)> {
+    query.map_or_else(Vec::new, |q| {
+        form_urlencoded::parse(q.as_bytes())
+            .into_owned()
+            .filter(|(k, _)| !(drop_token && k == "token"))
+            .collect()
+    })
+}

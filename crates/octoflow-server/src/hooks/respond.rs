@@ -1,0 +1,196 @@
+//! The answer of a webhook.
+//!
+//! - By default `202 {"run_id": …}` for a new run, `200 {"run_id": …}` for the run a
+//!   `dedupe` flow (or a repeated `Idempotency-Key`) answers instead, and `409` naming the
+//!   blocking run when a `skip` flow refuses it.
+//! - `wait: true`: the answer waits for the run's end (`200` with the run), or answers
+//!   `202 {"run_id": …}` when `wait_timeout` (default 30 s) passes first. The wait follows
+//!   the run's end on this node ([`RunFeed::watch_end`](octoflow_core::service::RunFeed::watch_end))
+//!   and looks at the store once a second for a run another node ends.
+//! - `dryrun: true`: `200` with the engine's dry run (each step's settings rendered).
+//! - `response: {status, headers, body}`: templates rendered over `run` (the run record),
+//!   `dryrun`, `params`, `data` (the run's data) and `admission` (`created`, `deduplicated`,
+//!   …) replace the default status, headers and body; a body that renders to text is sent as
+//!   text, anything else as JSON. Secrets are masked in every answer.
+
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use octoflow_core::engine::DryRun;
+use octoflow_core::expr::{Scope, Tpl};
+use octoflow_core::flow::Webhook;
+use octoflow_core::service::Service;
+use octoflow_core::store::{Admitted, Run, RunId};
+use serde_json::{Value, json};
+
+use super::Refused;
+use crate::AppState;
+use crate::error::ApiError;
+
+/// How often a waiting webhook looks at the store for a run ended elsewhere.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The answer to a dry run.
+pub(super) fn dry_run(app: &AppState, hook: &Webhook, dry: &DryRun) -> Result<Response, Refused> {
+    let value = serde_json::to_value(dry).map_err(ApiError::internal)?;
+    let scope = Scope::builder()
+        .name("dryrun", value.clone())
+        .name("params", dry.params.clone())
+        .name("run", json!({"id": "dryrun", "flow": dry.flow}))
+        .name("admission", json!("dryrun"))
+        .build();
+    shape(app, hook, StatusCode::OK, &value, &scope)
+}
+
+/// The answer to a request that was admitted (or refused by the flow's concurrency rule).
+pub(super) async fn admitted(
+    app: &AppState,
+    hook: &Webhook,
+    admitted: Admitted,
+    wait: Duration,
+) -> Result<Response, Refused> {
+    let (status, admission, mut run) = match admitted {
+        Admitted::Created(run) => (StatusCode::ACCEPTED, "created", run),
+        Admitted::Replaced { run, .. } => (StatusCode::ACCEPTED, "replaced", run),
+        Admitted::Existing(run) => (StatusCode::OK, "existing", run),
+        Admitted::Deduplicated(run) => (StatusCode::OK, "deduplicated", run),
+        skipped @ Admitted::Skipped(_) => {
+            return Err(Refused(Box::new(crate::api::admitted_response(skipped))));
+        }
+    };
+    let mut status = status;
+    let mut body = json!({ "run_id": run.id });
+    if hook.wait {
+        match wait_for_end(&app.service, run.id, wait).await? {
+            Some(ended) => {
+                run = ended;
+                status = StatusCode::OK;
+            }
+            // Still going: say where to look, whatever the template says.
+            None => return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response()),
+        }
+    }
+    crate::api::runs::redact(app, &mut run);
+    let mut scope = Scope::default();
+    if hook.wait || hook.response.is_some() {
+        let record = serde_json::to_value(&run).map_err(ApiError::internal)?;
+        if hook.wait {
+            body = record.clone();
+        }
+        scope = Scope::builder()
+            .data(run.data.clone())
+            .name("run", record)
+            .name("params", run.params.clone())
+            .name("admission", json!(admission))
+            .build();
+    }
+    let mut response = shape(app, hook, status, &body, &scope)?;
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id)) {
+        response
+            .headers_mut()
+            .entry(header::LOCATION)
+            .or_insert(location);
+    }
+    Ok(response)
+}
+
+/// Waits for the run's end, at most `timeout`; `None` when it has not ended by then.
+async fn wait_for_end(
+    service: &Service,
+    id: RunId,
+    timeout: Duration,
+) -> Result<Option<Run>, Refused> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Registered before reading the status, so an end in between is not missed.
+        let mut end = service.feed().watch_end(id);
+        match service.store().run(&id).await? {
+            Some(run) if run.status.is_final() => return Ok(Some(run)),
+            Some(_) => {}
+            None => return Ok(None),
+        }
+        tokio::select! {
+            () = end.ended() => {}
+            () = tokio::time::sleep(RECHECK) => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(None),
+        }
+    }
+}
+
+/// The default answer, or the one the trigger's `response` templates make.
+fn shape(
+    app: &AppState,
+    hook: &Webhook,
+    status: StatusCode,
+    body: &Value,
+    scope: &Scope,
+) -> Result<Response, Refused> {
+    let redactor = app.service.engine().redactor();
+    let Some(template) = &hook.response else {
+        return Ok((status, axum::Json(redactor.value(body))).into_response());
+    };
+    let status = match &template.status {
+        None => status,
+        Some(raw) => {
+            let value = render(raw, scope, "status")?;
+            let code = match &value {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            code.and_then(|c| u16::try_from(c).ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .ok_or_else(|| {
+                    ApiError::internal(format!(
+                        "the webhook's `response.status` rendered `{value}`, not an HTTP status"
+                    ))
+                })?
+        }
+    };
+    let body = match &template.body {
+        None => redactor.value(body),
+        Some(raw) => redactor.value(&render(raw, scope, "body")?),
+    };
+    let mut response = match body {
+        Value::String(text) => (status, text).into_response(),
+        other => (status, axum::Json(other)).into_response(),
+    };
+    for (name, raw) in &template.headers {
+        let value = render(
+            &Value::String(raw.clone()),
+            scope,
+            &format!("headers.{name}"),
+        )?;
+        let text = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let text = redactor.text(&text);
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&text),
+        ) else {
+            return Err(ApiError::internal(format!(
+                "the webhook's `response.headers.{name}` is not a valid header"
+            ))
+            .into());
+        };
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
+}
+
+fn render(raw: &Value, scope: &Scope, setting: &str) -> Result<Value, Refused> {
+    let template = Tpl::<Value>::from_value(raw.clone()).map_err(|e| {
+        ApiError::internal(format!(
+            "the webhook's `response.{setting}` is invalid: {e}"
+        ))
+    })?;
+    template.render(scope).map_err(|e| {
+        ApiError::internal(format!(
+            "cannot render the webhook's `response.{setting}`: {e}"
+        ))
+        .into()
+    })
+}
