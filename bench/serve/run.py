@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+import functools
+
+print = functools.partial(print, flush=True)  # noqa: A001 - progress as it comes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("OCTOFLOW_BIN", os.path.join(ROOT, "target", "release", "octoflow"))
@@ -46,8 +49,9 @@ def get(url):
         return json.loads(r.read())
 
 
-def count(url, status):
-    return get(f"{url}/api/v1/runs?status={status}&per_page=1")["total"]
+def count(url, status=None):
+    query = f"status={status}&" if status else ""
+    return get(f"{url}/api/v1/runs?{query}per_page=1")["total"]
 
 
 def rss_kb(pid):
@@ -120,7 +124,7 @@ def main():
 
         # 2. Sustained.
         out = wrk(url, args.duration, args.connections)
-        accepted = count(url, "queued") + count(url, "running") + count(url, "succeeded")
+        accepted = count(url)
         drain = wait_all_done(url, accepted)
         lat = latencies(url)
         rps = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
