@@ -141,14 +141,7 @@ impl Trigger {
         match self {
             Self::Schedule(s) => s.summary(),
             Self::Webhook(w) => {
-                let auth = match &w.auth {
-                    WebhookAuth::None => "none",
-                    WebhookAuth::Bearer => "bearer",
-                    WebhookAuth::Basic { .. } => "basic",
-                    WebhookAuth::Token { .. } => "token",
-                    WebhookAuth::Hmac { .. } => "hmac",
-                    WebhookAuth::Jwt { .. } => "jwt",
-                };
+                let auth = w.auth.kind();
                 let mut line = format!(
                     "webhook {} {} (auth {auth}",
                     w.allowed_methods().join("|"),
@@ -250,6 +243,20 @@ pub struct WebhookResponse {
     /// Body (template tree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+}
+
+impl WebhookAuth {
+    /// The mode's name as written in a flow (`none`, `basic`, `bearer`, …), without secrets.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Bearer => "bearer",
+            Self::Basic { .. } => "basic",
+            Self::Token { .. } => "token",
+            Self::Hmac { .. } => "hmac",
+            Self::Jwt { .. } => "jwt",
+        }
+    }
 }
 
 impl Webhook {

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use octoflow_core::engine::RunRequest;
-use octoflow_core::flow::{Flow, Trigger, WebhookAuth};
+use octoflow_core::flow::{Flow, Trigger};
 use octoflow_core::library::{FlowEntry, PutError};
 use octoflow_core::store::{Page, Paged, RunFilter, TriggerInfo};
 use serde::{Deserialize, Serialize};
@@ -387,14 +387,7 @@ fn triggers_of(flow: &Flow) -> Vec<Value> {
         let mut item = match trigger {
             Trigger::Schedule(s) => schedule(s),
             Trigger::Webhook(hook) => {
-                let auth = match &hook.auth {
-                    WebhookAuth::None => "none",
-                    WebhookAuth::Bearer => "bearer",
-                    WebhookAuth::Basic { .. } => "basic",
-                    WebhookAuth::Token { .. } => "token",
-                    WebhookAuth::Hmac { .. } => "hmac",
-                    WebhookAuth::Jwt { .. } => "jwt",
-                };
+                let auth = hook.auth.kind();
                 json!({"kind": "webhook", "path": hook.path, "methods": hook.methods, "auth": auth, "wait": hook.wait, "dryrun": hook.dryrun})
             }
             Trigger::Watch(watch) => {
