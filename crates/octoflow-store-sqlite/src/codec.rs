@@ -8,10 +8,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use octoflow_core::store::{RunId, StoreError};
+use rusqlite::Row;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 /// The stored form of a timestamp.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
@@ -105,27 +104,35 @@ pub(crate) fn opt_json<T: Serialize>(
     value.map(|v| json(column, v)).transpose()
 }
 
+/// Reads a column as what it holds: text, an integer, bytes.
+pub(crate) fn get<T: rusqlite::types::FromSql>(
+    row: &Row<'_>,
+    column: &'static str,
+) -> Result<T, StoreError> {
+    row.get(column).map_err(crate::error::from_sqlite)
+}
+
 /// Reads a text column.
-pub(crate) fn get_text(row: &SqliteRow, column: &'static str) -> Result<String, StoreError> {
-    row.try_get(column).map_err(crate::error::from_sqlx)
+pub(crate) fn get_text(row: &Row<'_>, column: &'static str) -> Result<String, StoreError> {
+    get(row, column)
 }
 
 /// Reads a nullable text column.
 pub(crate) fn get_opt_text(
-    row: &SqliteRow,
+    row: &Row<'_>,
     column: &'static str,
 ) -> Result<Option<String>, StoreError> {
-    row.try_get(column).map_err(crate::error::from_sqlx)
+    get(row, column)
 }
 
 /// Reads a timestamp column.
-pub(crate) fn get_time(row: &SqliteRow, column: &'static str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn get_time(row: &Row<'_>, column: &'static str) -> Result<DateTime<Utc>, StoreError> {
     Ok(parse_time(column, get_text(row, column)?)?)
 }
 
 /// Reads a nullable timestamp column.
 pub(crate) fn get_opt_time(
-    row: &SqliteRow,
+    row: &Row<'_>,
     column: &'static str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(get_opt_text(row, column)?
@@ -135,7 +142,7 @@ pub(crate) fn get_opt_time(
 
 /// Reads a JSON column.
 pub(crate) fn get_json<T: DeserializeOwned>(
-    row: &SqliteRow,
+    row: &Row<'_>,
     column: &'static str,
 ) -> Result<T, StoreError> {
     Ok(parse_json(column, &get_text(row, column)?)?)
@@ -143,7 +150,7 @@ pub(crate) fn get_json<T: DeserializeOwned>(
 
 /// Reads a nullable JSON column.
 pub(crate) fn get_opt_json<T: DeserializeOwned>(
-    row: &SqliteRow,
+    row: &Row<'_>,
     column: &'static str,
 ) -> Result<Option<T>, StoreError> {
     Ok(get_opt_text(row, column)?
@@ -152,13 +159,13 @@ pub(crate) fn get_opt_json<T: DeserializeOwned>(
 }
 
 /// Reads a column holding a word parsed with `FromStr` (a status, a stream, a run id).
-pub(crate) fn get_word<T: FromStr>(row: &SqliteRow, column: &'static str) -> Result<T, StoreError> {
+pub(crate) fn get_word<T: FromStr>(row: &Row<'_>, column: &'static str) -> Result<T, StoreError> {
     Ok(parse_word(column, get_text(row, column)?)?)
 }
 
 /// Reads a nullable column holding a word parsed with `FromStr`.
 pub(crate) fn get_opt_word<T: FromStr>(
-    row: &SqliteRow,
+    row: &Row<'_>,
     column: &'static str,
 ) -> Result<Option<T>, StoreError> {
     Ok(get_opt_text(row, column)?
@@ -167,8 +174,8 @@ pub(crate) fn get_opt_word<T: FromStr>(
 }
 
 /// Reads an attempt number.
-pub(crate) fn get_attempt(row: &SqliteRow) -> Result<u32, StoreError> {
-    let value: i64 = row.try_get("attempt").map_err(crate::error::from_sqlx)?;
+pub(crate) fn get_attempt(row: &Row<'_>) -> Result<u32, StoreError> {
+    let value: i64 = get(row, "attempt")?;
     u32::try_from(value).map_err(|_| {
         CodecError::Range {
             column: "attempt",

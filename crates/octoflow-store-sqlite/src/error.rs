@@ -1,22 +1,23 @@
 //! How driver failures become [`StoreError`]s, and the errors of opening a store.
 //!
 //! A broken uniqueness rule is a `Conflict`; a busy, locked, unreadable or unopenable file
-//! and a starved pool are `Unavailable`; anything else is `Backend`. Messages never carry
-//! SQL text: the driver error is kept as the source, and `SQLite`'s own messages name no
-//! statement.
+//! is `Unavailable`; anything else is `Backend`. The driver error is kept as the source.
+//! It never holds a stored value (every value is bound, not written into SQL text), and
+//! the API answers any of these as an internal error without the source.
 
 use std::path::PathBuf;
 
 use octoflow_core::store::StoreError;
-use sqlx::migrate::MigrateError;
+use rusqlite::ErrorCode;
+use rusqlite::ffi;
 
-/// `SQLite` primary result codes that mean "try again later" rather than "this is broken".
-const UNAVAILABLE_CODES: &[i32] = &[
-    5,  // SQLITE_BUSY: another connection holds the write lock
-    6,  // SQLITE_LOCKED: a table is locked
-    10, // SQLITE_IOERR: the disk failed
-    13, // SQLITE_FULL: the disk is full
-    14, // SQLITE_CANTOPEN: the file cannot be opened
+/// `SQLite` result codes that mean "try again later" rather than "this is broken".
+const UNAVAILABLE_CODES: &[ErrorCode] = &[
+    ErrorCode::DatabaseBusy,   // another connection holds the write lock
+    ErrorCode::DatabaseLocked, // a table is locked
+    ErrorCode::SystemIoFailure,
+    ErrorCode::DiskFull,
+    ErrorCode::CannotOpen,
 ];
 
 /// Why a store could not be opened.
@@ -31,23 +32,21 @@ pub(crate) enum OpenError {
         #[source]
         source: std::io::Error,
     },
-    /// The database file could not be opened.
+    /// The database file could not be opened or its schema brought up to date.
     #[error("cannot open database `{}`", path.display())]
     Connect {
         /// The file.
         path: PathBuf,
         /// Why.
         #[source]
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
-    /// The schema could not be brought up to date.
-    #[error("cannot migrate database `{}`", path.display())]
-    Migrate {
-        /// The file.
-        path: PathBuf,
+    /// The writer thread could not be started.
+    #[error("cannot start the store's writer thread")]
+    Thread {
         /// Why.
         #[source]
-        source: MigrateError,
+        source: std::io::Error,
     },
     /// A store URL that is not a `SQLite` one.
     #[error("unsupported store url scheme `{scheme}`; expected `sqlite://path` or `sqlite:path`")]
@@ -64,14 +63,8 @@ impl OpenError {
     /// The store error this becomes: `Unavailable` when the file cannot be reached.
     pub(crate) fn into_store(self) -> StoreError {
         let unavailable = match &self {
-            Self::CreateDir { .. } => true,
+            Self::CreateDir { .. } | Self::Thread { .. } => true,
             Self::Connect { source, .. } => is_unavailable(source),
-            Self::Migrate { source, .. } => match source {
-                MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
-                    is_unavailable(e)
-                }
-                _ => false,
-            },
             Self::Url { .. } | Self::EmptyPath => false,
         };
         if unavailable {
@@ -83,7 +76,7 @@ impl OpenError {
 }
 
 /// Maps a driver error from a statement that breaks no uniqueness rule in normal use.
-pub(crate) fn from_sqlx(err: sqlx::Error) -> StoreError {
+pub(crate) fn from_sqlite(err: rusqlite::Error) -> StoreError {
     if is_unavailable(&err) {
         StoreError::Unavailable(Box::new(err))
     } else {
@@ -92,50 +85,56 @@ pub(crate) fn from_sqlx(err: sqlx::Error) -> StoreError {
 }
 
 /// Maps a driver error from a statement that may break the uniqueness rule `what`.
-pub(crate) fn conflict_or(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |err| match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            what: what.to_owned(),
-        },
-        _ => from_sqlx(err),
+pub(crate) fn conflict_or(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |err| match err.sqlite_error() {
+        Some(e)
+            if e.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict {
+                what: what.to_owned(),
+            }
+        }
+        _ => from_sqlite(err),
     }
 }
 
 /// Whether the error means the database cannot be reached right now.
-fn is_unavailable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let primary = db
-                .code()
-                .and_then(|c| c.parse::<i32>().ok())
-                .map(|c| c & 0xff);
-            primary.is_some_and(|c| UNAVAILABLE_CODES.contains(&c))
-                || db.message().contains("database is locked")
-        }
-        _ => false,
-    }
+pub(crate) fn is_unavailable(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code()
+        .is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
     #[test]
-    fn pool_timeout_is_unavailable() {
+    fn busy_is_unavailable() {
         assert!(matches!(
-            from_sqlx(sqlx::Error::PoolTimedOut),
+            from_sqlite(failure(ffi::SQLITE_BUSY)),
             StoreError::Unavailable(_)
         ));
     }
 
     #[test]
-    fn row_not_found_is_backend() {
+    fn a_broken_unique_rule_is_a_conflict_naming_the_rule() {
+        let err = conflict_or("run id")(failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY));
+        assert!(matches!(err, StoreError::Conflict { what } if what == "run id"));
         assert!(matches!(
-            from_sqlx(sqlx::Error::RowNotFound),
+            conflict_or("run id")(failure(ffi::SQLITE_CONSTRAINT_NOTNULL)),
+            StoreError::Backend(_)
+        ));
+    }
+
+    #[test]
+    fn no_rows_is_backend() {
+        assert!(matches!(
+            from_sqlite(rusqlite::Error::QueryReturnedNoRows),
             StoreError::Backend(_)
         ));
     }

@@ -5,9 +5,10 @@
 //! [`SqliteStore::open`] (a path) or [`SqliteStore::open_url`] (`sqlite://path`); both create
 //! the file and bring its schema up to date.
 //!
-//! Writes go through one connection behind an async lock, so in-process writers queue
-//! instead of contending for `SQLite`'s file lock; reads use a small pool, which WAL mode
-//! lets run beside the writer. Timestamps are kept to the microsecond.
+//! Writes go through one connection on a thread of its own, which runs the writes waiting
+//! at a time in one transaction (group commit, see `writer`); reads use a few connections
+//! of their own, which WAL mode lets run beside the writer. Timestamps are kept to the
+//! microsecond.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), octoflow_core::store::StoreError> {
@@ -22,68 +23,41 @@
 mod admission;
 mod auth;
 mod codec;
+mod conn;
 mod error;
 mod logs;
+mod query;
 mod queue;
+mod readers;
 mod runs;
 mod schedules;
 mod state;
 mod steps;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use octoflow_core::store::{
-    LogLine, Page, Paged, Progress, Run, RunFilter, RunId, RunStore, RunUpdate, StateStore,
-    StepFinish, StepRun, StepRunId, StoreError,
+    LogLine, Page, Paged, Progress, Run, RunFilter, RunId, RunStatus, RunStore, RunUpdate,
+    StateStore, StepFinish, StepRun, StepRunId, StoreError,
 };
+use rusqlite::Connection;
 use serde_json::{Map, Value};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, SqlSafeStr};
-
-use octoflow_core::store::RunStatus;
 use tokio::sync::Notify;
 
 use crate::error::OpenError;
+use crate::readers::Readers;
 use crate::writer::Writer;
 
-/// How long a statement waits for another process's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Read connections; WAL lets them run beside the single writer. Idle ones are kept open
-/// (no idle or age limit) so their prepared statements stay cached.
-const READERS: u32 = 4;
-
-/// The schema, one entry per file in `migrations/`, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "runs", include_str!("../migrations/0001_runs.sql")),
-    (2, "state", include_str!("../migrations/0002_state.sql")),
-    (3, "queue", include_str!("../migrations/0003_queue.sql")),
-    (
-        4,
-        "admission",
-        include_str!("../migrations/0004_admission.sql"),
-    ),
-    (
-        5,
-        "schedules",
-        include_str!("../migrations/0005_schedules.sql"),
-    ),
-];
-
-/// A `SQLite`-backed store. Cloning is cheap: clones share the write connection and the read
-/// pool.
+/// A `SQLite`-backed store. Cloning is cheap: clones share the writer and the readers.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// The one connection every write goes through.
+    /// The thread every write goes through.
     writer: Arc<Writer>,
     /// A few connections for reads.
-    reader: SqlitePool,
+    readers: Arc<Readers>,
     /// Wakes `wait_for_work` in this process; `notify_one` keeps a wake-up nobody waited
     /// for as a permit.
     work: Arc<Notify>,
@@ -93,7 +67,11 @@ impl SqliteStore {
     /// Opens (creating it and its directory when missing) the database file at `path` and
     /// brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::try_open(path).await.map_err(OpenError::into_store)
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::try_open(path))
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))?
+            .map_err(OpenError::into_store)
     }
 
     /// Opens the database named by a URL of the form `sqlite://path` or `sqlite:path`.
@@ -105,101 +83,49 @@ impl SqliteStore {
         Self::open(Path::new(path)).await
     }
 
-    async fn try_open(path: &Path) -> Result<Self, OpenError> {
+    /// Opens the file on the calling (blocking) thread.
+    fn try_open(path: PathBuf) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|source| OpenError::CreateDir {
-                    path: dir.to_owned(),
-                    source,
-                })?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Normal);
-        let connect_error = |source| OpenError::Connect {
-            path: path.to_owned(),
+        let conn = conn::open_writer(&path).map_err(|source| OpenError::Connect {
+            path: path.clone(),
             source,
-        };
-
-        // The writer opens first: it creates the file and switches it to WAL, which persists.
-        let mut writer = options
-            .clone()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .connect()
-            .await
-            .map_err(connect_error)?;
-        migrate(&mut writer, path).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
-            .connect_lazy_with(options);
-
+        })?;
+        let writer = Writer::start(conn, &path).map_err(|source| OpenError::Thread { source })?;
         tracing::info!(path = %path.display(), "Store opened.");
         Ok(Self {
-            writer: Arc::new(Writer::new(writer)),
-            reader,
+            writer: Arc::new(writer),
+            readers: Arc::new(Readers::new(path)),
             work: Arc::new(Notify::new()),
         })
+    }
+
+    /// Runs a write op in the writer's next transaction.
+    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.run(op).await
+    }
+
+    /// Runs a read op on a read connection.
+    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.readers.run(op).await
     }
 
     /// Says that work may have arrived.
     fn wake(&self) {
         self.work.notify_one();
     }
-}
-
-/// Brings the schema up to date. Two processes opening a new file at once race on the first
-/// migration; the loser sees "already exists" or "duplicate column" (a table or column the
-/// winner just made), or a busy lock, and its retry finds the migration applied.
-async fn migrate(conn: &mut sqlx::SqliteConnection, path: &Path) -> Result<(), OpenError> {
-    const ATTEMPTS: u32 = 20;
-    let mut attempt = 1;
-    loop {
-        match migrator().run(&mut *conn).await {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt < ATTEMPTS && is_race(&error) => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(source) => {
-                return Err(OpenError::Migrate {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        }
-    }
-}
-
-fn is_race(error: &sqlx::migrate::MigrateError) -> bool {
-    let text = error.to_string();
-    ["already exists", "duplicate column", "locked", "busy"]
-        .iter()
-        .any(|sign| text.contains(sign))
-}
-
-/// The embedded migrations (the `migrate!` macro would need sqlx's `macros` feature).
-fn migrator() -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    description.into(),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
 }
 
 /// The path of a `sqlite://path` or `sqlite:path` URL.
@@ -223,9 +149,7 @@ impl RunStore for SqliteStore {
     async fn insert_run(&self, run: &Run) -> Result<(), StoreError> {
         let queued = run.status == RunStatus::Queued;
         let run = run.clone();
-        self.writer
-            .run(move |c| Box::pin(async move { runs::insert(c, &run).await }))
-            .await?;
+        self.write(move |c| runs::insert(c, &run)).await?;
         if queued {
             self.wake();
         }
@@ -236,9 +160,7 @@ impl RunStore for SqliteStore {
         // A final status may free a concurrency slot; a queued one is new work.
         let wake = update.status.is_final() || update.status == RunStatus::Queued;
         let update = update.clone();
-        self.writer
-            .run(move |c| Box::pin(async move { runs::update(c, &update).await }))
-            .await?;
+        self.write(move |c| runs::update(c, &update)).await?;
         if wake {
             self.wake();
         }
@@ -247,51 +169,50 @@ impl RunStore for SqliteStore {
 
     async fn insert_step_run(&self, step: &StepRun) -> Result<StepRunId, StoreError> {
         let step = step.clone();
-        self.writer
-            .run(move |c| Box::pin(async move { steps::insert(c, &step).await }))
-            .await
+        self.write(move |c| steps::insert(c, &step)).await
     }
 
     async fn finish_step_run(&self, id: StepRunId, finish: &StepFinish) -> Result<(), StoreError> {
         let finish = finish.clone();
-        self.writer
-            .run(move |c| Box::pin(async move { steps::finish(c, id, &finish).await }))
-            .await
+        self.write(move |c| steps::finish(c, id, &finish)).await
     }
 
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
         let lines = lines.to_vec();
-        self.writer
-            .run(move |c| Box::pin(async move { logs::append(c, &lines).await }))
-            .await
+        self.write(move |c| logs::append(c, &lines)).await
     }
 
     async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
-        runs::get(&self.reader, id).await
+        let id = *id;
+        self.read(move |c| runs::get(c, &id)).await
     }
 
     async fn step_runs(&self, id: &RunId) -> Result<Vec<StepRun>, StoreError> {
-        steps::list(&self.reader, id).await
+        let id = *id;
+        self.read(move |c| steps::list(c, &id)).await
     }
 
     async fn logs(&self, id: &RunId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
-        logs::list(&self.reader, id, step).await
+        let (id, step) = (*id, step.map(str::to_owned));
+        self.read(move |c| logs::list(c, &id, step.as_deref()))
+            .await
     }
 
     async fn list_runs(&self, filter: &RunFilter, page: Page) -> Result<Paged<Run>, StoreError> {
-        runs::list(&self.reader, filter, page).await
+        let filter = filter.clone();
+        self.read(move |c| runs::list(c, &filter, page)).await
     }
 
     async fn running_runs(&self) -> Result<Vec<Run>, StoreError> {
-        runs::running(&self.reader).await
+        self.read(runs::running).await
     }
 
     async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError> {
         let id = *id;
-        let marked = self
-            .writer
-            .run(move |c| Box::pin(async move { runs::mark_interrupted(c, &id).await }))
-            .await?;
+        let marked = self.write(move |c| runs::mark_interrupted(c, &id)).await?;
         if marked {
             self.wake();
         }
@@ -300,8 +221,7 @@ impl RunStore for SqliteStore {
 
     async fn set_progress(&self, id: &RunId, progress: &Progress) -> Result<(), StoreError> {
         let (id, progress) = (*id, progress.clone());
-        self.writer
-            .run(move |c| Box::pin(async move { runs::set_progress(c, &id, &progress).await }))
+        self.write(move |c| runs::set_progress(c, &id, &progress))
             .await
     }
 }
@@ -310,18 +230,14 @@ impl RunStore for SqliteStore {
 impl StateStore for SqliteStore {
     async fn state(&self, flow: &str) -> Result<Map<String, Value>, StoreError> {
         // Read on the writer: every run reads its flow's state as it starts, and a run must
-        // see what the previous one wrote.
+        // see what the previous one wrote, in the order the writes were asked for.
         let flow = flow.to_owned();
-        self.writer
-            .run(move |c| Box::pin(async move { state::get(c, &flow).await }))
-            .await
+        self.write(move |c| state::get(c, &flow)).await
     }
 
     async fn set_state(&self, flow: &str, values: &Map<String, Value>) -> Result<(), StoreError> {
         let (flow, values) = (flow.to_owned(), values.clone());
-        self.writer
-            .run(move |c| Box::pin(async move { state::set(c, &flow, &values).await }))
-            .await
+        self.write(move |c| state::set(c, &flow, &values)).await
     }
 }
 

@@ -4,11 +4,12 @@ use octoflow_core::store::{
     Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate, StepStatus,
     StoreError,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params, params_from_iter};
 
 use crate::codec;
-use crate::error::{conflict_or, from_sqlx};
+use crate::error::{conflict_or, from_sqlite};
+use crate::query::{all, execute, one};
 
 /// The columns of a run, in [`decode`] order.
 macro_rules! run_columns {
@@ -23,68 +24,67 @@ pub(crate) use run_columns;
 const INTERRUPTED: &str = "interrupted";
 
 /// Records a new run.
-pub(crate) async fn insert(conn: &mut SqliteConnection, run: &Run) -> Result<(), StoreError> {
-    insert_with(conn, run, None, None).await
+pub(crate) fn insert(conn: &Connection, run: &Run) -> Result<(), StoreError> {
+    insert_with(conn, run, None, None)
 }
 
 /// Records a new run with the concurrency limit claims must respect and its idempotency key.
-pub(crate) async fn insert_with(
-    conn: &mut SqliteConnection,
+pub(crate) fn insert_with(
+    conn: &Connection,
     run: &Run,
     limit: Option<u32>,
     idempotency_key: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO runs (",
-        run_columns!(),
-        ", concurrency_limit, idempotency_key",
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(codec::run_id(&run.id))
-    .bind(&run.flow)
-    .bind(&run.flow_version)
-    .bind(run.status.as_str())
-    .bind(codec::json("params", &run.params)?)
-    .bind(codec::json("trigger", &run.trigger)?)
-    .bind(run.concurrency_key.as_deref())
-    .bind(run.parent_run_id.as_ref().map(codec::run_id))
-    .bind(codec::time(run.created_at))
-    .bind(codec::opt_time(run.started_at))
-    .bind(codec::opt_time(run.finished_at))
-    .bind(codec::opt_json("error", run.error.as_ref())?)
-    .bind(codec::json("data", &run.data)?)
-    .bind(run.node.as_deref())
-    .bind(run.message.as_deref())
-    .bind(codec::opt_json("progress", run.progress.as_ref())?)
-    .bind(limit.map(i64::from))
-    .bind(idempotency_key.map(str::to_owned))
-    .execute(conn)
-    .await
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "INSERT INTO runs (",
+            run_columns!(),
+            ", concurrency_limit, idempotency_key",
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .map_err(from_sqlite)?;
+    stmt.execute(params![
+        codec::run_id(&run.id),
+        run.flow,
+        run.flow_version,
+        run.status.as_str(),
+        codec::json("params", &run.params)?,
+        codec::json("trigger", &run.trigger)?,
+        run.concurrency_key,
+        run.parent_run_id.as_ref().map(codec::run_id),
+        codec::time(run.created_at),
+        codec::opt_time(run.started_at),
+        codec::opt_time(run.finished_at),
+        codec::opt_json("error", run.error.as_ref())?,
+        codec::json("data", &run.data)?,
+        run.node,
+        run.message,
+        codec::opt_json("progress", run.progress.as_ref())?,
+        limit,
+        idempotency_key,
+    ])
     .map_err(conflict_or("run id"))?;
     Ok(())
 }
 
 /// Records a run's progress.
-pub(crate) async fn set_progress(
-    conn: &mut SqliteConnection,
+pub(crate) fn set_progress(
+    conn: &Connection,
     id: &RunId,
     progress: &Progress,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE runs SET progress = ? WHERE id = ?")
-        .bind(codec::json("progress", progress)?)
-        .bind(codec::run_id(id))
-        .execute(conn)
-        .await
-        .map_err(from_sqlx)?;
+    execute(
+        conn,
+        "UPDATE runs SET progress = ? WHERE id = ?",
+        params![codec::json("progress", progress)?, codec::run_id(id)],
+    )?;
     Ok(())
 }
 
 /// Applies an update; fields the update leaves `None` keep their stored value.
-pub(crate) async fn update(
-    conn: &mut SqliteConnection,
-    update: &RunUpdate,
-) -> Result<(), StoreError> {
-    let done = sqlx::query(
+pub(crate) fn update(conn: &Connection, update: &RunUpdate) -> Result<(), StoreError> {
+    let changed = execute(
+        conn,
         "UPDATE runs SET status = ?, \
          started_at = COALESCE(?, started_at), \
          finished_at = COALESCE(?, finished_at), \
@@ -93,79 +93,72 @@ pub(crate) async fn update(
          node = COALESCE(?, node), \
          message = COALESCE(?, message) \
          WHERE id = ?",
-    )
-    .bind(update.status.as_str())
-    .bind(codec::opt_time(update.started_at))
-    .bind(codec::opt_time(update.finished_at))
-    .bind(codec::opt_json("error", update.error.as_ref())?)
-    .bind(codec::opt_json("data", update.data.as_ref())?)
-    .bind(update.node.as_deref())
-    .bind(update.message.as_deref())
-    .bind(codec::run_id(&update.id))
-    .execute(conn)
-    .await
-    .map_err(from_sqlx)?;
-    if done.rows_affected() == 0 {
+        params![
+            update.status.as_str(),
+            codec::opt_time(update.started_at),
+            codec::opt_time(update.finished_at),
+            codec::opt_json("error", update.error.as_ref())?,
+            codec::opt_json("data", update.data.as_ref())?,
+            update.node,
+            update.message,
+            codec::run_id(&update.id),
+        ],
+    )?;
+    if changed == 0 {
         tracing::warn!(run_id = %update.id, "Update of an unknown run ignored.");
     }
     Ok(())
 }
 
 /// One run.
-pub(crate) async fn get(pool: &SqlitePool, id: &RunId) -> Result<Option<Run>, StoreError> {
-    sqlx::query(concat!(
-        "SELECT ",
-        run_columns!(),
-        " FROM runs WHERE id = ?"
-    ))
-    .bind(codec::run_id(id))
-    .fetch_optional(pool)
-    .await
-    .map_err(from_sqlx)?
-    .as_ref()
-    .map(decode)
-    .transpose()
+pub(crate) fn get(conn: &Connection, id: &RunId) -> Result<Option<Run>, StoreError> {
+    one(
+        conn,
+        concat!("SELECT ", run_columns!(), " FROM runs WHERE id = ?"),
+        [codec::run_id(id)],
+        decode,
+    )
 }
 
 /// Runs matching a filter, newest first, with the number of matches in all pages.
 ///
 /// Both queries run in one read transaction, so `total` and `items` agree.
-pub(crate) async fn list(
-    pool: &SqlitePool,
+pub(crate) fn list(
+    conn: &Connection,
     filter: &RunFilter,
     page: Page,
 ) -> Result<Paged<Run>, StoreError> {
     let page_no = page.page.max(1);
     let per_page = page.per_page.max(1);
     let offset = i64::from(page_no - 1) * i64::from(per_page);
+    let (condition, mut values) = where_clause(filter);
 
-    let mut tx = pool.begin().await.map_err(from_sqlx)?;
-
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM runs");
-    push_where(&mut count, filter);
-    let total: i64 = count
-        .build()
-        .fetch_one(&mut *tx)
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(from_sqlx)?;
-
-    let mut select = QueryBuilder::<Sqlite>::new(concat!("SELECT ", run_columns!(), " FROM runs"));
-    push_where(&mut select, filter);
-    select
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(i64::from(per_page))
-        .push(" OFFSET ")
-        .push_bind(offset);
-    let rows = select
-        .build()
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-    tx.commit().await.map_err(from_sqlx)?;
+    let tx = conn.unchecked_transaction().map_err(from_sqlite)?;
+    let total: i64 = one(
+        &tx,
+        &format!("SELECT COUNT(*) AS total FROM runs{condition}"),
+        params_from_iter(&values),
+        |row| codec::get(row, "total"),
+    )?
+    .unwrap_or_default();
+    values.extend([Value::Integer(i64::from(per_page)), Value::Integer(offset)]);
+    let items = all(
+        &tx,
+        &format!(
+            concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs{} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+            ),
+            condition
+        ),
+        params_from_iter(&values),
+        decode,
+    )?;
+    tx.commit().map_err(from_sqlite)?;
 
     Ok(Paged {
-        items: rows.iter().map(decode).collect::<Result<_, _>>()?,
+        items,
         page: page_no,
         per_page,
         total: u64::try_from(total).unwrap_or_default(),
@@ -173,123 +166,113 @@ pub(crate) async fn list(
 }
 
 /// Runs whose status is `running`, oldest first.
-pub(crate) async fn running(pool: &SqlitePool) -> Result<Vec<Run>, StoreError> {
-    sqlx::query(concat!(
-        "SELECT ",
-        run_columns!(),
-        " FROM runs WHERE status = ? ORDER BY created_at, id"
-    ))
-    .bind(RunStatus::Running.as_str())
-    .fetch_all(pool)
-    .await
-    .map_err(from_sqlx)?
-    .iter()
-    .map(decode)
-    .collect()
+pub(crate) fn running(conn: &Connection) -> Result<Vec<Run>, StoreError> {
+    all(
+        conn,
+        concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE status = ? ORDER BY created_at, id"
+        ),
+        [RunStatus::Running.as_str()],
+        decode,
+    )
 }
 
-/// Fails a run left `running`, and its running step runs, in one write transaction.
+/// Fails a run left `running`, and its running step runs (the caller's transaction makes
+/// this one change).
 ///
 /// The run's error names the most recently started step that was still running.
-pub(crate) async fn mark_interrupted(
-    conn: &mut SqliteConnection,
-    id: &RunId,
-) -> Result<bool, StoreError> {
+pub(crate) fn mark_interrupted(conn: &Connection, id: &RunId) -> Result<bool, StoreError> {
     let id_text = codec::run_id(id);
     let now = codec::time(codec::now());
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(from_sqlx)?;
 
-    let status: Option<String> = sqlx::query("SELECT status FROM runs WHERE id = ?")
-        .bind(&id_text)
-        .fetch_optional(&mut *tx)
-        .await
-        .and_then(|row| row.map(|r| r.try_get(0)).transpose())
-        .map_err(from_sqlx)?;
+    let status: Option<String> = one(
+        conn,
+        "SELECT status FROM runs WHERE id = ?",
+        [&id_text],
+        |row| codec::get_text(row, "status"),
+    )?;
     if status.as_deref() != Some(RunStatus::Running.as_str()) {
         return Ok(false);
     }
 
-    let step: Option<String> = sqlx::query(
+    let step: Option<String> = one(
+        conn,
         "SELECT step FROM step_runs WHERE run_id = ? AND status = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(&id_text)
-    .bind(StepStatus::Running.as_str())
-    .fetch_optional(&mut *tx)
-    .await
-    .and_then(|row| row.map(|r| r.try_get(0)).transpose())
-    .map_err(from_sqlx)?;
+        params![id_text, StepStatus::Running.as_str()],
+        |row| codec::get_text(row, "step"),
+    )?;
     let error = RunError {
         step,
         message: INTERRUPTED.to_owned(),
     };
 
-    sqlx::query("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?")
-        .bind(RunStatus::Failed.as_str())
-        .bind(&now)
-        .bind(codec::json("error", &error)?)
-        .bind(&id_text)
-        .execute(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-    sqlx::query(
+    execute(
+        conn,
+        "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+        params![
+            RunStatus::Failed.as_str(),
+            now,
+            codec::json("error", &error)?,
+            id_text
+        ],
+    )?;
+    execute(
+        conn,
         "UPDATE step_runs SET status = ?, finished_at = ?, error = ? \
          WHERE run_id = ? AND status = ?",
-    )
-    .bind(StepStatus::Failed.as_str())
-    .bind(&now)
-    .bind(INTERRUPTED)
-    .bind(&id_text)
-    .bind(StepStatus::Running.as_str())
-    .execute(&mut *tx)
-    .await
-    .map_err(from_sqlx)?;
-
-    tx.commit().await.map_err(from_sqlx)?;
+        params![
+            StepStatus::Failed.as_str(),
+            now,
+            INTERRUPTED,
+            id_text,
+            StepStatus::Running.as_str()
+        ],
+    )?;
     tracing::info!(run_id = %id, step = ?error.step, "Interrupted run marked failed.");
     Ok(true)
 }
 
-/// Appends ` WHERE …` for the filter's conditions, all values bound.
-fn push_where(query: &mut QueryBuilder<Sqlite>, filter: &RunFilter) {
-    let mut sep = " WHERE ";
-    let mut next = |query: &mut QueryBuilder<Sqlite>| {
-        query.push(sep);
-        sep = " AND ";
-    };
+/// ` WHERE …` for the filter's conditions (empty without any), and the values it binds.
+fn where_clause(filter: &RunFilter) -> (String, Vec<Value>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values = Vec::new();
     if let Some(flow) = &filter.flow {
-        next(query);
-        query.push("flow = ").push_bind(flow.clone());
+        conditions.push("flow = ?".to_owned());
+        values.push(Value::Text(flow.clone()));
     }
     if !filter.status.is_empty() {
-        next(query);
-        query.push("status IN (");
-        let mut list = query.separated(", ");
-        for status in &filter.status {
-            list.push_bind(status.as_str());
-        }
-        query.push(")");
+        let marks = vec!["?"; filter.status.len()].join(", ");
+        conditions.push(format!("status IN ({marks})"));
+        values.extend(
+            filter
+                .status
+                .iter()
+                .map(|s| Value::Text(s.as_str().to_owned())),
+        );
     }
     if let Some(kind) = &filter.trigger {
-        next(query);
-        query
-            .push("json_extract(trigger, '$.kind') = ")
-            .push_bind(kind.clone());
+        conditions.push("json_extract(trigger, '$.kind') = ?".to_owned());
+        values.push(Value::Text(kind.clone()));
     }
     if let Some(since) = filter.since {
-        next(query);
-        query.push("created_at >= ").push_bind(codec::time(since));
+        conditions.push("created_at >= ?".to_owned());
+        values.push(Value::Text(codec::time(since)));
     }
     if let Some(until) = filter.until {
-        next(query);
-        query.push("created_at < ").push_bind(codec::time(until));
+        conditions.push("created_at < ?".to_owned());
+        values.push(Value::Text(codec::time(until)));
+    }
+    if conditions.is_empty() {
+        (String::new(), values)
+    } else {
+        (format!(" WHERE {}", conditions.join(" AND ")), values)
     }
 }
 
 /// A run from a row selected with [`run_columns`].
-pub(crate) fn decode(row: &SqliteRow) -> Result<Run, StoreError> {
+pub(crate) fn decode(row: &Row<'_>) -> Result<Run, StoreError> {
     Ok(Run {
         id: codec::get_word(row, "id")?,
         flow: codec::get_text(row, "flow")?,

@@ -1,75 +1,67 @@
 //! The `step_runs` table: one row per step attempt, started then finished.
 
 use octoflow_core::store::{RunId, StepFinish, StepRun, StepRunId, StoreError};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{SqliteConnection, SqlitePool};
+use rusqlite::{Connection, Row, params};
 
 use crate::codec;
-use crate::error::from_sqlx;
+use crate::query::{all, execute};
 
 /// Records the start of one step attempt; its id is the row id.
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    step: &StepRun,
-) -> Result<StepRunId, StoreError> {
-    let done = sqlx::query(
+pub(crate) fn insert(conn: &Connection, step: &StepRun) -> Result<StepRunId, StoreError> {
+    execute(
+        conn,
         "INSERT INTO step_runs \
          (run_id, step, attempt, status, started_at, finished_at, result, error) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(codec::run_id(&step.run_id))
-    .bind(&step.step)
-    .bind(i64::from(step.attempt))
-    .bind(step.status.as_str())
-    .bind(codec::time(step.started_at))
-    .bind(codec::opt_time(step.finished_at))
-    .bind(codec::opt_json("result", step.result.as_ref())?)
-    .bind(step.error.as_deref())
-    .execute(conn)
-    .await
-    .map_err(from_sqlx)?;
-    Ok(done.last_insert_rowid())
+        params![
+            codec::run_id(&step.run_id),
+            step.step,
+            step.attempt,
+            step.status.as_str(),
+            codec::time(step.started_at),
+            codec::opt_time(step.finished_at),
+            codec::opt_json("result", step.result.as_ref())?,
+            step.error,
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// Records the end of one step attempt.
-pub(crate) async fn finish(
-    conn: &mut SqliteConnection,
+pub(crate) fn finish(
+    conn: &Connection,
     id: StepRunId,
     finish: &StepFinish,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let changed = execute(
+        conn,
         "UPDATE step_runs SET status = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",
-    )
-    .bind(finish.status.as_str())
-    .bind(codec::time(finish.finished_at))
-    .bind(codec::opt_json("result", finish.result.as_ref())?)
-    .bind(finish.error.as_deref())
-    .bind(id)
-    .execute(conn)
-    .await
-    .map_err(from_sqlx)?;
-    if done.rows_affected() == 0 {
+        params![
+            finish.status.as_str(),
+            codec::time(finish.finished_at),
+            codec::opt_json("result", finish.result.as_ref())?,
+            finish.error,
+            id,
+        ],
+    )?;
+    if changed == 0 {
         tracing::warn!(step_run_id = id, "Finish of an unknown step run ignored.");
     }
     Ok(())
 }
 
 /// A run's step runs in the order they were recorded as started.
-pub(crate) async fn list(pool: &SqlitePool, id: &RunId) -> Result<Vec<StepRun>, StoreError> {
-    sqlx::query(
+pub(crate) fn list(conn: &Connection, id: &RunId) -> Result<Vec<StepRun>, StoreError> {
+    all(
+        conn,
         "SELECT run_id, step, attempt, status, started_at, finished_at, result, error \
          FROM step_runs WHERE run_id = ? ORDER BY id",
+        [codec::run_id(id)],
+        decode,
     )
-    .bind(codec::run_id(id))
-    .fetch_all(pool)
-    .await
-    .map_err(from_sqlx)?
-    .iter()
-    .map(decode)
-    .collect()
 }
 
-fn decode(row: &SqliteRow) -> Result<StepRun, StoreError> {
+fn decode(row: &Row<'_>) -> Result<StepRun, StoreError> {
     Ok(StepRun {
         run_id: codec::get_word(row, "run_id")?,
         step: codec::get_text(row, "step")?,

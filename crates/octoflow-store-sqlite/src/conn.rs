@@ -1,0 +1,151 @@
+//! Opening the database file: connection settings and the schema's migrations.
+//!
+//! The write connection opens first: it creates the file, switches it to WAL (which
+//! persists in the file) and brings the schema up to date. Read connections open the same
+//! file afterwards, read-only by pragma.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection: every statement the store runs, with room.
+const STATEMENT_CACHE: usize = 64;
+
+/// The schema, one entry per file in `migrations/`, in order; a database's
+/// `PRAGMA user_version` is the number of the last one applied.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_runs.sql")),
+    (2, include_str!("../migrations/0002_state.sql")),
+    (3, include_str!("../migrations/0003_queue.sql")),
+    (4, include_str!("../migrations/0004_admission.sql")),
+    (5, include_str!("../migrations/0005_schedules.sql")),
+];
+
+/// Opens the write connection, creating the file, and migrates the schema.
+pub(crate) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let mut conn = open(path, OpenFlags::SQLITE_OPEN_CREATE)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read connection on a file the writer has opened.
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = open(path, OpenFlags::empty())?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+fn open(path: &Path, extra: OpenFlags) -> rusqlite::Result<Connection> {
+    // Each connection is used by one thread at a time: SQLite's own mutexes are not needed.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Applies the migrations the file lacks, in one `IMMEDIATE` transaction: two processes
+/// opening a new file at once take turns, and the second finds the schema up to date.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == 0 {
+        version = earlier_version(&tx)?;
+    }
+    let latest = MIGRATIONS.last().map_or(0, |&(n, _)| n);
+    if version >= latest {
+        return tx.commit();
+    }
+    for &(_, sql) in MIGRATIONS.iter().filter(|&&(n, _)| n > version) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", latest)?;
+    tx.commit()
+}
+
+/// The schema version of a file made by a build that kept it in a `_sqlx_migrations` table,
+/// or 0.
+fn earlier_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let table: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if table.is_none() {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+        [],
+        |row| row.get(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_file_gets_every_migration_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let conn = open_writer(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 5);
+        assert!(tables(&conn).contains(&"schedules".to_owned()));
+        drop(conn);
+        // Opening again applies nothing (a second `CREATE TABLE` would fail).
+        open_writer(&path).unwrap();
+    }
+
+    #[test]
+    fn a_file_of_an_earlier_build_continues_from_its_last_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let conn = Connection::open(&path).unwrap();
+        for &(_, sql) in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN);
+             INSERT INTO _sqlx_migrations VALUES (1, TRUE), (2, TRUE), (3, TRUE);",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open_writer(&path).unwrap();
+        assert!(tables(&conn).contains(&"schedules".to_owned()));
+    }
+
+    #[test]
+    fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let _writer = open_writer(&path).unwrap();
+        let reader = open_reader(&path).unwrap();
+        let err = reader
+            .execute("DELETE FROM runs", [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("readonly"), "{err}");
+    }
+}
