@@ -178,9 +178,9 @@ fn locks(conn: &Connection) -> Result<Vec<LockInfo>, StoreError> {
     all(
         conn,
         "SELECT concurrency_key, id, flow, status, started_at, node FROM runs \
-         WHERE status = ? AND concurrency_key IS NOT NULL AND lock_released = 0 \
+         WHERE status = 'running' AND concurrency_key IS NOT NULL AND lock_released = 0 \
          ORDER BY started_at, created_at, id",
-        [RunStatus::Running.as_str()],
+        [],
         |row| {
             Ok(LockInfo {
                 key: codec::get_text(row, "concurrency_key")?,
@@ -199,9 +199,9 @@ fn release(conn: &Connection, key: Option<&str>) -> Result<u64, StoreError> {
     let changed = execute(
         conn,
         "UPDATE runs SET lock_released = 1 \
-         WHERE status = ?1 AND concurrency_key IS NOT NULL AND lock_released = 0 \
-         AND (?2 IS NULL OR concurrency_key = ?2)",
-        params![RunStatus::Running.as_str(), key],
+         WHERE status = 'running' AND concurrency_key IS NOT NULL AND lock_released = 0 \
+         AND (?1 IS NULL OR concurrency_key = ?1)",
+        [key],
     )?;
     Ok(u64::try_from(changed).unwrap_or(u64::MAX))
 }

@@ -31,6 +31,9 @@ fn lease_end(lease: Duration) -> String {
 ///   fills the key, so a key's runs start in order, one batch never overshoots a limit, and
 ///   a key whose limit is reached costs a few seeks however many runs wait behind it. The
 ///   cost grows with the number of distinct keys waiting, not with the number of runs.
+///
+/// The limits read `(SELECT ?1)`: `SQLite` recompiles a statement whose plan depends on a
+/// bound value each time it is bound again, and a bare `LIMIT ?1` is such a value.
 macro_rules! claimable {
     () => {
         "WITH RECURSIVE \
@@ -64,13 +67,13 @@ macro_rules! claimable {
             WHERE w.pos < ?1 AND w.pos + w.taken < w.lim), \
         limited AS ( \
             SELECT id, created_at FROM walk WHERE pos + taken <= lim \
-            ORDER BY created_at, id LIMIT ?1), \
+            ORDER BY created_at, id LIMIT (SELECT ?1)), \
         free AS ( \
             SELECT id, created_at FROM runs INDEXED BY runs_queued_free \
             WHERE status = 'queued' AND concurrency_limit IS NULL \
-            ORDER BY created_at, id LIMIT ?1) \
+            ORDER BY created_at, id LIMIT (SELECT ?1)) \
         SELECT id FROM (SELECT id, created_at FROM free UNION ALL SELECT id, created_at FROM limited) \
-        ORDER BY created_at, id LIMIT ?1"
+        ORDER BY created_at, id LIMIT (SELECT ?1)"
     };
 }
 
@@ -138,10 +141,10 @@ fn expired(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError
         concat!(
             "SELECT ",
             run_columns!(),
-            " FROM runs WHERE status = ? AND lease_until IS NOT NULL AND lease_until < ? ",
+            " FROM runs WHERE status = 'running' AND lease_until IS NOT NULL AND lease_until < ? ",
             "ORDER BY created_at, id"
         ),
-        params![RunStatus::Running.as_str(), codec::time(now)],
+        [codec::time(now)],
         decode,
     )
 }
@@ -165,8 +168,8 @@ fn requeue(conn: &Connection, id: &RunId) -> Result<bool, StoreError> {
 fn depth(conn: &Connection) -> Result<u64, StoreError> {
     let n: Option<i64> = one(
         conn,
-        "SELECT COUNT(*) AS n FROM runs WHERE status = ?",
-        [RunStatus::Queued.as_str()],
+        "SELECT COUNT(*) AS n FROM runs WHERE status = 'queued'",
+        [],
         |row| codec::get(row, "n"),
     )?;
     Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or_default())
@@ -275,6 +278,25 @@ mod tests {
         assert!(plan.contains("runs_queued_free"), "{plan}");
         assert!(plan.contains("runs_queued_limited"), "{plan}");
         assert!(plan.lines().all(|line| line != "SCAN runs"), "{plan}");
+    }
+
+    /// A claim is compiled once per connection, not again each time it is bound.
+    #[tokio::test]
+    async fn claim_is_not_recompiled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("o.db")).await.unwrap();
+        let recompiled = store
+            .write(|c| {
+                let mut stmt = c.prepare(claimable!()).map_err(crate::error::from_sqlite)?;
+                for limit in [3_i64, 4, 4] {
+                    let mut rows = stmt.query([limit]).map_err(crate::error::from_sqlite)?;
+                    while rows.next().map_err(crate::error::from_sqlite)?.is_some() {}
+                }
+                Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .await
+            .unwrap();
+        assert_eq!(recompiled, 0);
     }
 
     /// With 20,000 queued runs, half of them behind one busy key, claims take only runs

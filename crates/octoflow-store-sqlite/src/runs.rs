@@ -148,7 +148,7 @@ pub(crate) fn list(
             concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs{} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+                " FROM runs{} ORDER BY created_at DESC, id DESC LIMIT (SELECT ?) OFFSET (SELECT ?)"
             ),
             condition
         ),
@@ -172,9 +172,9 @@ pub(crate) fn running(conn: &Connection) -> Result<Vec<Run>, StoreError> {
         concat!(
             "SELECT ",
             run_columns!(),
-            " FROM runs WHERE status = ? ORDER BY created_at, id"
+            " FROM runs WHERE status = 'running' ORDER BY created_at, id"
         ),
-        [RunStatus::Running.as_str()],
+        [],
         decode,
     )
 }
