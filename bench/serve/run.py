@@ -7,7 +7,9 @@
 3. drain: RUNS runs queued on an API-only node (`--workers 0`), then a node with workers
    starts and runs them all; runs/s.
 
-Usage: bench/serve/run.py [--duration 10] [--runs 20000] [--connections 32]
+Every figure is for one node with WORKERS runs at once (default 64).
+
+Usage: bench/serve/run.py [--duration 10] [--runs 20000] [--connections 32] [--workers 64]
 Needs: wrk (Debian package `wrk`), a release build (`cargo build --release -p octoflow`;
 OCTOFLOW_BIN names another binary).
 """
@@ -110,6 +112,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--runs", type=int, default=20000)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=64,
+                    help="runs at once per node (slots, not threads: a one-step run mostly waits)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as data:
@@ -118,7 +122,7 @@ def main():
             f.write(FLOW)
 
         # 1. Ready time and idle memory.
-        proc, url, ready = start(data, 8)
+        proc, url, ready = start(data, args.workers)
         time.sleep(1)
         print(f"time to ready: {ready} ms; idle RSS: {rss_kb(proc.pid) / 1024:.1f} MB")
 
@@ -145,7 +149,7 @@ def main():
         wrk(url, 120, args.connections, runs=args.runs)
         queued = count(url, "queued")
         stop(proc)
-        proc, url, _ = start(data, 8)
+        proc, url, _ = start(data, args.workers)
         t = wait_all_done(url, queued)
         print(f"drain: {queued} queued runs done in {t:.2f} s: {queued / t:.0f} runs/s")
         stop(proc)

@@ -127,7 +127,12 @@ impl<'e> Execution<'e> {
             .data_dir()
             .join("runs")
             .join(self.run.id.to_string());
-        if let Err(error) = tokio::fs::create_dir_all(&workdir).await {
+        // Writers into the workspace (uploads, spilled results, `file` steps) make it when
+        // they write; a flow that names `run.workdir` gets it made first, for its commands.
+        // Other runs never touch the disk for it.
+        if self.flow.source.contains("workdir")
+            && let Err(error) = tokio::fs::create_dir_all(&workdir).await
+        {
             tracing::warn!(run_id = %self.run.id, error = %error, "Cannot create the run's workspace.");
         }
         let info = RunInfo {
