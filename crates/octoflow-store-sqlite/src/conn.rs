@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use crate::error::OpenError;
+
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prepared statements kept per connection: every statement the store runs, with room.
@@ -24,11 +26,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_schedules.sql")),
 ];
 
-/// Opens the write connection, creating the file, and migrates the schema.
-pub(crate) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
-    let mut conn = open(path, OpenFlags::SQLITE_OPEN_CREATE)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    migrate(&mut conn)?;
+/// Opens the write connection, creating the file, and migrates the schema. A file whose
+/// schema is newer than this build's is refused.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
+    let connect = |source| OpenError::Connect {
+        path: path.to_owned(),
+        source,
+    };
+    let mut conn = open(path, OpenFlags::SQLITE_OPEN_CREATE).map_err(connect)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(connect)?;
+    let found = migrate(&mut conn).map_err(connect)?;
+    if found > LATEST {
+        return Err(OpenError::Newer {
+            path: path.to_owned(),
+            found,
+            known: LATEST,
+        });
+    }
     Ok(conn)
 }
 
@@ -50,23 +65,28 @@ fn open(path: &Path, extra: OpenFlags) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The schema version this build makes.
+const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
 /// Applies the migrations the file lacks, in one `IMMEDIATE` transaction: two processes
 /// opening a new file at once take turns, and the second finds the schema up to date.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+/// Returns the version the file had.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version == 0 {
         version = earlier_version(&tx)?;
     }
-    let latest = MIGRATIONS.last().map_or(0, |&(n, _)| n);
-    if version >= latest {
-        return tx.commit();
+    if version >= LATEST {
+        tx.commit()?;
+        return Ok(version);
     }
     for &(_, sql) in MIGRATIONS.iter().filter(|&&(n, _)| n > version) {
         tx.execute_batch(sql)?;
     }
-    tx.pragma_update(None, "user_version", latest)?;
-    tx.commit()
+    tx.pragma_update(None, "user_version", LATEST)?;
+    tx.commit()?;
+    Ok(version)
 }
 
 /// The schema version of a file made by a build that kept it in a `_sqlx_migrations` table,
@@ -134,6 +154,29 @@ mod tests {
         drop(conn);
         let conn = open_writer(&path).unwrap();
         assert!(tables(&conn).contains(&"schedules".to_owned()));
+    }
+
+    #[test]
+    fn a_file_of_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        drop(open_writer(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = open_writer(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 5)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numbers_follow_the_list() {
+        for (i, &(n, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(usize::try_from(n).unwrap(), i + 1);
+        }
     }
 
     #[test]

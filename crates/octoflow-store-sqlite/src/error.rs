@@ -41,6 +41,16 @@ pub(crate) enum OpenError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The file's schema is newer than this build's: a newer octoflow migrated it.
+    #[error("database `{}` was made by a newer octoflow (schema {found}; this build knows up to {known})", path.display())]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the store's writer thread")]
     Thread {
@@ -65,7 +75,7 @@ impl OpenError {
         let unavailable = match &self {
             Self::CreateDir { .. } | Self::Thread { .. } => true,
             Self::Connect { source, .. } => is_unavailable(source),
-            Self::Url { .. } | Self::EmptyPath => false,
+            Self::Url { .. } | Self::EmptyPath | Self::Newer { .. } => false,
         };
         if unavailable {
             StoreError::Unavailable(Box::new(self))

@@ -91,10 +91,7 @@ impl SqliteStore {
                 source,
             })?;
         }
-        let conn = conn::open_writer(&path).map_err(|source| OpenError::Connect {
-            path: path.clone(),
-            source,
-        })?;
+        let conn = conn::open_writer(&path)?;
         let writer = Writer::start(conn, &path).map_err(|source| OpenError::Thread { source })?;
         tracing::info!(path = %path.display(), "Store opened.");
         Ok(Self {
