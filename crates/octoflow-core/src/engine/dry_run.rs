@@ -49,7 +49,7 @@ impl Engine {
         data.insert("__input__".to_owned(), request.input.clone());
         data.insert("__errors__".to_owned(), json!([]));
         data.insert("__job_id__".to_owned(), json!("dryrun"));
-        let mut env = self.services.env.clone();
+        let mut env = (*self.services.env).clone();
         env.extend(flow.env.clone());
         let scope = Scope::builder()
             .data(Value::Object(data))

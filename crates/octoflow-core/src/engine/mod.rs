@@ -135,7 +135,7 @@ impl Engine {
             files: config.files.clone(),
             templates_dir: config.templates_dir.clone(),
             kill_grace: config.kill_grace,
-            env: config.env.clone(),
+            env: Arc::new(config.env.clone()),
             secrets: Arc::new(Secrets::default()),
         };
         Self {

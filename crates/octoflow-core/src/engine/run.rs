@@ -1,7 +1,7 @@
 //! One run from start to end: the step graph, halting, `finally_step`, `on_failure`, and
 //! the final record.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,7 +36,7 @@ pub(super) struct Execution<'e> {
     cancel: CancellationToken,
     observer: Option<Arc<dyn Observer>>,
     data: Arc<Map<String, Value>>,
-    names: Vec<(&'static str, Value)>,
+    names: Arc<BTreeMap<String, Value>>,
     /// How many `flow` steps deep this run is.
     depth: u32,
     /// A `flow_loop` child's 1-based position (`__loop_index__`).
@@ -61,7 +61,7 @@ impl<'e> Execution<'e> {
             cancel,
             observer,
             data: Arc::default(),
-            names: Vec::new(),
+            names: Arc::default(),
             depth: 0,
             loop_index: None,
             reused: (HashMap::new(), false),
@@ -104,11 +104,10 @@ impl<'e> Execution<'e> {
     }
 
     fn scope(&self) -> Scope {
-        let mut builder = Scope::builder().shared_data(self.data.clone());
-        for (name, value) in &self.names {
-            builder = builder.name(name, value.clone());
-        }
-        builder.build()
+        Scope::builder()
+            .shared_data(self.data.clone())
+            .shared_names(self.names.clone())
+            .build()
     }
 
     /// Marks the run `running`, makes its workspace and the names templates see.
@@ -142,12 +141,13 @@ impl<'e> Execution<'e> {
             depth: self.depth,
         };
         let mut services: StepServices = (*self.engine.services).clone();
-        services
-            .env
-            .extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.names = vec![
+        if !self.flow.env.is_empty() {
+            Arc::make_mut(&mut services.env)
+                .extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let names = [
             ("params", self.run.params.clone()),
-            ("env", json!(services.env)),
+            ("env", json!(*services.env)),
             ("state", Value::Object(state)),
             ("secrets", (*self.engine.secrets).clone()),
             (
@@ -162,6 +162,12 @@ impl<'e> Execution<'e> {
                 }),
             ),
         ];
+        self.names = Arc::new(
+            names
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+        );
         self.data = Arc::new(self.initial_data());
 
         self.reused = self.reusable_results().await?;
@@ -433,8 +439,7 @@ impl<'e> Execution<'e> {
 
     /// Later steps see state a step wrote.
     fn merge_state(&mut self, values: &Map<String, Value>) {
-        if let Some((_, Value::Object(state))) = self.names.iter_mut().find(|(n, _)| *n == "state")
-        {
+        if let Some(Value::Object(state)) = Arc::make_mut(&mut self.names).get_mut("state") {
             state.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
     }

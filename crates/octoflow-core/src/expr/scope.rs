@@ -21,7 +21,7 @@ pub struct Scope {
 #[derive(Debug, Default)]
 struct Inner {
     data: Arc<Map<String, Value>>,
-    names: BTreeMap<String, Value>,
+    names: Arc<BTreeMap<String, Value>>,
 }
 
 impl Scope {
@@ -56,7 +56,7 @@ impl Scope {
     pub fn to_json(&self) -> Value {
         let mut all = (*self.inner.data).clone();
         all.insert("data".to_owned(), Value::Object((*self.inner.data).clone()));
-        for (k, v) in &self.inner.names {
+        for (k, v) in self.inner.names.iter() {
             all.insert(k.clone(), v.clone());
         }
         Value::Object(all)
@@ -66,7 +66,7 @@ impl Scope {
     #[must_use]
     pub fn with_name(&self, name: &str, value: Value) -> Scope {
         let mut names = self.inner.names.clone();
-        names.insert(name.to_owned(), value);
+        Arc::make_mut(&mut names).insert(name.to_owned(), value);
         Scope {
             inner: Arc::new(Inner {
                 data: self.inner.data.clone(),
@@ -151,7 +151,7 @@ impl Object for EnvVars {
 #[derive(Debug, Default)]
 pub struct ScopeBuilder {
     data: Arc<Map<String, Value>>,
-    names: BTreeMap<String, Value>,
+    names: Arc<BTreeMap<String, Value>>,
 }
 
 impl ScopeBuilder {
@@ -172,10 +172,17 @@ impl ScopeBuilder {
         self
     }
 
+    /// The reserved names, shared without copying (a run's names, for each of its steps).
+    #[must_use]
+    pub fn shared_names(mut self, names: Arc<BTreeMap<String, Value>>) -> Self {
+        self.names = names;
+        self
+    }
+
     /// A reserved name.
     #[must_use]
     pub fn name(mut self, name: &str, value: Value) -> Self {
-        self.names.insert(name.to_owned(), value);
+        Arc::make_mut(&mut self.names).insert(name.to_owned(), value);
         self
     }
 

@@ -37,7 +37,7 @@ pub struct StepServices {
     /// How long a cancelled process gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
     /// The environment handed to processes and templates (`env`): the node's, then the flow's.
-    pub env: BTreeMap<String, String>,
+    pub env: Arc<BTreeMap<String, String>>,
     /// Resolved secrets, for kinds that authenticate (`rest`'s `authentication`).
     pub secrets: Arc<Secrets>,
 }
