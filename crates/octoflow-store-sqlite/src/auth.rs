@@ -91,7 +91,9 @@ impl AuthStore for SqliteStore {
             )
             .map(drop)
         })
-        .await
+        .await?;
+        self.auth_seen.forget();
+        Ok(())
     }
 
     async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
@@ -143,7 +145,9 @@ impl AuthStore for SqliteStore {
             .map_err(conflict_or("token"))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.auth_seen.forget();
+        Ok(())
     }
 
     async fn token_by_digest(&self, digest: &str) -> Result<Option<ApiToken>, StoreError> {
@@ -181,27 +185,71 @@ impl AuthStore for SqliteStore {
 
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(move |c| {
-            execute(c, "UPDATE api_tokens SET revoked = 1 WHERE id = ?", [id]).map(|n| n == 1)
-        })
-        .await
+        let revoked = self
+            .write(move |c| {
+                execute(c, "UPDATE api_tokens SET revoked = 1 WHERE id = ?", [id]).map(|n| n == 1)
+            })
+            .await?;
+        self.auth_seen.forget();
+        Ok(revoked)
     }
 
+    /// Answers from [`crate::auth_seen`] while its answer is fresh.
     async fn auth_configured(&self) -> Result<bool, StoreError> {
-        self.read(|c| {
-            one(
-                c,
-                "SELECT EXISTS (SELECT 1 FROM users) \
+        let reading = match self.auth_seen.fresh() {
+            Ok(answer) => return Ok(answer),
+            Err(reading) => reading,
+        };
+        let answer = self
+            .read(|c| {
+                one(
+                    c,
+                    "SELECT EXISTS (SELECT 1 FROM users) \
                  OR EXISTS (SELECT 1 FROM api_tokens WHERE revoked = 0) AS any",
-                [],
-                |row| codec::get::<bool>(row, "any"),
-            )
-            .map(|any| any.unwrap_or(false))
-        })
-        .await
+                    [],
+                    |row| codec::get::<bool>(row, "any"),
+                )
+                .map(|any| any.unwrap_or(false))
+            })
+            .await?;
+        self.auth_seen.keep(reading, answer);
+        Ok(answer)
     }
 
     async fn node_key(&self) -> Result<Vec<u8>, StoreError> {
         self.write(node_key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use octoflow_core::store::Role;
+
+    use super::*;
+    use crate::auth_seen::FRESH_FOR;
+
+    /// A user added by another process (here another store on the same file) requires tokens
+    /// once the kept answer has aged.
+    #[tokio::test]
+    async fn another_processs_user_is_seen_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("octoflow.db");
+        let server = SqliteStore::open(&path).await.unwrap();
+        let cli = SqliteStore::open(&path).await.unwrap();
+        assert!(!server.auth_configured().await.unwrap());
+        let user = User {
+            name: "ops".to_owned(),
+            role: Role::Admin,
+            password_hash: "$argon2id$unused".to_owned(),
+            created_at: Utc::now(),
+        };
+        cli.put_user(&user).await.unwrap();
+        assert!(
+            cli.auth_configured().await.unwrap(),
+            "its own write shows at once"
+        );
+        tokio::time::sleep(FRESH_FOR).await;
+        assert!(server.auth_configured().await.unwrap());
     }
 }

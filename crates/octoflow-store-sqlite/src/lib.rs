@@ -22,6 +22,7 @@
 
 mod admission;
 mod auth;
+mod auth_seen;
 mod codec;
 mod conn;
 mod error;
@@ -47,6 +48,7 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
+use crate::auth_seen::AuthSeen;
 use crate::error::OpenError;
 use crate::readers::Readers;
 use crate::writer::Writer;
@@ -61,6 +63,8 @@ pub struct SqliteStore {
     /// Wakes `wait_for_work` in this process; `notify_one` keeps a wake-up nobody waited
     /// for as a permit.
     work: Arc<Notify>,
+    /// Whether users or tokens exist, as last read.
+    auth_seen: Arc<AuthSeen>,
 }
 
 impl SqliteStore {
@@ -98,6 +102,7 @@ impl SqliteStore {
             writer: Arc::new(writer),
             readers: Arc::new(Readers::new(path)),
             work: Arc::new(Notify::new()),
+            auth_seen: Arc::default(),
         })
     }
 

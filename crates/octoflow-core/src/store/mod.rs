@@ -149,7 +149,9 @@ pub trait AuthStore: Send + Sync {
     async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes a token; false when there is no such token.
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
-    /// Whether any user or API token exists (then the API requires a token).
+    /// Whether any user or API token exists (then the API requires a token). A store may
+    /// answer from a recent read: its own writes of users and tokens show at once, another
+    /// process's within a second.
     async fn auth_configured(&self) -> Result<bool, StoreError>;
     /// The 32-byte key shared by every node (signs callback tokens); made on first use.
     async fn node_key(&self) -> Result<Vec<u8>, StoreError>;
