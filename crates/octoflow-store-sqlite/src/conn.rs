@@ -13,6 +13,8 @@ use crate::error::OpenError;
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of the `-wal` file kept once the log starts over (64 MiB).
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 /// Prepared statements kept per connection: every statement the store runs, with room.
 const STATEMENT_CACHE: usize = 64;
 
@@ -24,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_queue.sql")),
     (4, include_str!("../migrations/0004_admission.sql")),
     (5, include_str!("../migrations/0005_schedules.sql")),
+    (6, include_str!("../migrations/0006_fewer_index_writes.sql")),
 ];
 
 /// Opens the write connection, creating the file, and migrates the schema. A file whose
@@ -35,6 +38,9 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     };
     let mut conn = open(path, OpenFlags::SQLITE_OPEN_CREATE).map_err(connect)?;
     conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(connect)?;
+    // A log that grew under load is cut back to this size when it starts over.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
         .map_err(connect)?;
     let found = migrate(&mut conn).map_err(connect)?;
     if found > LATEST {
@@ -52,6 +58,11 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = open(path, OpenFlags::empty())?;
     conn.pragma_update(None, "query_only", true)?;
     Ok(conn)
+}
+
+/// Opens the checkpointer's connection on a file the writer has opened.
+pub(crate) fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    open(path, OpenFlags::empty())
 }
 
 fn open(path: &Path, extra: OpenFlags) -> rusqlite::Result<Connection> {
@@ -131,7 +142,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         assert!(tables(&conn).contains(&"schedules".to_owned()));
         drop(conn);
         // Opening again applies nothing (a second `CREATE TABLE` would fail).
@@ -167,7 +178,7 @@ mod tests {
             .unwrap();
         let err = open_writer(&path).unwrap_err().to_string();
         assert!(
-            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 5)"),
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 6)"),
             "{err}"
         );
     }

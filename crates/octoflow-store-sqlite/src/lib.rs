@@ -23,6 +23,7 @@
 mod admission;
 mod auth;
 mod auth_seen;
+mod checkpoint;
 mod codec;
 mod conn;
 mod error;

@@ -24,6 +24,7 @@ use octoflow_core::store::StoreError;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::error::is_unavailable;
 
 /// The most ops one transaction takes, so a long queue still commits now and then.
@@ -38,10 +39,12 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread on an open connection.
     pub(crate) fn start(conn: Connection, path: &Path) -> std::io::Result<Self> {
+        checkpoint::take_over(&conn).map_err(std::io::Error::other)?;
+        let checkpointer = Checkpointer::start(path)?;
         let (ops, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("octoflow-store-writer".to_owned())
-            .spawn(move || serve(&conn, queue))?;
+            .spawn(move || serve(&conn, &checkpointer, queue))?;
         tracing::debug!(path = %path.display(), "Store writer started.");
         Ok(Self { ops })
     }
@@ -122,8 +125,13 @@ where
     }
 }
 
-/// The writer thread: one batch of waiting ops per transaction until every handle is gone.
-fn serve(conn: &Connection, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+/// The writer thread: one batch of waiting ops per transaction until every handle is gone;
+/// after each, a checkpoint when the log has grown (see `checkpoint`).
+fn serve(
+    conn: &Connection,
+    checkpointer: &Checkpointer,
+    mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -134,6 +142,10 @@ fn serve(conn: &Connection, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>) {
             }
         }
         run_batch(conn, &mut batch);
+        let pages = checkpoint::take_log_pages();
+        if pages > 0 {
+            checkpointer.after_commit(conn, pages);
+        }
     }
 }
 

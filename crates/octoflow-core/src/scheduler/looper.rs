@@ -22,6 +22,9 @@ const TICKS_PER_ROUND: usize = 100;
 const FIRES_PER_TRANSACTION: usize = 250;
 /// How long a schedule whose fire failed in the store waits before it tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long before a tick the loop wakes to make its runs (params, ids, records to write),
+/// so that at the tick itself only the store's write is left.
+const PREPARE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::milliseconds(20);
 
 /// What came of one schedule's due ticks.
 enum Outcome {
@@ -72,7 +75,8 @@ impl Looper {
             for done in waiting.drain(..) {
                 let _ = done.send(());
             }
-            let wake = match (self.table.earliest(), reload_retry) {
+            let prepare_at = self.table.earliest().map(|tick| tick - PREPARE_AHEAD);
+            let wake = match (prepare_at, reload_retry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -126,10 +130,14 @@ impl Looper {
         Ok(())
     }
 
-    /// Fires every tick due now, each schedule's in order, many per store transaction.
+    /// Fires every tick due now or within [`PREPARE_AHEAD`], each schedule's in order, many
+    /// per store transaction: makes their runs first, then writes each transaction's fires
+    /// once the latest tick in it has come.
     async fn fire_due(&mut self) {
         let inner = self.scheduler.inner.clone();
-        let due = self.table.due(inner.clock.now(), TICKS_PER_ROUND);
+        let due = self
+            .table
+            .due(inner.clock.now() + PREPARE_AHEAD, TICKS_PER_ROUND);
         if due.is_empty() {
             return;
         }
@@ -165,8 +173,20 @@ impl Looper {
                 }
             }
         }
+        // By tick, each schedule's still in order: a transaction waits for no later tick than
+        // its own.
+        fires.sort_by_key(|fire| fire.tick);
         let mut failed = false;
-        for batch in fires.chunks(FIRES_PER_TRANSACTION) {
+        for batch in fires.chunks_mut(FIRES_PER_TRANSACTION) {
+            if let Some(latest) = batch.last().map(|fire| fire.tick)
+                && latest > inner.clock.now()
+            {
+                inner.clock.sleep_until(latest).await;
+            }
+            let now = Utc::now();
+            for fire in batch.iter_mut() {
+                fire.run.created_at = now;
+            }
             if !failed {
                 match inner.service.start_scheduled(batch).await {
                     Ok(answers) => {
