@@ -194,7 +194,7 @@ impl AuthStore for SqliteStore {
         Ok(revoked)
     }
 
-    /// Answers from [`crate::auth_seen`] while its answer is fresh.
+    /// Answers from the cached answer (`auth_seen`) while it is fresh.
     async fn auth_configured(&self) -> Result<bool, StoreError> {
         let reading = match self.auth_seen.fresh() {
             Ok(answer) => return Ok(answer),
