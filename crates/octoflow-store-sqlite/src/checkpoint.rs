@@ -34,7 +34,7 @@ thread_local! {
 }
 
 /// Makes `conn` leave checkpoints to its owner: automatic ones off, the log's length after
-/// each commit kept for [`take_log_pages`]. Call on the thread that will commit through `conn`.
+/// each commit kept for [`take_log_pages`] on the thread that committed.
 pub(crate) fn take_over(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.wal_hook(Some(record_log_length));

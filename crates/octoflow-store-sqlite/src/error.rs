@@ -51,8 +51,9 @@ pub(crate) enum OpenError {
         /// The newest this build knows.
         known: i64,
     },
-    /// The writer thread could not be started.
-    #[error("cannot start the store's writer thread")]
+    /// The writer could not be started: its thread, or the checkpointer's thread or
+    /// connection.
+    #[error("cannot start the store's writer or its checkpointer")]
     Thread {
         /// Why.
         #[source]
