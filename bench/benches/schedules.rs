@@ -4,6 +4,11 @@
 //! Reports the lateness of each fire (when its transaction committed minus its tick) and
 //! checks that every schedule fired every tick once: none missed, none doubled.
 //!
+//! Then the floor under those figures: how long the store takes to fire a round of 1,000
+//! ticks in one call (`ScheduleStore::fire`: 1,000 marks and 1,000 queued runs, one
+//! commit), and how long `SQLite` alone takes for the same rows as bare prepared `INSERT`s
+//! into the same schema.
+//!
 //! `cargo bench -p octoflow-bench --bench schedules` (a plain binary: the measurement is one
 //! long session, not criterion's repeated iterations).
 
@@ -12,12 +17,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use octoflow_core::flow::{Catchup, Schedule};
-use octoflow_core::scheduler::{Clock, SystemClock};
-use octoflow_core::store::{Page, RunFilter, RunStatus, Store, StoredSchedule};
+use octoflow_core::scheduler::{Clock, SystemClock, file_key};
+use octoflow_core::store::{
+    Admission, Fire, Page, Run, RunFilter, RunId, RunStatus, ScheduleStore, Store, StoredSchedule,
+    TriggerInfo,
+};
 use octoflow_store_sqlite::SqliteStore;
 use octoflow_testkit::scheduler::SchedulerRig;
 use serde_json::Map;
@@ -34,6 +42,125 @@ fn main() {
     for (schedules, workers) in [(1_000, false), (1_000, true), (1, false)] {
         runtime.block_on(session(schedules, workers));
     }
+    runtime.block_on(store_rounds());
+}
+
+/// Rounds of 1,000 fires timed on their own.
+const ROUNDS: i64 = 30;
+const FIRES_PER_ROUND: usize = 1_000;
+
+/// Times [`ROUNDS`] rounds of 1,000 fires through the store, then the same rows as bare
+/// `INSERT`s; prints the median and slowest round of each.
+async fn store_rounds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("octoflow.db");
+    let store = SqliteStore::open(&path).await.expect("store");
+    let start = Utc::now();
+    let mut took = Vec::new();
+    for round in 0..ROUNDS {
+        let tick = start + chrono::Duration::seconds(round);
+        let fires: Vec<Fire> = (0..FIRES_PER_ROUND)
+            .map(|i| Fire {
+                key: file_key("tick", i),
+                tick,
+                run: queued_run(&file_key("tick", i), tick),
+                admission: Admission::allow(),
+            })
+            .collect();
+        let begun = Instant::now();
+        let answers = store.fire(&fires).await.expect("fire");
+        took.push(begun.elapsed());
+        assert!(answers.iter().all(Option::is_some), "every tick fires");
+    }
+    drop(store);
+    report("the store's `fire`", &mut took);
+    let mut took = bare_inserts(&path, start + chrono::Duration::seconds(ROUNDS));
+    report("bare `INSERT`s", &mut took);
+}
+
+/// The same rows as a round of fires, as prepared `INSERT`s on a plain connection: one
+/// upsert into `schedule_marks` and one insert into `runs` per tick, one commit a round.
+fn bare_inserts(path: &std::path::Path, start: DateTime<Utc>) -> Vec<Duration> {
+    let mut conn = rusqlite::Connection::open(path).expect("open");
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .expect("pragma");
+    let mut took = Vec::new();
+    for round in 0..ROUNDS {
+        let tick = start + chrono::Duration::seconds(round);
+        let at = tick.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let rows: Vec<(String, String, String)> = (0..FIRES_PER_ROUND)
+            .map(|i| {
+                let key = file_key("tick", i);
+                let run = queued_run(&key, tick);
+                let trigger = serde_json::to_string(&run.trigger).expect("json");
+                (key, run.id.to_string(), trigger)
+            })
+            .collect();
+        let begun = Instant::now();
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut mark = tx
+                .prepare_cached(
+                    "INSERT INTO schedule_marks (key, last_fire, paused, updated_at) \
+                     VALUES (?1, ?2, NULL, ?2) ON CONFLICT (key) DO UPDATE \
+                     SET last_fire = excluded.last_fire, updated_at = excluded.updated_at",
+                )
+                .expect("prepare");
+            let mut run = tx
+                .prepare_cached(
+                    "INSERT INTO runs (id, flow, flow_version, status, params, trigger, \
+                     created_at, data) VALUES (?1, 'tick', 'sha256:0', 'queued', '{}', ?2, ?3, '{}')",
+                )
+                .expect("prepare");
+            for (key, id, trigger) in &rows {
+                mark.execute(rusqlite::params![key, at]).expect("mark");
+                run.execute(rusqlite::params![id, trigger, at])
+                    .expect("run");
+            }
+        }
+        tx.commit().expect("commit");
+        took.push(begun.elapsed());
+    }
+    took
+}
+
+/// A queued run of the `tick` flow fired by `key` at `tick`.
+fn queued_run(key: &str, tick: DateTime<Utc>) -> Run {
+    Run {
+        id: RunId::new(),
+        flow: "tick".to_owned(),
+        flow_version: "sha256:0".to_owned(),
+        status: RunStatus::Queued,
+        params: serde_json::json!({}),
+        trigger: TriggerInfo {
+            kind: "schedule".to_owned(),
+            detail: serde_json::json!({"schedule": key, "tick": tick.to_rfc3339()}),
+        },
+        concurrency_key: None,
+        parent_run_id: None,
+        created_at: Utc::now(),
+        started_at: None,
+        finished_at: None,
+        error: None,
+        data: serde_json::json!({}),
+        node: None,
+        message: None,
+        progress: None,
+    }
+}
+
+fn report(what: &str, took: &mut [Duration]) {
+    took.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = took[took.len() / 2];
+    println!(
+        "{} rounds of {} fires, {what}: median {:.2} ms a round ({:.1} µs a fire), slowest {:.2} ms",
+        took.len(),
+        FIRES_PER_ROUND,
+        ms(median),
+        ms(median) * 1000.0 / f64::from(u32::try_from(FIRES_PER_ROUND).unwrap_or(u32::MAX)),
+        ms(took[took.len() - 1]),
+    );
 }
 
 async fn session(schedules: usize, workers: bool) {

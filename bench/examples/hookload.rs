@@ -3,11 +3,20 @@
 //! (so a slow answer delays no later request), then reads each run's end from the API.
 //!
 //! - accept latency: from the time a request was due to its `202` answer;
+//! - of which the generator's own share, how late it sent the request (its timer and the
+//!   two cores it shares with the server), and the rest: from sending to the answer;
+//! - the server's own view, read from its `/metrics` after the load
+//!   (`octoflow_http_request_seconds` of the hook's route): from the request reaching its
+//!   router to the answer;
 //! - completion latency: from the time it was due to the run's `finished_at`;
 //! - completed runs/s: runs over the time from the first request to the last run's end.
 //!
+//! With `--dryrun` the hook answers its dry run instead (`dryrun: true`): the same request,
+//! parsing and answer with no store write and no run — the floor of the accept latency on
+//! the machine at that rate.
+//!
 //! Usage: `cargo run --release -p octoflow-bench --example hookload -- [--rates 500,1000,2000]
-//! [--seconds 10] [--bin target/release/octoflow]` (build the binary first with
+//! [--seconds 10] [--bin target/release/octoflow] [--workers N] [--api | --dryrun]` (build the binary first with
 //! `cargo build --release -p octoflow`). Prints one Markdown row per rate.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // reason: a command-line report
 #![allow(clippy::unwrap_used)] // reason: a benchmark; a failed step should stop it loudly
@@ -25,6 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 const FLOW: &str = "name: one\ntriggers:\n  - webhook: { path: one }\nsteps:\n  - name: one\n    set_fact: { value: 1 }\n";
+/// The same flow, its hook answering the dry run.
+const DRYRUN_FLOW: &str = "name: one\ntriggers:\n  - webhook: { path: one, dryrun: true }\nsteps:\n  - name: one\n    set_fact: { value: 1 }\n";
 
 struct Args {
     rates: Vec<u64>,
@@ -32,6 +43,8 @@ struct Args {
     bin: String,
     /// Start runs through `POST /api/v1/flows/one/runs` instead, for comparison.
     api: bool,
+    /// The hook answers its dry run: nothing is written, nothing runs.
+    dryrun: bool,
     /// `serve --workers`; with 0 nothing runs and only admission is measured.
     workers: Option<u32>,
 }
@@ -42,12 +55,17 @@ fn args() -> Args {
         seconds: 10,
         bin: "target/release/octoflow".to_owned(),
         api: false,
+        dryrun: false,
         workers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--api" {
             args.api = true;
+            continue;
+        }
+        if flag == "--dryrun" {
+            args.dryrun = true;
             continue;
         }
         let value = it.next().unwrap_or_default();
@@ -65,20 +83,23 @@ fn args() -> Args {
 fn main() {
     let args = args();
     println!(
-        "| requests/s | runs | accepted/s | accept p50 | accept p99 | accept max | refused | completed runs/s | completion p50 | completion p99 |"
+        "| requests/s | runs | accepted/s | accept p50 | accept p99 | accept max | sent late p99 | answer p50 | answer p99 | server p50 | server p99 | refused | completed runs/s | completion p50 | completion p99 |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for &rate in &args.rates {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(data.join("flows")).unwrap();
-        std::fs::write(data.join("flows/one.yml"), FLOW).unwrap();
+        let flow = if args.dryrun { DRYRUN_FLOW } else { FLOW };
+        std::fs::write(data.join("flows/one.yml"), flow).unwrap();
         let (mut server, url) = start(&args.bin, &data, args.workers);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let runs = args.workers != Some(0);
+        let runs = args.workers != Some(0) && !args.dryrun;
         let row = runtime.block_on(load(&url, rate, args.seconds, args.api, runs));
         stop(&mut server);
         println!("{row}");
@@ -152,6 +173,7 @@ async fn load(url: &str, rate: u64, seconds: u64, api: bool, runs: bool) -> Stri
         tokio::time::sleep_until(due.into()).await;
         let (client, hook) = (client.clone(), hook.clone());
         tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let answer = if api {
                 client.post(&hook).json(&serde_json::json!({})).send().await
             } else {
@@ -167,26 +189,46 @@ async fn load(url: &str, rate: u64, seconds: u64, api: bool, runs: bool) -> Stri
                 }
                 Err(_) => (0, None),
             };
-            (due, answered, status, id)
+            (due, sent, answered, status, id)
         }));
     }
-    let mut accept = Vec::new();
+    let (mut accept, mut late, mut round) = (Vec::new(), Vec::new(), Vec::new());
     let mut due_of = std::collections::HashMap::new();
     let mut failed = 0;
     let mut last_answer = t0;
     for task in tasks {
-        let (due, answered, status, id) = task.await.unwrap();
+        let (due, sent, answered, status, id) = task.await.unwrap();
         last_answer = last_answer.max(answered);
         accept.push((answered - due).as_secs_f64());
+        late.push((sent - due).as_secs_f64());
+        round.push((answered - sent).as_secs_f64());
         match (status, id) {
             (201 | 202, Some(id)) => {
                 due_of.insert(id, wall0 + (due - t0));
             }
+            // A dry run's answer.
+            (200, None) => {}
             _ => failed += 1,
         }
     }
-    accept.sort_by(f64::total_cmp);
+    for sorted in [&mut accept, &mut late, &mut round] {
+        sorted.sort_by(f64::total_cmp);
+    }
     let accepted_rate = total as f64 / (last_answer - t0).as_secs_f64();
+    let route = if api {
+        "/api/v1/flows/{name}/runs"
+    } else {
+        "/hooks/one"
+    };
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let server = |quantile: &str| server_quantile(&metrics, route, quantile);
 
     let (completion, completed_rate) = if runs {
         completions(&client, url, wall0, &due_of).await
@@ -194,13 +236,31 @@ async fn load(url: &str, rate: u64, seconds: u64, api: bool, runs: bool) -> Stri
         (Vec::new(), f64::NAN)
     };
     format!(
-        "| {rate} | {total} | {accepted_rate:.0} | {} | {} | {} | {failed} | {completed_rate:.0} | {} | {} |",
+        "| {rate} | {total} | {accepted_rate:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {failed} | {completed_rate:.0} | {} | {} |",
         ms(percentile(&accept, 50.0)),
         ms(percentile(&accept, 99.0)),
         ms(accept.last().copied().unwrap_or(f64::NAN)),
+        ms(percentile(&late, 99.0)),
+        ms(percentile(&round, 50.0)),
+        ms(percentile(&round, 99.0)),
+        ms(server("0.5")),
+        ms(server("0.99")),
         ms(percentile(&completion, 50.0)),
         ms(percentile(&completion, 99.0)),
     )
+}
+
+/// A quantile, in seconds, of the server's durations of successful answers on `route`, as its
+/// `/metrics` text gives it (NaN when absent).
+fn server_quantile(metrics: &str, route: &str, quantile: &str) -> f64 {
+    let route = format!("route=\"{route}\"");
+    let quantile = format!("quantile=\"{quantile}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("octoflow_http_request_seconds{"))
+        .filter(|l| l.contains(&route) && l.contains(&quantile) && l.contains("status=\"20"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(f64::NAN, f64::max)
 }
 
 /// Waits for every run to end, then reads when each did: the sorted completion latencies and

@@ -19,6 +19,7 @@ mod auth;
 pub mod error;
 pub mod extract;
 mod hooks;
+mod http_metrics;
 pub mod openapi;
 mod routes;
 
@@ -125,7 +126,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The layers around every route, outermost first: request id, trace span, request id on the
-/// answer, internal errors logged and answered with the request id, panics caught.
+/// answer, the request's duration for `/metrics`, internal errors logged and answered with the
+/// request id, panics caught.
 fn with_layers(router: Router) -> Router {
     let request_id = HeaderName::from_static(error::REQUEST_ID);
     router.layer(
@@ -133,6 +135,7 @@ fn with_layers(router: Router) -> Router {
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(span))
             .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(axum::middleware::from_fn(http_metrics::record))
             .layer(axum::middleware::from_fn(error::log_internal))
             .layer(CatchPanicLayer::custom(error::panic_response)),
     )

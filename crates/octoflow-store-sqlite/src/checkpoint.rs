@@ -22,9 +22,9 @@ use rusqlite::Connection;
 
 use crate::conn;
 
-/// Pages waiting to be copied at which the checkpointer is nudged (`SQLite` checkpoints at
-/// a log of this length).
-pub(crate) const NUDGE_PAGES: i32 = 1_000;
+/// Pages waiting to be copied at which the checkpointer is nudged: a quarter of `SQLite`'s own
+/// 1,000, so each copy is short (a write that begins during a copy can wait for it).
+pub(crate) const NUDGE_PAGES: i32 = 250;
 /// Log length, in pages, at which the writer checkpoints itself so the log can start over.
 pub(crate) const RESTART_PAGES: i32 = 16_000;
 

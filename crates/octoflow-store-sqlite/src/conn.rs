@@ -42,6 +42,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     // A log that grew under load is cut back to this size when it starts over.
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
         .map_err(connect)?;
+    // Each write op runs in a savepoint, whose copies of the pages it changes go to a
+    // statement journal: kept in memory, not spilled to a temporary file past 64 KiB.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(connect)?;
     let found = migrate(&mut conn).map_err(connect)?;
     if found > LATEST {
         return Err(OpenError::Newer {

@@ -17,7 +17,7 @@ use rusqlite::{Connection, Row, params};
 use serde_json::{Map, Value};
 
 use crate::error::{conflict_or, from_sqlite};
-use crate::query::{all, execute};
+use crate::query::{all, execute, one};
 use crate::{SqliteStore, admission, codec};
 
 fn catchup_word(catchup: Catchup) -> &'static str {
@@ -157,18 +157,28 @@ fn fire(conn: &Connection, fires: &[Fire]) -> Result<Vec<Option<Admitted>>, Stor
 /// Records a fire's tick unless its key is paused, already fired at that tick or later, or
 /// an API schedule that no longer exists; says whether it was recorded.
 fn record_tick(conn: &Connection, fire: &Fire, now: &str) -> Result<bool, StoreError> {
-    // The count of changed rows, not `RETURNING`, which costs SQLite a temporary table per
-    // statement: 1 when the mark was inserted or moved on, 0 when a condition refused it.
+    if !fire.key.starts_with(FILE_KEY_PREFIX)
+        && one(
+            conn,
+            "SELECT 1 FROM schedules WHERE id = ?",
+            [&fire.key],
+            |_| Ok(()),
+        )?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    // One row from `VALUES`, so SQLite keeps no statement journal for it; the count of
+    // changed rows, not `RETURNING` (a temporary table per statement), says what happened:
+    // 1 when the mark was inserted or moved on, 0 when paused or not later.
     let recorded = execute(
         conn,
-        "INSERT INTO schedule_marks (key, last_fire, paused, updated_at) \
-         SELECT ?1, ?2, NULL, ?3 \
-         WHERE substr(?1, 1, length(?4)) = ?4 OR EXISTS (SELECT 1 FROM schedules WHERE id = ?1) \
+        "INSERT INTO schedule_marks (key, last_fire, paused, updated_at) VALUES (?1, ?2, NULL, ?3) \
          ON CONFLICT (key) DO UPDATE SET last_fire = excluded.last_fire, \
          updated_at = excluded.updated_at \
          WHERE (paused IS NULL OR paused = 0) \
          AND (last_fire IS NULL OR last_fire < excluded.last_fire)",
-        params![fire.key, codec::time(fire.tick), now, FILE_KEY_PREFIX],
+        params![fire.key, codec::time(fire.tick), now],
     )?;
     Ok(recorded == 1)
 }

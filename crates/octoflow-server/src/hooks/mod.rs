@@ -42,7 +42,8 @@ use tokio::sync::Semaphore;
 
 use crate::Shared;
 use crate::error::{ApiError, Code};
-use table::{LiveTable, Lookup};
+use crate::http_metrics::RouteLabel;
+use table::{HookRoute, LiveTable, Lookup};
 use upload::Workspace;
 
 /// Settings of the webhooks of a server.
@@ -142,6 +143,23 @@ async fn handle(hooks: &Hooks, request: Request) -> Result<Response, Refused> {
             .into());
         }
     };
+    let label = RouteLabel(route.hook.served_path());
+    let mut response = match answer(hooks, route, path_values, request).await {
+        Ok(response) => response,
+        Err(Refused(response)) => *response,
+    };
+    response.extensions_mut().insert(label);
+    Ok(response)
+}
+
+/// Answers a request to a hook found in the routing table (steps 2 to 7 above).
+async fn answer(
+    hooks: &Hooks,
+    route: &HookRoute,
+    path_values: Vec<(String, String)>,
+    request: Request,
+) -> Result<Response, Refused> {
+    let method = request.method().clone();
     let Ok(permit) = hooks.in_flight.clone().try_acquire_owned() else {
         metrics::counter!("octoflow_hook_overloaded_total").increment(1);
         let mut response = ApiError::new(

@@ -386,9 +386,35 @@ async fn probes_and_metrics() {
         json!({"status": "ready"})
     );
     app.send(get("/metrics")).await.expect(404);
-    let app = App::standard().metrics().build();
-    start(&app, "hello", &json!({})).await;
+    let app = App::standard()
+        .flow(
+            "ping.yml",
+            "name: ping\ntriggers:\n  - webhook: { path: \"/ping/{who}\", methods: [GET], dryrun: true }\nparams:\n  who: { type: string }\nsteps:\n  - { name: one, debug: { msg: hi } }\n",
+        )
+        .metrics()
+        .build();
+    let id = start(&app, "hello", &json!({})).await;
+    app.send(get(&format!("/api/v1/runs/{id}")))
+        .await
+        .expect(200);
+    app.send(get("/ping/ann")).await.expect(200);
+    app.send(get("/nowhere")).await.expect(404);
     let metrics = app.send(get("/metrics")).await.expect(200);
+    // Each answer is timed under the route it matched, never under its own path.
+    for series in [
+        r#"octoflow_http_request_seconds_count{method="POST",route="/api/v1/flows/{name}/runs",status="201"}"#,
+        r#"octoflow_http_request_seconds_count{method="GET",route="/api/v1/runs/{id}",status="200"}"#,
+        r#"octoflow_http_request_seconds_count{method="GET",route="/ping/{who}",status="200"}"#,
+        r#"octoflow_http_request_seconds_count{method="GET",route="unmatched",status="404"}"#,
+    ] {
+        assert!(
+            metrics.text.contains(series),
+            "{series} in {}",
+            metrics.text
+        );
+    }
+    assert!(!metrics.text.contains(&id), "{}", metrics.text);
+    assert!(!metrics.text.contains("/ping/ann"), "{}", metrics.text);
     assert!(
         metrics
             .header("content-type")
