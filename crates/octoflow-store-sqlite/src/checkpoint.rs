@@ -177,8 +177,9 @@ mod tests {
         }
         let size = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
         let written = u64::try_from(rows * ROW).unwrap();
-        // Still open: only checkpoints can have put the rows into the database file.
-        assert!(size("o.db") > written / 2, "database file {}", size("o.db"));
+        // Still open: only checkpoints can have put the rows into the database file (how much
+        // of the last log is copied yet depends on the timing of the last nudges).
+        assert!(size("o.db") > written / 4, "database file {}", size("o.db"));
         // A log that never started over would hold every page written.
         assert!(
             size("o.db-wal") < written * 3 / 4,

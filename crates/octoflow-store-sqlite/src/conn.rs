@@ -29,9 +29,32 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_fewer_index_writes.sql")),
 ];
 
+/// How many times a first open that found the file busy is tried again, and how long apart:
+/// processes opening a new file at once can find it locked by another's switch to WAL
+/// mode, which `SQLite` answers at once rather than through the busy timeout.
+const OPEN_TRIES: u32 = 50;
+const OPEN_RETRY_AFTER: Duration = Duration::from_millis(20);
+
 /// Opens the write connection, creating the file, and migrates the schema. A file whose
 /// schema is newer than this build's is refused.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
+    let mut tries = 1;
+    loop {
+        match try_open_writer(path) {
+            Err(OpenError::Connect { source, .. })
+                if tries < OPEN_TRIES
+                    && source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                tries += 1;
+                #[allow(clippy::disallowed_methods)] // reason: opens run on a blocking thread
+                std::thread::sleep(OPEN_RETRY_AFTER);
+            }
+            opened => return opened,
+        }
+    }
+}
+
+fn try_open_writer(path: &Path) -> Result<Connection, OpenError> {
     let connect = |source| OpenError::Connect {
         path: path.to_owned(),
         source,

@@ -160,10 +160,20 @@ impl RunStore for SqliteStore {
     }
 
     async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError> {
+        self.end_run(&[], update).await
+    }
+
+    async fn end_run(&self, steps: &[StepRun], update: &RunUpdate) -> Result<(), StoreError> {
         // A final status may free a concurrency slot; a queued one is new work.
         let wake = update.status.is_final() || update.status == RunStatus::Queued;
-        let update = update.clone();
-        self.write(move |c| runs::update(c, &update)).await?;
+        let (ended, update) = (steps.to_vec(), update.clone());
+        self.write(move |c| {
+            for step in &ended {
+                steps::insert(c, step)?;
+            }
+            runs::update(c, &update)
+        })
+        .await?;
         if wake {
             self.wake();
         }

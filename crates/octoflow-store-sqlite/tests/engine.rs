@@ -3,6 +3,7 @@
 //! waited for the connection used to deadlock, because the connection's lock was held by a
 //! future that was not being polled.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +11,30 @@ use octoflow_core::engine::{DirCatalog, Engine, EngineConfig, RunRequest};
 use octoflow_core::flow::FlowLoader;
 use octoflow_core::fs::FilesRoot;
 use octoflow_core::step::Registry;
-use octoflow_core::store::{RunStatus, RunStore, StateStore, Store};
+use octoflow_core::store::{RunStatus, RunStore, StateStore, StepStatus, Store};
 use octoflow_store_sqlite::SqliteStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+/// An engine on a new `SQLite` store in `dir`, with the flows of `dir/flows`.
+async fn engine_on_sqlite(dir: &Path) -> (Arc<SqliteStore>, Engine, Arc<Registry>) {
+    let store = Arc::new(
+        SqliteStore::open(&dir.join("octoflow.db"))
+            .await
+            .expect("open the store"),
+    );
+    let files = FilesRoot::new(dir, &[], false).expect("files root");
+    let registry = Arc::new(Registry::with_core_kinds());
+    let catalog = DirCatalog::new(
+        dir.join("flows"),
+        registry.clone(),
+        dir.join("templates"),
+        files.clone(),
+    );
+    let engine = Engine::new(store.clone() as Arc<dyn Store>, EngineConfig::new(files))
+        .with_catalog(Arc::new(catalog));
+    (store, engine, registry)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_flow_loop_of_child_runs_finishes() {
@@ -24,21 +45,7 @@ async fn a_long_flow_loop_of_child_runs_finishes() {
         "steps:\n  - { name: seen, state: { get: seen, default: 0 } }\n  - { name: mark, state: { set: { seen: '{{ seen + 1 }}' } } }\n",
     )
     .unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("octoflow.db"))
-            .await
-            .unwrap(),
-    );
-    let files = FilesRoot::new(dir.path(), &[], false).unwrap();
-    let registry = Arc::new(Registry::with_core_kinds());
-    let catalog = DirCatalog::new(
-        dir.path().join("flows"),
-        registry.clone(),
-        dir.path().join("templates"),
-        files.clone(),
-    );
-    let engine = Engine::new(store.clone() as Arc<dyn Store>, EngineConfig::new(files))
-        .with_catalog(Arc::new(catalog));
+    let (store, engine, registry) = engine_on_sqlite(dir.path()).await;
     let yaml = "name: loop\nsteps: [{ name: each, flow_loop: { name: item, data_key: items, concurrency: 2 } }]\n";
     let flow = Arc::new(
         FlowLoader::new(&registry)
@@ -71,4 +78,101 @@ async fn a_long_flow_loop_of_child_runs_finishes() {
     // Two children at a time read and write `seen`: some updates overlap, none is lost
     // from the store's point of view (every set is one transaction).
     assert!(store.state("item").await.unwrap()["seen"].as_u64().unwrap() > 150);
+}
+
+/// A step that ends quickly leaves its record to the run, which writes it at once while
+/// another step still runs (a record never waits for a long step), and writes the last
+/// steps' records with the run's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_records_are_written_while_the_run_goes_on_and_with_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine, registry) = engine_on_sqlite(dir.path()).await;
+    let yaml = "name: pair\nsteps:\n  - { name: slow, wait: { until: 'false' } }\n  - { name: quick, depends: [], state: { get: a, default: 1 } }\n  - { name: last, depends: [slow, quick], state: { get: b, default: 2 } }\n";
+    let flow = Arc::new(
+        FlowLoader::new(&registry)
+            .load_str(yaml, "pair.yml", None)
+            .unwrap(),
+    );
+    let run = engine
+        .accept(&flow, RunRequest::new(serde_json::Map::new()))
+        .await
+        .unwrap();
+    let id = run.id;
+    let cancel = CancellationToken::new();
+    let execution = tokio::spawn({
+        let (engine, flow, cancel) = (engine.clone(), flow.clone(), cancel.clone());
+        async move { engine.execute(flow, run, cancel, None).await }
+    });
+    // `quick` is stored while `slow` sleeps: the run is still going when its record shows.
+    let quick = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let steps = store.step_runs(&id).await.unwrap();
+            if let Some(quick) = steps.into_iter().find(|s| s.step == "quick") {
+                return quick;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the quick step's record is stored while the run goes on");
+    assert_eq!(quick.status, StepStatus::Succeeded);
+    assert_eq!(
+        store.run(&id).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    cancel.cancel();
+    let ended = execution.await.unwrap().unwrap();
+    assert_eq!(ended.status, RunStatus::Cancelled);
+    // The step skipped at the end is stored with the run's end, each step once.
+    let steps: Vec<_> = store
+        .step_runs(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.step, s.status))
+        .collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(steps.contains(&("quick".to_owned(), StepStatus::Succeeded)));
+    assert!(steps.contains(&("slow".to_owned(), StepStatus::Cancelled)));
+    assert!(steps.contains(&("last".to_owned(), StepStatus::Skipped)));
+}
+
+/// The last step's record is stored with the run's end: once the run is recorded as ended,
+/// its steps are there, in the order they ran — and after a failure, before the
+/// `on_failure` steps'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_step_is_stored_with_the_end_and_before_recovery_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine, registry) = engine_on_sqlite(dir.path()).await;
+    let yaml = "name: three\nsteps:\n  - { name: one, state: { get: a, default: 1 } }\n  - { name: two, state: { get: b, default: 2 } }\n  - { name: three, wait: { until: 'false', timeout: 10ms } }\non_failure:\n  - { name: tidy, state: { get: c, default: 3 } }\n";
+    let flow = Arc::new(
+        FlowLoader::new(&registry)
+            .load_str(yaml, "three.yml", None)
+            .unwrap(),
+    );
+    let run = engine
+        .accept(&flow, RunRequest::new(serde_json::Map::new()))
+        .await
+        .unwrap();
+    let ended = engine
+        .execute(flow, run, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(ended.status, RunStatus::Failed, "{:?}", ended.error);
+    let steps: Vec<_> = store
+        .step_runs(&ended.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.step, s.status))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("one".to_owned(), StepStatus::Succeeded),
+            ("two".to_owned(), StepStatus::Succeeded),
+            ("three".to_owned(), StepStatus::Failed),
+            ("tidy".to_owned(), StepStatus::Succeeded),
+        ]
+    );
 }

@@ -17,7 +17,19 @@ use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
 use crate::flow::{Flow, Step, format_duration};
 use crate::step::{Control, RunInfo, StepServices};
-use crate::store::{Run, RunError, RunId, RunStatus, RunUpdate, StepStatus, StoreError};
+use crate::store::{Run, RunError, RunId, RunStatus, RunUpdate, StepRun, StepStatus, StoreError};
+
+/// How the step graph ended.
+struct GraphEnd {
+    /// Why it stopped starting steps, if it halted.
+    halt: Option<Halt>,
+    /// The first failure.
+    failure: Option<RunError>,
+    /// Steps skipped because of a failure or a halt.
+    skipped: Vec<usize>,
+    /// Records of the last steps' attempts not yet written (see [`StepRunner::hold_records`]).
+    held: Vec<StepRun>,
+}
 
 /// Why the run stopped starting steps.
 #[derive(Debug, Clone, PartialEq)]
@@ -240,18 +252,26 @@ impl<'e> Execution<'e> {
             run_timed_out: &run_timed_out,
             observer: observer.as_ref(),
             flow_retry: self.flow.retry,
+            hold_records: true,
         };
 
         let flow = self.flow.clone();
-        let (halt, failure, skipped) = self
+        let GraphEnd {
+            halt,
+            failure,
+            skipped,
+            mut held,
+        } = self
             .run_graph(&runner, &flow, &run_token, &run_timed_out)
             .await?;
         let (mut status, mut failure) = final_status(halt.as_ref(), failure, &flow);
         if matches!(status, RunStatus::Failed | RunStatus::TimedOut) {
+            self.write_held(&mut held).await?;
             // Recovery steps get their own token: the run's may be cancelled by its timeout.
             let token = self.cancel.child_token();
             let recovery = StepRunner {
                 token: &token,
+                hold_records: false,
                 ..runner
             };
             self.run_recovery(&recovery, &flow, skipped, failure.as_ref())
@@ -273,15 +293,16 @@ impl<'e> Execution<'e> {
             Some(Halt::Exit(m)) => Some(self.engine.redactor.text(m).into_owned()),
             _ => None,
         };
-        self.finish(status, failure, message).await
+        self.finish(status, failure, message, &held).await
     }
 
-    /// Records the run's end.
+    /// Records the run's end, with the step records still held, in one store write.
     async fn finish(
         mut self,
         status: RunStatus,
         failure: Option<RunError>,
         message: Option<String>,
+        held: &[StepRun],
     ) -> Result<Run, StoreError> {
         let finished_at = Utc::now();
         let data = self
@@ -293,7 +314,7 @@ impl<'e> Execution<'e> {
         update.error = failure.clone();
         update.data = Some(data.clone());
         update.message = message.clone();
-        self.engine.store.update_run(&update).await?;
+        self.engine.store.end_run(held, &update).await?;
         self.run.status = status;
         self.run.finished_at = Some(finished_at);
         self.run.error = failure;
@@ -303,20 +324,30 @@ impl<'e> Execution<'e> {
         Ok(self.run)
     }
 
-    /// Runs the step graph. Returns why it halted, the first failure, and the steps that were
-    /// skipped because of a failure or a halt.
+    /// Writes step records held so far, in order.
+    async fn write_held(&self, held: &mut Vec<StepRun>) -> Result<(), StoreError> {
+        for record in held.drain(..) {
+            self.engine.store.insert_step_run(&record).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the step graph. A record a step leaves to the run is written before another step
+    /// starts or is skipped, or while other steps still run; those of the last steps are
+    /// returned, for the run's end.
     async fn run_graph(
         &mut self,
         runner: &StepRunner<'_>,
         flow: &Flow,
         run_token: &CancellationToken,
         run_timed_out: &AtomicBool,
-    ) -> Result<(Option<Halt>, Option<RunError>, Vec<usize>), StoreError> {
+    ) -> Result<GraphEnd, StoreError> {
         let steps = &flow.steps;
         let mut graph = Graph::new(steps);
         let mut running = FuturesUnordered::new();
         let mut halt: Option<Halt> = None;
         let mut failure: Option<RunError> = None;
+        let mut held: Vec<StepRun> = Vec::new();
         let deadline = async {
             match flow.timeout {
                 Some(t) => tokio::time::sleep(t).await,
@@ -326,18 +357,16 @@ impl<'e> Execution<'e> {
         tokio::pin!(deadline);
 
         loop {
+            if !running.is_empty() {
+                self.write_held(&mut held).await?;
+            }
             // Start (or skip) every step whose dependencies are done.
             while let Some((i, blocked)) = graph.next_ready() {
+                self.write_held(&mut held).await?;
                 if blocked || halt.is_some() {
-                    let reason = match (&halt, blocked) {
-                        (Some(Halt::Exit(_)), _) => "the run exited",
-                        (Some(Halt::End), _) => "the run jumped to `__end__`",
-                        (Some(Halt::Cancelled), _) => "the run was cancelled",
-                        (Some(Halt::TimedOut), _) => "the run timed out",
-                        (None, true) => "an earlier step did not succeed",
-                        (None, false) => "not run",
-                    };
-                    runner.skip(&steps[i], reason).await?;
+                    runner
+                        .skip(&steps[i], skip_reason(halt.as_ref(), blocked))
+                        .await?;
                     graph.skip(i, halt != Some(Halt::End));
                     continue;
                 }
@@ -362,7 +391,8 @@ impl<'e> Execution<'e> {
             }
             tokio::select! {
                 Some((i, outcome)) = running.next() => {
-                    let outcome = outcome?;
+                    let mut outcome = outcome?;
+                    held.extend(outcome.held.take());
                     let step = &steps[i];
                     let failed = matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut);
                     let jump = match &outcome.control {
@@ -384,6 +414,9 @@ impl<'e> Execution<'e> {
                         failure.get_or_insert(RunError { step: Some(step.name.clone()), message });
                     }
                     self.apply(step, outcome);
+                    if jump.is_some() {
+                        self.write_held(&mut held).await?;
+                    }
                     if let Some(target) = jump
                         && let Err(message) = self.jump(runner, flow, &mut graph, &mut halt, i, &target).await? {
                             graph.finish(i, StepStatus::Failed, true);
@@ -400,7 +433,12 @@ impl<'e> Execution<'e> {
                 }
             }
         }
-        Ok((halt, failure, graph.skipped))
+        Ok(GraphEnd {
+            halt,
+            failure,
+            skipped: graph.skipped,
+            held,
+        })
     }
 
     /// Moves the run to `target` after step `from`; `Err` with a message when it cannot.
@@ -509,6 +547,18 @@ impl<'e> Execution<'e> {
             self.apply(step, outcome);
         }
         Ok(())
+    }
+}
+
+/// Why a step is skipped: the run halted, or a step it depends on did not succeed.
+fn skip_reason(halt: Option<&Halt>, blocked: bool) -> &'static str {
+    match (halt, blocked) {
+        (Some(Halt::Exit(_)), _) => "the run exited",
+        (Some(Halt::End), _) => "the run jumped to `__end__`",
+        (Some(Halt::Cancelled), _) => "the run was cancelled",
+        (Some(Halt::TimedOut), _) => "the run timed out",
+        (None, true) => "an earlier step did not succeed",
+        (None, false) => "not run",
     }
 }
 

@@ -26,6 +26,9 @@ pub(super) struct Outcome {
     /// The error text (redacted).
     pub error: Option<String>,
     pub control: Option<Control>,
+    /// The record of the step's last attempt, not yet written: left to the run when the
+    /// runner holds records ([`StepRunner::hold_records`]).
+    pub held: Option<StepRun>,
 }
 
 impl Outcome {
@@ -35,15 +38,14 @@ impl Outcome {
             value: None,
             error: None,
             control: None,
+            held: None,
         }
     }
 
     fn failed(status: StepStatus, error: String) -> Self {
         Self {
-            status,
-            value: None,
             error: Some(error),
-            control: None,
+            ..Self::new(status)
         }
     }
 }
@@ -58,6 +60,11 @@ pub(super) struct StepRunner<'a> {
     pub run_timed_out: &'a AtomicBool,
     pub observer: Option<&'a Arc<dyn Observer>>,
     pub flow_retry: Option<RetryPolicy>,
+    /// Whether a step that ends quickly leaves the record of its last attempt to the run, in
+    /// [`Outcome::held`], instead of writing it: the run writes it before it starts or skips
+    /// another step, or while other steps still run — or, when nothing follows, together
+    /// with the run's end, one write instead of two.
+    pub hold_records: bool,
 }
 
 /// A step still going after this long is recorded `running` before it ends.
@@ -297,68 +304,93 @@ impl StepRunner<'_> {
         let (outcome, retry) = match result {
             Ok(value) => {
                 let recorded = self.cap_result(step, attempt, &value).await;
-                self.finish(
-                    (&record, id, started),
-                    StepStatus::Succeeded,
-                    Some(recorded),
-                    None,
-                )
-                .await?;
+                let held = self
+                    .finish(
+                        (&record, id, started),
+                        StepStatus::Succeeded,
+                        Some(recorded),
+                        None,
+                        self.hold_records,
+                    )
+                    .await?;
                 (
                     Outcome {
                         status: StepStatus::Succeeded,
                         value: Some(value),
                         error: None,
                         control,
+                        held,
                     },
                     false,
                 )
             }
             Err(err) => {
-                let text = self.engine.redactor.text(&chain(&err)).into_owned();
-                let status = match err {
-                    StepError::TimedOut(_) => StepStatus::TimedOut,
-                    StepError::Cancelled => self.cancel_status(),
-                    _ => StepStatus::Failed,
-                };
-                let run_stopping = self.token.is_cancelled();
-                if !run_stopping && step.ignore_errors.iter().any(|re| re.is_match(&text)) {
-                    let value = json!({ "error": text });
-                    self.finish(
-                        (&record, id, started),
-                        StepStatus::Ignored,
-                        Some(value.clone()),
-                        Some(&text),
-                    )
-                    .await?;
-                    (
-                        Outcome {
-                            status: StepStatus::Ignored,
-                            value: Some(value),
-                            error: Some(text),
-                            control: None,
-                        },
-                        false,
-                    )
-                } else {
-                    let retry = !run_stopping && may_retry && err.is_retryable();
-                    self.finish((&record, id, started), status, None, Some(&text))
-                        .await?;
-                    (Outcome::failed(status, text), retry)
-                }
+                self.failed(step, (&record, id, started), err, may_retry)
+                    .await?
             }
         };
         Ok((outcome, retry))
     }
 
-    #[allow(clippy::too_many_arguments)] // one record, written in one place
+    /// Ends an attempt that failed: ignored when `ignore_errors` matches, else failed (timed
+    /// out, cancelled); returns the outcome and whether to try again.
+    async fn failed(
+        &self,
+        step: &Step,
+        started: (&StepRun, Option<StepRunId>, Instant),
+        err: StepError,
+        may_retry: bool,
+    ) -> Result<(Outcome, bool), StoreError> {
+        let text = self.engine.redactor.text(&chain(&err)).into_owned();
+        let status = match err {
+            StepError::TimedOut(_) => StepStatus::TimedOut,
+            StepError::Cancelled => self.cancel_status(),
+            _ => StepStatus::Failed,
+        };
+        let run_stopping = self.token.is_cancelled();
+        if !run_stopping && step.ignore_errors.iter().any(|re| re.is_match(&text)) {
+            let value = json!({ "error": text });
+            let held = self
+                .finish(
+                    started,
+                    StepStatus::Ignored,
+                    Some(value.clone()),
+                    Some(&text),
+                    self.hold_records,
+                )
+                .await?;
+            let outcome = Outcome {
+                status: StepStatus::Ignored,
+                value: Some(value),
+                error: Some(text),
+                control: None,
+                held,
+            };
+            return Ok((outcome, false));
+        }
+        let retry = !run_stopping && may_retry && err.is_retryable();
+        let leave = self.hold_records && !retry;
+        let held = self
+            .finish(started, status, None, Some(&text), leave)
+            .await?;
+        let outcome = Outcome {
+            held,
+            ..Outcome::failed(status, text)
+        };
+        Ok((outcome, retry))
+    }
+
+    /// Records an attempt's end: completes its `running` record, or — for an attempt that
+    /// ended before it had one — writes its whole record, or with `leave_to_run` returns it
+    /// unwritten.
     async fn finish(
         &self,
         started: (&StepRun, Option<StepRunId>, Instant),
         status: StepStatus,
         result: Option<Value>,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
+        leave_to_run: bool,
+    ) -> Result<Option<StepRun>, StoreError> {
         let (record, id, started) = started;
         let finish = StepFinish {
             status,
@@ -366,6 +398,7 @@ impl StepRunner<'_> {
             result: result.map(|v| self.engine.redactor.value(&v)),
             error: error.map(ToOwned::to_owned),
         };
+        let mut held = None;
         if let Some(id) = id {
             self.engine.store.finish_step_run(id, &finish).await?;
         } else {
@@ -376,7 +409,11 @@ impl StepRunner<'_> {
                 error: finish.error,
                 ..record.clone()
             };
-            self.engine.store.insert_step_run(&done).await?;
+            if leave_to_run {
+                held = Some(done);
+            } else {
+                self.engine.store.insert_step_run(&done).await?;
+            }
         }
         let (step, attempt) = (&record.step, record.attempt);
         self.emit(&RunEvent::StepFinished {
@@ -386,7 +423,7 @@ impl StepRunner<'_> {
             duration: started.elapsed(),
             error,
         });
-        Ok(())
+        Ok(held)
     }
 
     /// A result small enough for the record, or a reference to the run file holding it.

@@ -51,6 +51,14 @@ pub trait RunStore: Send + Sync {
     async fn insert_run(&self, run: &Run) -> Result<(), StoreError>;
     /// Changes a run's status and whatever else the update carries.
     async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError>;
+    /// Records step attempts that ended (in order), then applies `update`: how a run's last
+    /// steps and its end are stored together. A store that can makes it one write.
+    async fn end_run(&self, steps: &[StepRun], update: &RunUpdate) -> Result<(), StoreError> {
+        for step in steps {
+            self.insert_step_run(step).await?;
+        }
+        self.update_run(update).await
+    }
     /// Records the start of one step attempt; returns its id.
     async fn insert_step_run(&self, step: &StepRun) -> Result<StepRunId, StoreError>;
     /// Records the end of one step attempt.
