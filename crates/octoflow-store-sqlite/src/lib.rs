@@ -208,9 +208,15 @@ impl RunStore for SqliteStore {
         self.read(move |c| steps::list(c, &id)).await
     }
 
-    async fn logs(&self, id: &RunId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
+    async fn logs(
+        &self,
+        id: &RunId,
+        step: Option<&str>,
+        from: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
         let (id, step) = (*id, step.map(str::to_owned));
-        self.read(move |c| logs::list(c, &id, step.as_deref()))
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        self.read(move |c| logs::list(c, &id, step.as_deref(), from))
             .await
     }
 

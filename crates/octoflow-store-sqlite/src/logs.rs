@@ -26,25 +26,27 @@ pub(crate) fn append(conn: &Connection, lines: &[LogLine]) -> Result<(), StoreEr
     Ok(())
 }
 
-/// A run's lines in the order they were appended, optionally of one step.
+/// A run's lines in the order they were appended, optionally of one step, skipping the
+/// first `from` (rows skipped are not decoded).
 pub(crate) fn list(
     conn: &Connection,
     id: &RunId,
     step: Option<&str>,
+    from: i64,
 ) -> Result<Vec<LogLine>, StoreError> {
     match step {
         None => all(
             conn,
             "SELECT run_id, step, attempt, ts, stream, line FROM step_logs \
-             WHERE run_id = ? ORDER BY seq",
-            [codec::run_id(id)],
+             WHERE run_id = ? ORDER BY seq LIMIT -1 OFFSET ?",
+            params![codec::run_id(id), from],
             decode,
         ),
         Some(step) => all(
             conn,
             "SELECT run_id, step, attempt, ts, stream, line FROM step_logs \
-             WHERE run_id = ? AND step = ? ORDER BY seq",
-            params![codec::run_id(id), step],
+             WHERE run_id = ? AND step = ? ORDER BY seq LIMIT -1 OFFSET ?",
+            params![codec::run_id(id), step, from],
             decode,
         ),
     }

@@ -185,7 +185,7 @@ impl Harness {
             .await
             .expect("run recorded");
         let steps = store.step_runs(&run.id).await.expect("step runs");
-        let logs = store.logs(&run.id, None).await.expect("logs");
+        let logs = store.logs(&run.id, None, 0).await.expect("logs");
         let page = Page {
             page: 1,
             per_page: 10_000,

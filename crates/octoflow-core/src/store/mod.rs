@@ -69,8 +69,14 @@ pub trait RunStore: Send + Sync {
     async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError>;
     /// A run's step runs, in the order they started.
     async fn step_runs(&self, id: &RunId) -> Result<Vec<StepRun>, StoreError>;
-    /// A run's log lines, in order, optionally of one step.
-    async fn logs(&self, id: &RunId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError>;
+    /// A run's log lines, in order, optionally of one step, from the `from`-th on (0 for all):
+    /// a follower reads only what it has not seen.
+    async fn logs(
+        &self,
+        id: &RunId,
+        step: Option<&str>,
+        from: usize,
+    ) -> Result<Vec<LogLine>, StoreError>;
     /// Runs matching a filter, newest first.
     async fn list_runs(&self, filter: &RunFilter, page: Page) -> Result<Paged<Run>, StoreError>;
     /// Runs whose status is `running`.

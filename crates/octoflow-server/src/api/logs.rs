@@ -63,7 +63,11 @@ pub(crate) async fn logs(
             .keep_alive(KeepAlive::default())
             .into_response());
     }
-    let lines = state.service.store().logs(&run.id, step.as_deref()).await?;
+    let lines = state
+        .service
+        .store()
+        .logs(&run.id, step.as_deref(), 0)
+        .await?;
     let mut text = String::new();
     for line in &lines {
         let _ = writeln!(text, "{}", plain(line));
@@ -176,17 +180,17 @@ async fn send_new(
             return Err(());
         }
     };
-    let lines = match store.logs(id, step).await {
+    let lines = match store.logs(id, step, *sent).await {
         Ok(lines) => lines,
         Err(error) => {
             tracing::warn!(run_id = %id, error = %octoflow_core::error::chain(&error), "Cannot follow the run's log.");
             return Err(());
         }
     };
-    for line in lines.iter().skip(*sent) {
+    for line in &lines {
         tx.send(log_event(line)).await.map_err(drop)?;
     }
-    *sent = (*sent).max(lines.len());
+    *sent += lines.len();
     Ok(match run {
         None => Next::End(None),
         Some(run) if run.status.is_final() => Next::End(Some(run.status)),

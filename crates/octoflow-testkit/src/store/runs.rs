@@ -210,25 +210,50 @@ pub async fn logs_in_order_and_by_step(store: &dyn Store) {
         .cloned()
         .collect();
     assert_eq!(
-        store.logs(&run.id, None).await.expect("logs"),
+        store.logs(&run.id, None, 0).await.expect("logs"),
         all,
         "all lines in order"
     );
-    let only_b: Vec<LogLine> = all.iter().filter(|l| l.step == "b").cloned().collect();
+    // A follower that has seen some lines reads only the rest.
     assert_eq!(
-        store.logs(&run.id, Some("b")).await.expect("logs of b"),
-        only_b,
-        "one step's lines"
+        store.logs(&run.id, None, 2).await.expect("logs from 2"),
+        all[2..],
+        "the lines after the first two"
     );
     assert!(
         store
-            .logs(&run.id, Some("zzz"))
+            .logs(&run.id, None, all.len() + 5)
+            .await
+            .expect("logs past the end")
+            .is_empty()
+    );
+    let only_b: Vec<LogLine> = all.iter().filter(|l| l.step == "b").cloned().collect();
+    assert_eq!(
+        store.logs(&run.id, Some("b"), 0).await.expect("logs of b"),
+        only_b,
+        "one step's lines"
+    );
+    assert_eq!(
+        store
+            .logs(&run.id, Some("b"), 1)
+            .await
+            .expect("logs of b from 1"),
+        only_b[1..],
+        "one step's lines after its first"
+    );
+    assert!(
+        store
+            .logs(&run.id, Some("zzz"), 0)
             .await
             .expect("logs of zzz")
             .is_empty()
     );
     assert_eq!(
-        store.logs(&other.id, None).await.expect("other logs").len(),
+        store
+            .logs(&other.id, None, 0)
+            .await
+            .expect("other logs")
+            .len(),
         1
     );
 }

@@ -175,7 +175,7 @@ pub async fn concurrent_writes(store: &dyn Store) {
             "step finish not lost"
         );
         assert_eq!(
-            store.logs(id, None).await.expect("logs").len(),
+            store.logs(id, None, 0).await.expect("logs").len(),
             2,
             "log lines not lost"
         );
@@ -248,7 +248,7 @@ pub async fn unknown_run(store: &dyn Store) {
     let id = RunId::new();
     assert_eq!(store.run(&id).await.expect("run"), None);
     assert!(store.step_runs(&id).await.expect("step runs").is_empty());
-    assert!(store.logs(&id, None).await.expect("logs").is_empty());
+    assert!(store.logs(&id, None, 0).await.expect("logs").is_empty());
     assert!(!store.mark_interrupted(&id).await.expect("mark interrupted"));
 }
 

@@ -166,12 +166,18 @@ impl RunStore for MemoryStore {
             .collect())
     }
 
-    async fn logs(&self, id: &RunId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
+    async fn logs(
+        &self,
+        id: &RunId,
+        step: Option<&str>,
+        from: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
         Ok(self
             .lock()
             .logs
             .iter()
             .filter(|l| l.run_id == *id && step.is_none_or(|s| l.step == s))
+            .skip(from)
             .cloned()
             .collect())
     }
