@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use octoflow_core::engine::{DirCatalog, Engine, EngineConfig, RunRequest};
-use octoflow_core::flow::FlowLoader;
+use octoflow_core::flow::{Flow, FlowLoader};
 use octoflow_core::fs::FilesRoot;
 use octoflow_core::step::Registry;
-use octoflow_core::store::{RunStatus, RunStore, StateStore, StepStatus, Store};
+use octoflow_core::store::{Run, RunId, RunStatus, RunStore, StateStore, StepStatus, Store};
 use octoflow_store_sqlite::SqliteStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,34 @@ async fn engine_on_sqlite(dir: &Path) -> (Arc<SqliteStore>, Engine, Arc<Registry
     (store, engine, registry)
 }
 
+/// A flow from its YAML text.
+fn load(registry: &Registry, yaml: &str) -> Arc<Flow> {
+    Arc::new(
+        FlowLoader::new(registry)
+            .load_str(yaml, "test.yml", None)
+            .expect("a valid flow"),
+    )
+}
+
+/// A new run of `flow` without params, accepted (recorded, not started).
+async fn accepted(engine: &Engine, flow: &Flow) -> Run {
+    engine
+        .accept(flow, RunRequest::new(serde_json::Map::new()))
+        .await
+        .expect("accepted")
+}
+
+/// A run's step records as (step, status), in the order they were stored.
+async fn steps_of(store: &SqliteStore, id: &RunId) -> Vec<(String, StepStatus)> {
+    store
+        .step_runs(id)
+        .await
+        .expect("step runs")
+        .into_iter()
+        .map(|s| (s.step, s.status))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_flow_loop_of_child_runs_finishes() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,11 +75,7 @@ async fn a_long_flow_loop_of_child_runs_finishes() {
     .unwrap();
     let (store, engine, registry) = engine_on_sqlite(dir.path()).await;
     let yaml = "name: loop\nsteps: [{ name: each, flow_loop: { name: item, data_key: items, concurrency: 2 } }]\n";
-    let flow = Arc::new(
-        FlowLoader::new(&registry)
-            .load_str(yaml, "loop.yml", None)
-            .unwrap(),
-    );
+    let flow = load(&registry, yaml);
     let mut request = RunRequest::new(serde_json::Map::new());
     request.input = json!({ "items": (0..300).collect::<Vec<u32>>() });
     let run = engine.accept(&flow, request).await.unwrap();
@@ -88,15 +112,8 @@ async fn step_records_are_written_while_the_run_goes_on_and_with_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let (store, engine, registry) = engine_on_sqlite(dir.path()).await;
     let yaml = "name: pair\nsteps:\n  - { name: slow, wait: { until: 'false' } }\n  - { name: quick, depends: [], state: { get: a, default: 1 } }\n  - { name: last, depends: [slow, quick], state: { get: b, default: 2 } }\n";
-    let flow = Arc::new(
-        FlowLoader::new(&registry)
-            .load_str(yaml, "pair.yml", None)
-            .unwrap(),
-    );
-    let run = engine
-        .accept(&flow, RunRequest::new(serde_json::Map::new()))
-        .await
-        .unwrap();
+    let flow = load(&registry, yaml);
+    let run = accepted(&engine, &flow).await;
     let id = run.id;
     let cancel = CancellationToken::new();
     let execution = tokio::spawn({
@@ -124,13 +141,7 @@ async fn step_records_are_written_while_the_run_goes_on_and_with_its_end() {
     let ended = execution.await.unwrap().unwrap();
     assert_eq!(ended.status, RunStatus::Cancelled);
     // The step skipped at the end is stored with the run's end, each step once.
-    let steps: Vec<_> = store
-        .step_runs(&id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.step, s.status))
-        .collect();
+    let steps = steps_of(&store, &id).await;
     assert_eq!(steps.len(), 3, "{steps:?}");
     assert!(steps.contains(&("quick".to_owned(), StepStatus::Succeeded)));
     assert!(steps.contains(&("slow".to_owned(), StepStatus::Cancelled)));
@@ -145,27 +156,14 @@ async fn the_last_step_is_stored_with_the_end_and_before_recovery_steps() {
     let dir = tempfile::tempdir().unwrap();
     let (store, engine, registry) = engine_on_sqlite(dir.path()).await;
     let yaml = "name: three\nsteps:\n  - { name: one, state: { get: a, default: 1 } }\n  - { name: two, state: { get: b, default: 2 } }\n  - { name: three, wait: { until: 'false', timeout: 10ms } }\non_failure:\n  - { name: tidy, state: { get: c, default: 3 } }\n";
-    let flow = Arc::new(
-        FlowLoader::new(&registry)
-            .load_str(yaml, "three.yml", None)
-            .unwrap(),
-    );
-    let run = engine
-        .accept(&flow, RunRequest::new(serde_json::Map::new()))
-        .await
-        .unwrap();
+    let flow = load(&registry, yaml);
+    let run = accepted(&engine, &flow).await;
     let ended = engine
         .execute(flow, run, CancellationToken::new(), None)
         .await
         .unwrap();
     assert_eq!(ended.status, RunStatus::Failed, "{:?}", ended.error);
-    let steps: Vec<_> = store
-        .step_runs(&ended.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.step, s.status))
-        .collect();
+    let steps = steps_of(&store, &ended.id).await;
     assert_eq!(
         steps,
         [
