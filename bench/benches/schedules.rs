@@ -146,6 +146,7 @@ fn queued_run(key: &str, tick: DateTime<Utc>) -> Run {
         node: None,
         message: None,
         progress: None,
+        generation: 0,
     }
 }
 

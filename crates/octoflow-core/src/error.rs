@@ -19,6 +19,15 @@ pub fn chain(err: &dyn Error) -> String {
     text
 }
 
+/// The text a panic was raised with (`panic!("…")` or a formatted one).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// A boxed error that crosses a component seam.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 

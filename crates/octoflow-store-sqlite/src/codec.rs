@@ -187,6 +187,23 @@ pub(crate) fn get_attempt(row: &Row<'_>) -> Result<u32, StoreError> {
     })
 }
 
+/// A run's claim generation as stored (SQLite integers are signed).
+pub(crate) fn generation(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A run's claim generation from its `claim` column.
+pub(crate) fn get_generation(row: &Row<'_>) -> Result<u64, StoreError> {
+    let value: i64 = get(row, "claim")?;
+    u64::try_from(value).map_err(|_| {
+        CodecError::Range {
+            column: "claim",
+            value,
+        }
+        .into()
+    })
+}
+
 /// The stored text of a run id.
 pub(crate) fn run_id(id: &RunId) -> String {
     id.0.hyphenated().to_string()

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_admission.sql")),
     (5, include_str!("../migrations/0005_schedules.sql")),
     (6, include_str!("../migrations/0006_fewer_index_writes.sql")),
+    (7, include_str!("../migrations/0007_fencing.sql")),
 ];
 
 /// How many times a first open that found the file busy is tried again, and how long apart:
@@ -169,7 +170,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
         assert!(tables(&conn).contains(&"schedules".to_owned()));
         drop(conn);
         // Opening again applies nothing (a second `CREATE TABLE` would fail).
@@ -205,7 +206,7 @@ mod tests {
             .unwrap();
         let err = open_writer(&path).unwrap_err().to_string();
         assert!(
-            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 6)"),
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 7)"),
             "{err}"
         );
     }

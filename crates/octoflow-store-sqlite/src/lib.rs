@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use octoflow_core::store::{
-    LogLine, Page, Paged, Progress, Run, RunFilter, RunId, RunStatus, RunStore, RunUpdate,
+    Fence, LogLine, Page, Paged, Progress, Run, RunFilter, RunId, RunStatus, RunStore, RunUpdate,
     StateStore, StepFinish, StepRun, StepRunId, StoreError,
 };
 use rusqlite::Connection;
@@ -159,35 +159,41 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError> {
-        self.end_run(&[], update).await
-    }
-
-    async fn end_run(&self, steps: &[StepRun], update: &RunUpdate) -> Result<(), StoreError> {
-        // A final status may free a concurrency slot; a queued one is new work.
-        let wake = update.status.is_final() || update.status == RunStatus::Queued;
-        let (ended, update) = (steps.to_vec(), update.clone());
+    async fn end_run(
+        &self,
+        fence: &Fence,
+        steps: &[StepRun],
+        update: &RunUpdate,
+    ) -> Result<(), StoreError> {
+        let (fence, ended, update) = (*fence, steps.to_vec(), update.clone());
         self.write(move |c| {
-            for step in &ended {
-                steps::insert(c, step)?;
-            }
-            runs::update(c, &update)
+            steps::insert_all(c, &fence, &ended)?;
+            runs::end(c, &fence, &update)
         })
         .await?;
-        if wake {
-            self.wake();
-        }
+        // A final status may free a concurrency slot.
+        self.wake();
         Ok(())
     }
 
-    async fn insert_step_run(&self, step: &StepRun) -> Result<StepRunId, StoreError> {
-        let step = step.clone();
-        self.write(move |c| steps::insert(c, &step)).await
+    async fn insert_step_run(
+        &self,
+        fence: &Fence,
+        step: &StepRun,
+    ) -> Result<StepRunId, StoreError> {
+        let (fence, step) = (*fence, step.clone());
+        self.write(move |c| steps::insert(c, &fence, &step)).await
     }
 
-    async fn finish_step_run(&self, id: StepRunId, finish: &StepFinish) -> Result<(), StoreError> {
-        let finish = finish.clone();
-        self.write(move |c| steps::finish(c, id, &finish)).await
+    async fn finish_step_run(
+        &self,
+        fence: &Fence,
+        id: StepRunId,
+        finish: &StepFinish,
+    ) -> Result<(), StoreError> {
+        let (fence, finish) = (*fence, finish.clone());
+        self.write(move |c| steps::finish(c, &fence, id, &finish))
+            .await
     }
 
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
@@ -229,9 +235,11 @@ impl RunStore for SqliteStore {
         self.read(runs::running).await
     }
 
-    async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError> {
-        let id = *id;
-        let marked = self.write(move |c| runs::mark_interrupted(c, &id)).await?;
+    async fn mark_interrupted(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let fence = *fence;
+        let marked = self
+            .write(move |c| runs::mark_interrupted(c, &fence))
+            .await?;
         if marked {
             self.wake();
         }

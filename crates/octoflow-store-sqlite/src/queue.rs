@@ -7,13 +7,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use octoflow_core::store::{
-    Admission, Admitted, LeaseState, QueueStore, Run, RunId, RunStatus, StoreError,
+    Admission, Admitted, Fence, LeaseState, QueueStore, Run, RunId, RunStatus, StoreError,
 };
 use rusqlite::{Connection, params};
 
 use crate::query::{all, execute, one};
 use crate::runs::{decode, run_columns};
-use crate::{SqliteStore, admission, codec};
+use crate::{SqliteStore, admission, codec, runs};
 
 fn lease_end(lease: Duration) -> String {
     codec::time(codec::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
@@ -89,7 +89,7 @@ fn claim(
     let mut runs = all(
         conn,
         concat!(
-            "UPDATE runs SET status = ?2, node = ?3, lease_until = ?4, lock_released = 0, ",
+            "UPDATE runs SET status = ?2, node = ?3, lease_until = ?4, lock_released = 0, claim = claim + 1, ",
             "started_at = COALESCE(started_at, ?5) WHERE id IN (",
             claimable!(),
             ") RETURNING ",
@@ -108,21 +108,16 @@ fn claim(
     Ok(runs)
 }
 
-/// Extends a lease that `node` holds on a running run, and reads its cancel request.
-fn renew(
-    conn: &Connection,
-    id: &RunId,
-    node: &str,
-    lease: Duration,
-) -> Result<LeaseState, StoreError> {
+/// Extends the lease of the run `fence` holds, and reads its cancel request.
+fn renew(conn: &Connection, fence: &Fence, lease: Duration) -> Result<LeaseState, StoreError> {
     let cancel: Option<i64> = one(
         conn,
-        "UPDATE runs SET lease_until = ? WHERE id = ? AND node = ? AND status = ? \
+        "UPDATE runs SET lease_until = ? WHERE id = ? AND claim = ? AND status = ? \
          RETURNING cancel_requested",
         params![
             lease_end(lease),
-            codec::run_id(id),
-            node,
+            codec::run_id(&fence.run),
+            codec::generation(fence.generation),
             RunStatus::Running.as_str()
         ],
         |row| codec::get(row, "cancel_requested"),
@@ -149,16 +144,17 @@ fn expired(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError
     )
 }
 
-/// Puts a running run back in the queue.
-fn requeue(conn: &Connection, id: &RunId) -> Result<bool, StoreError> {
+/// Puts the run `fence` holds back in the queue.
+fn requeue(conn: &Connection, fence: &Fence) -> Result<bool, StoreError> {
     let changed = execute(
         conn,
         "UPDATE runs SET status = ?, node = NULL, lease_until = NULL, started_at = NULL, \
-         lock_released = 0 WHERE id = ? AND status = ?",
+         lock_released = 0 WHERE id = ? AND status = ? AND claim = ?",
         params![
             RunStatus::Queued.as_str(),
-            codec::run_id(id),
-            RunStatus::Running.as_str()
+            codec::run_id(&fence.run),
+            RunStatus::Running.as_str(),
+            codec::generation(fence.generation)
         ],
     )?;
     Ok(changed == 1)
@@ -193,23 +189,25 @@ impl QueueStore for SqliteStore {
         self.write(move |c| claim(c, &node, limit, lease)).await
     }
 
-    async fn renew(
-        &self,
-        id: &RunId,
-        node: &str,
-        lease: Duration,
-    ) -> Result<LeaseState, StoreError> {
-        let (id, node) = (*id, node.to_owned());
-        self.write(move |c| renew(c, &id, &node, lease)).await
+    async fn insert_owned(&self, run: &Run, lease: Duration) -> Result<Run, StoreError> {
+        let run = run.clone();
+        let until = lease_end(lease);
+        self.write(move |c| runs::insert_owned(c, &run, &until))
+            .await
+    }
+
+    async fn renew(&self, fence: &Fence, lease: Duration) -> Result<LeaseState, StoreError> {
+        let fence = *fence;
+        self.write(move |c| renew(c, &fence, lease)).await
     }
 
     async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
         self.write(move |c| expired(c, now)).await
     }
 
-    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError> {
-        let id = *id;
-        let requeued = self.write(move |c| requeue(c, &id)).await?;
+    async fn requeue(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let fence = *fence;
+        let requeued = self.write(move |c| requeue(c, &fence)).await?;
         if requeued {
             self.wake();
         }
@@ -225,9 +223,10 @@ impl QueueStore for SqliteStore {
         self.read(depth).await
     }
 
-    async fn wait_for_work(&self, timeout: Duration) {
+    async fn wait_for_work(&self, timeout: Duration) -> Result<(), StoreError> {
         // Elapsing is an answer too: the caller polls again.
         let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+        Ok(())
     }
 }
 

@@ -1,8 +1,8 @@
 //! The `runs` table: insert, update, read, list with filters, and interrupted-run recovery.
 
 use octoflow_core::store::{
-    Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate, StepStatus,
-    StoreError,
+    Fence, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate,
+    StepStatus, StoreError,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
@@ -15,7 +15,7 @@ use crate::query::{all, execute, one};
 macro_rules! run_columns {
     () => {
         "id, flow, flow_version, status, params, trigger, concurrency_key, parent_run_id, \
-         created_at, started_at, finished_at, error, data, node, message, progress"
+         created_at, started_at, finished_at, error, data, node, message, progress, claim"
     };
 }
 pub(crate) use run_columns;
@@ -40,7 +40,7 @@ pub(crate) fn insert_with(
             "INSERT INTO runs (",
             run_columns!(),
             ", concurrency_limit, idempotency_key",
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .map_err(from_sqlite)?;
     stmt.execute(params![
@@ -60,11 +60,50 @@ pub(crate) fn insert_with(
         run.node,
         run.message,
         codec::opt_json("progress", run.progress.as_ref())?,
+        codec::generation(run.generation),
         limit,
         idempotency_key,
     ])
     .map_err(conflict_or("run id"))?;
     Ok(())
+}
+
+/// Records a new run already owned by its executor: running under generation 1, leased
+/// until `lease_until`.
+pub(crate) fn insert_owned(
+    conn: &Connection,
+    run: &Run,
+    lease_until: &str,
+) -> Result<Run, StoreError> {
+    let mut run = run.clone();
+    run.status = RunStatus::Running;
+    run.generation = 1;
+    run.started_at.get_or_insert_with(codec::now);
+    insert(conn, &run)?;
+    execute(
+        conn,
+        "UPDATE runs SET lease_until = ? WHERE id = ?",
+        params![lease_until, codec::run_id(&run.id)],
+    )?;
+    Ok(run)
+}
+
+/// Whether the run `fence` names is running under its generation: what every write of an
+/// executor checks in its own transaction.
+pub(crate) fn check_fence(conn: &Connection, fence: &Fence) -> Result<(), StoreError> {
+    let held: Option<i64> = one(
+        conn,
+        "SELECT 1 AS held FROM runs WHERE id = ? AND status = 'running' AND claim = ?",
+        params![
+            codec::run_id(&fence.run),
+            codec::generation(fence.generation)
+        ],
+        |row| codec::get(row, "held"),
+    )?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Fenced { run: fence.run }),
+    }
 }
 
 /// Records a run's progress.
@@ -81,18 +120,19 @@ pub(crate) fn set_progress(
     Ok(())
 }
 
-/// Applies an update; fields the update leaves `None` keep their stored value.
-pub(crate) fn update(conn: &Connection, update: &RunUpdate) -> Result<(), StoreError> {
+/// Ends the run `fence` holds with `update`; fields the update leaves `None` keep their
+/// stored value. [`StoreError::Fenced`] when the run is not running under that fence.
+pub(crate) fn end(conn: &Connection, fence: &Fence, update: &RunUpdate) -> Result<(), StoreError> {
     let changed = execute(
         conn,
-        "UPDATE runs SET status = ?, \
+        "UPDATE runs SET status = ?, lease_until = NULL, \
          started_at = COALESCE(?, started_at), \
          finished_at = COALESCE(?, finished_at), \
          error = COALESCE(?, error), \
          data = COALESCE(?, data), \
          node = COALESCE(?, node), \
          message = COALESCE(?, message) \
-         WHERE id = ?",
+         WHERE id = ? AND status = 'running' AND claim = ?",
         params![
             update.status.as_str(),
             codec::opt_time(update.started_at),
@@ -101,11 +141,12 @@ pub(crate) fn update(conn: &Connection, update: &RunUpdate) -> Result<(), StoreE
             codec::opt_json("data", update.data.as_ref())?,
             update.node,
             update.message,
-            codec::run_id(&update.id),
+            codec::run_id(&fence.run),
+            codec::generation(fence.generation),
         ],
     )?;
     if changed == 0 {
-        tracing::warn!(run_id = %update.id, "Update of an unknown run ignored.");
+        return Err(StoreError::Fenced { run: fence.run });
     }
     Ok(())
 }
@@ -183,18 +224,15 @@ pub(crate) fn running(conn: &Connection) -> Result<Vec<Run>, StoreError> {
 /// this one change).
 ///
 /// The run's error names the most recently started step that was still running.
-pub(crate) fn mark_interrupted(conn: &Connection, id: &RunId) -> Result<bool, StoreError> {
+pub(crate) fn mark_interrupted(conn: &Connection, fence: &Fence) -> Result<bool, StoreError> {
+    let id = &fence.run;
     let id_text = codec::run_id(id);
     let now = codec::time(codec::now());
 
-    let status: Option<String> = one(
-        conn,
-        "SELECT status FROM runs WHERE id = ?",
-        [&id_text],
-        |row| codec::get_text(row, "status"),
-    )?;
-    if status.as_deref() != Some(RunStatus::Running.as_str()) {
-        return Ok(false);
+    match check_fence(conn, fence) {
+        Ok(()) => {}
+        Err(StoreError::Fenced { .. }) => return Ok(false),
+        Err(other) => return Err(other),
     }
 
     let step: Option<String> = one(
@@ -210,7 +248,7 @@ pub(crate) fn mark_interrupted(conn: &Connection, id: &RunId) -> Result<bool, St
 
     execute(
         conn,
-        "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+        "UPDATE runs SET status = ?, finished_at = ?, error = ?, lease_until = NULL WHERE id = ?",
         params![
             RunStatus::Failed.as_str(),
             now,
@@ -290,5 +328,6 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<Run, StoreError> {
         node: codec::get_opt_text(row, "node")?,
         message: codec::get_opt_text(row, "message")?,
         progress: codec::get_opt_json(row, "progress")?,
+        generation: codec::get_generation(row)?,
     })
 }

@@ -1,13 +1,24 @@
 //! The `step_runs` table: one row per step attempt, started then finished.
 
-use octoflow_core::store::{RunId, StepFinish, StepRun, StepRunId, StoreError};
+use octoflow_core::store::{Fence, RunId, StepFinish, StepRun, StepRunId, StoreError};
 use rusqlite::{Connection, Row, params};
 
 use crate::codec;
 use crate::query::{all, execute};
+use crate::runs::check_fence;
 
-/// Records the start of one step attempt; its id is the row id.
-pub(crate) fn insert(conn: &Connection, step: &StepRun) -> Result<StepRunId, StoreError> {
+/// Records the start of one step attempt of the run `fence` holds; its id is the row id.
+pub(crate) fn insert(
+    conn: &Connection,
+    fence: &Fence,
+    step: &StepRun,
+) -> Result<StepRunId, StoreError> {
+    check_fence(conn, fence)?;
+    insert_unchecked(conn, step)
+}
+
+/// Records a step attempt, whoever holds its run (the caller checked the fence).
+fn insert_unchecked(conn: &Connection, step: &StepRun) -> Result<StepRunId, StoreError> {
     execute(
         conn,
         "INSERT INTO step_runs \
@@ -27,12 +38,27 @@ pub(crate) fn insert(conn: &Connection, step: &StepRun) -> Result<StepRunId, Sto
     Ok(conn.last_insert_rowid())
 }
 
-/// Records the end of one step attempt.
+/// Records step attempts that ended, in order, for the run `fence` holds (checked once).
+pub(crate) fn insert_all(
+    conn: &Connection,
+    fence: &Fence,
+    steps: &[StepRun],
+) -> Result<(), StoreError> {
+    check_fence(conn, fence)?;
+    for step in steps {
+        insert_unchecked(conn, step)?;
+    }
+    Ok(())
+}
+
+/// Records the end of one step attempt of the run `fence` holds.
 pub(crate) fn finish(
     conn: &Connection,
+    fence: &Fence,
     id: StepRunId,
     finish: &StepFinish,
 ) -> Result<(), StoreError> {
+    check_fence(conn, fence)?;
     let changed = execute(
         conn,
         "UPDATE step_runs SET status = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::instrument::WithSubscriber;
 
 use super::run::Execution;
 use super::{AcceptError, Engine, RunRequest};
-use crate::error::chain;
+use crate::error::{chain, panic_message};
 use crate::flow::Flow;
 use crate::step::{StepCx, StepError};
-use crate::store::{Run, RunStatus, TriggerInfo};
+use crate::store::{Run, RunError, RunStatus, RunUpdate, StoreError, TriggerInfo};
 
 /// How deep `flow` steps may nest (a flow that calls itself stops here).
 const MAX_DEPTH: u32 = 16;
@@ -66,11 +68,52 @@ impl Engine {
                 chain(&other)
             )),
         })?;
-        let execution =
-            Execution::new(self, flow, run, cancel, None).into_child(cx.run.depth + 1, loop_index);
-        Box::pin(execution.run())
-            .await
-            .map_err(|e| StepError::Internal(Box::new(e)))
+        // The child runs in a task of its own: each level of nesting polls on a fresh stack
+        // (however deep flows nest, the node's threads never overflow), and a panic in it
+        // ends only the child. Dropping the step (its run stopped) stops the child with it.
+        let engine = self.clone();
+        let depth = cx.run.depth + 1;
+        let owned = run.clone();
+        let task = tokio::spawn(
+            async move {
+                Execution::new(&engine, flow, run, cancel, None)
+                    .into_child(depth, loop_index)
+                    .run()
+                    .await
+            }
+            .with_current_subscriber(),
+        );
+        match AbortOnDropHandle::new(task).await {
+            Ok(ended) => ended.map_err(|e| StepError::Internal(Box::new(e))),
+            Err(join) => {
+                let message = match join.try_into_panic() {
+                    Ok(panic) => format!(
+                        "internal error: the engine panicked: {}",
+                        panic_message(&*panic)
+                    ),
+                    Err(join) => format!("internal error: {join}"),
+                };
+                self.end_failed(&owned, &message)
+                    .await
+                    .map_err(|e| StepError::Internal(Box::new(e)))?;
+                Err(StepError::fatal(format!(
+                    "run {} of flow `{}` ended failed: {message}",
+                    owned.id, owned.flow
+                )))
+            }
+        }
+    }
+
+    /// Ends a run this engine owns `failed` with `message` — one that cannot run, or whose
+    /// execution panicked — under its fence.
+    pub(crate) async fn end_failed(&self, run: &Run, message: &str) -> Result<(), StoreError> {
+        let mut update = RunUpdate::status(run.id, RunStatus::Failed);
+        update.finished_at = Some(chrono::Utc::now());
+        update.error = Some(RunError {
+            step: None,
+            message: self.redactor.text(message).into_owned(),
+        });
+        self.store.end_run(&run.fence(), &[], &update).await
     }
 }
 

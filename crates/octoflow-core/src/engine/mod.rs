@@ -7,6 +7,7 @@ mod dry_run;
 mod events;
 mod graph;
 pub mod kinds;
+mod lease;
 mod logs;
 mod recover;
 mod redact;
@@ -49,12 +50,18 @@ pub struct EngineConfig {
     pub max_result_bytes: usize,
     /// The environment given to processes and templates.
     pub env: BTreeMap<String, String>,
-    /// This node's name (`host:pid`).
+    /// This node's name (`host:pid:nonce`).
     pub node: String,
+    /// How long a run's lease lasts without renewal (default 30 s): a run whose executor
+    /// died is found this long after its last renewal.
+    pub lease: Duration,
+    /// How often a running run's executor renews its lease (default 10 s).
+    pub renew_every: Duration,
 }
 
 impl EngineConfig {
-    /// Defaults for a data directory: `templates/` in it, 5 s grace, 1 MiB results.
+    /// Defaults for a data directory: `templates/` in it, 5 s grace, 1 MiB results, 30 s
+    /// leases renewed every 10 s.
     pub fn new(files: FilesRoot) -> Self {
         let templates_dir = files.data_dir().join("templates");
         Self {
@@ -64,6 +71,8 @@ impl EngineConfig {
             max_result_bytes: 1024 * 1024,
             env: BTreeMap::new(),
             node: String::from("local"),
+            lease: Duration::from_secs(30),
+            renew_every: Duration::from_secs(10),
         }
     }
 }
@@ -206,11 +215,14 @@ impl Engine {
         &self.store
     }
 
-    /// Checks params and records the run `queued`. Nothing is recorded when params are bad.
+    /// Checks params and records the run already owned by this engine's node (`running`,
+    /// leased, its generation 1), for [`execute`](Self::execute) to run at once: no worker
+    /// can claim it. Nothing is recorded when params are bad. (Runs for workers to claim are
+    /// admitted through [`Service::start`](crate::service::Service::start).)
     pub async fn accept(&self, flow: &Flow, request: RunRequest) -> Result<Run, AcceptError> {
-        let run = self.new_run(flow, request)?;
-        self.store.insert_run(&run).await?;
-        Ok(run)
+        let mut run = self.new_run(flow, request)?;
+        run.node = Some(self.config.node.clone());
+        Ok(self.store.insert_owned(&run, self.config.lease).await?)
     }
 
     /// Checks params and renders the concurrency key: the `queued` run to record. Its `data`
@@ -252,10 +264,15 @@ impl Engine {
             node: None,
             message: None,
             progress: None,
+            generation: 0,
         })
     }
 
-    /// Runs an accepted run to its end and returns the final record.
+    /// Runs a run this node owns — from [`accept`](Self::accept) or a claim — to its end and
+    /// returns the final record. Its lease is renewed meanwhile. Every write names the run's
+    /// fence: when the run is no longer this executor's (its lease was taken over, it was
+    /// handed back or ended elsewhere), its steps are stopped and [`StoreError::Fenced`] is
+    /// returned; a run that is not `running` is refused the same way.
     pub async fn execute(
         &self,
         flow: Arc<Flow>,

@@ -10,7 +10,7 @@ pub async fn recover_interrupted(
     let mut ended = Vec::new();
     for run in store.running_runs().await? {
         let alive = run.node.as_deref().is_some_and(&is_alive);
-        if !alive && store.mark_interrupted(&run.id).await? {
+        if !alive && store.mark_interrupted(&run.fence()).await? {
             tracing::warn!(run_id = %run.id, flow = %run.flow, "Run was interrupted by the end of its process.");
             ended.push(run.id);
         }

@@ -12,12 +12,15 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::graph::{Graph, Jump};
+use super::lease::LeaseKeeper;
 use super::step::{Outcome, StepRunner};
 use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
 use crate::flow::{Flow, Step, format_duration};
 use crate::step::{Control, RunInfo, StepServices};
-use crate::store::{Run, RunError, RunId, RunStatus, RunUpdate, StepRun, StepStatus, StoreError};
+use crate::store::{
+    Fence, Run, RunError, RunId, RunStatus, RunUpdate, StepRun, StepStatus, StoreError,
+};
 
 /// How the step graph ended.
 struct GraphEnd {
@@ -45,6 +48,8 @@ pub(super) struct Execution<'e> {
     engine: &'e Engine,
     flow: Arc<Flow>,
     run: Run,
+    /// The run's right to be written by this executor.
+    fence: Fence,
     cancel: CancellationToken,
     observer: Option<Arc<dyn Observer>>,
     data: Arc<Map<String, Value>>,
@@ -69,6 +74,7 @@ impl<'e> Execution<'e> {
         Self {
             engine,
             flow,
+            fence: run.fence(),
             run,
             cancel,
             observer,
@@ -122,9 +128,13 @@ impl<'e> Execution<'e> {
             .build()
     }
 
-    /// Marks the run `running`, makes its workspace and the names templates see.
+    /// Makes the run's workspace and the names templates see. The run must be owned already
+    /// (accepted by this engine or claimed): `running` under a generation.
     async fn start(&mut self) -> Result<(RunInfo, StepServices), StoreError> {
-        let started_at = Utc::now();
+        if self.run.status != RunStatus::Running || self.run.generation == 0 {
+            return Err(StoreError::Fenced { run: self.run.id });
+        }
+        let started_at = self.run.started_at.unwrap_or_else(Utc::now);
         // A flow can only reach its state by writing `state`; others skip the read.
         let state = if self.flow.source.contains("state") {
             self.engine.store.state(&self.flow.name).await?
@@ -183,18 +193,6 @@ impl<'e> Execution<'e> {
         self.data = Arc::new(self.initial_data());
 
         self.reused = self.reusable_results().await?;
-        let claimed = self.run.status == RunStatus::Running
-            && self.run.node.as_deref() == Some(self.engine.config.node.as_str());
-        if !claimed {
-            // A run claimed from the queue is already recorded `running` on this node.
-            let mut update = RunUpdate::status(self.run.id, RunStatus::Running);
-            update.started_at = Some(started_at);
-            update.node = Some(self.engine.config.node.clone());
-            self.engine.store.update_run(&update).await?;
-            self.run.status = RunStatus::Running;
-            self.run.started_at = Some(started_at);
-            self.run.node = update.node;
-        }
         self.emit(&RunEvent::RunStarted(&self.run));
         Ok((info, services))
     }
@@ -233,8 +231,27 @@ impl<'e> Execution<'e> {
         Ok((results, other))
     }
 
-    pub(super) async fn run(mut self) -> Result<Run, StoreError> {
+    /// Runs the run to its end. When the run turns out to be no longer this executor's
+    /// ([`StoreError::Fenced`]), its steps are stopped and nothing more is written.
+    pub(super) async fn run(self) -> Result<Run, StoreError> {
+        let (id, cancel) = (self.run.id, self.cancel.clone());
+        let result = self.run_to_end().await;
+        if let Err(StoreError::Fenced { .. }) = &result {
+            cancel.cancel();
+            tracing::warn!(run_id = %id, "Run is no longer held by this executor; its steps were stopped.");
+        }
+        result
+    }
+
+    async fn run_to_end(mut self) -> Result<Run, StoreError> {
         let (info, services) = self.start().await?;
+        let _lease = LeaseKeeper::start(
+            self.engine.store.clone(),
+            self.fence,
+            self.engine.config.lease,
+            self.engine.config.renew_every,
+            self.cancel.clone(),
+        );
         let (log_tx, log_task) = logs::spawn_writer(
             self.engine.store.clone(),
             self.engine.redactor.clone(),
@@ -245,6 +262,7 @@ impl<'e> Execution<'e> {
         let observer = self.observer.clone();
         let runner = StepRunner {
             engine: self.engine,
+            fence: self.fence,
             info: &info,
             services: &services,
             logs: &log_tx,
@@ -314,7 +332,10 @@ impl<'e> Execution<'e> {
         update.error = failure.clone();
         update.data = Some(data.clone());
         update.message = message.clone();
-        self.engine.store.end_run(held, &update).await?;
+        self.engine
+            .store
+            .end_run(&self.fence, held, &update)
+            .await?;
         self.run.status = status;
         self.run.finished_at = Some(finished_at);
         self.run.error = failure;
@@ -327,7 +348,10 @@ impl<'e> Execution<'e> {
     /// Writes step records held so far, in order.
     async fn write_held(&self, held: &mut Vec<StepRun>) -> Result<(), StoreError> {
         for record in held.drain(..) {
-            self.engine.store.insert_step_run(&record).await?;
+            self.engine
+                .store
+                .insert_step_run(&self.fence, &record)
+                .await?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ use crate::error::chain;
 use crate::expr::Scope;
 use crate::flow::{RetryPolicy, Step, format_duration};
 use crate::step::{Control, RunInfo, StepCx, StepError, StepLog, StepServices};
-use crate::store::{LogLine, StepFinish, StepRun, StepRunId, StepStatus, StoreError};
+use crate::store::{Fence, LogLine, StepFinish, StepRun, StepRunId, StepStatus, StoreError};
 
 /// How a step ended, as the run sees it.
 #[derive(Debug)]
@@ -53,6 +54,8 @@ impl Outcome {
 /// Everything a step needs from its run.
 pub(super) struct StepRunner<'a> {
     pub engine: &'a Engine,
+    /// The run's right to be written; every step record names it.
+    pub fence: Fence,
     pub info: &'a RunInfo,
     pub services: &'a StepServices,
     pub logs: &'a mpsc::Sender<LogLine>,
@@ -97,7 +100,10 @@ impl StepRunner<'_> {
             result: None,
             error: Some(reason.to_owned()),
         };
-        self.engine.store.insert_step_run(&record).await?;
+        self.engine
+            .store
+            .insert_step_run(&self.fence, &record)
+            .await?;
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
             attempt: 1,
@@ -128,7 +134,10 @@ impl StepRunner<'_> {
                 result: Some(result.clone()),
                 error: None,
             };
-            self.engine.store.insert_step_run(&reused).await?;
+            self.engine
+                .store
+                .insert_step_run(&self.fence, &reused)
+                .await?;
         }
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
@@ -220,7 +229,10 @@ impl StepRunner<'_> {
             result: None,
             error: Some(text.clone()),
         };
-        self.engine.store.insert_step_run(&record).await?;
+        self.engine
+            .store
+            .insert_step_run(&self.fence, &record)
+            .await?;
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
             attempt: 1,
@@ -287,7 +299,7 @@ impl StepRunner<'_> {
             tokio::select! {
                 result = &mut work => (result, None),
                 () = tokio::time::sleep(RECORD_RUNNING_AFTER) => {
-                    let id = self.engine.store.insert_step_run(&record).await?;
+                    let id = self.engine.store.insert_step_run(&self.fence, &record).await?;
                     (work.await, Some(id))
                 }
             }
@@ -400,7 +412,10 @@ impl StepRunner<'_> {
         };
         let mut held = None;
         if let Some(id) = id {
-            self.engine.store.finish_step_run(id, &finish).await?;
+            self.engine
+                .store
+                .finish_step_run(&self.fence, id, &finish)
+                .await?;
         } else {
             let done = StepRun {
                 status: finish.status,
@@ -412,7 +427,10 @@ impl StepRunner<'_> {
             if leave_to_run {
                 held = Some(done);
             } else {
-                self.engine.store.insert_step_run(&done).await?;
+                self.engine
+                    .store
+                    .insert_step_run(&self.fence, &done)
+                    .await?;
             }
         }
         let (step, attempt) = (&record.step, record.attempt);
@@ -455,7 +473,18 @@ async fn run_with_limits(
     grace: Duration,
 ) -> Result<Value, StepError> {
     let timeout = step.timeout;
-    let fut = step.prepared.run(cx);
+    // A panic in a kind (or a template or jq program it runs) fails this attempt, and only
+    // it: the run goes on to record its end.
+    let fut = std::panic::AssertUnwindSafe(step.prepared.run(cx))
+        .catch_unwind()
+        .map(|caught| {
+            caught.unwrap_or_else(|panic| {
+                Err(StepError::fatal(format!(
+                    "internal error: the step panicked: {}",
+                    crate::error::panic_message(&*panic)
+                )))
+            })
+        });
     tokio::pin!(fut);
     let deadline = async {
         match timeout {

@@ -33,10 +33,6 @@ use crate::store::{
 pub struct ServiceConfig {
     /// Runs this node runs at once.
     pub workers: usize,
-    /// How long a claim holds a run without renewal (default 30 s).
-    pub lease: Duration,
-    /// How often held leases are renewed (default 10 s).
-    pub renew_every: Duration,
     /// How long running runs may go on after a shutdown begins (default 30 s).
     pub shutdown_grace: Duration,
     /// Where tracker documents are written, when set.
@@ -47,8 +43,6 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             workers: 8,
-            lease: Duration::from_secs(30),
-            renew_every: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             tracker_dir: None,
         }
@@ -83,12 +77,15 @@ struct Inner {
     /// Cancel tokens of the runs running on this node.
     local: Mutex<HashMap<RunId, CancellationToken>>,
     /// The flow triggers told of each run that ends here (see `ended.rs`).
-    chain: Mutex<Option<Arc<crate::triggers::FlowTriggers>>>,
+    flow_triggers: crate::triggers::FlowTriggers,
+    /// Their queue of ended runs, until the triggers start and take it.
+    ended_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::triggers::Ended>>>,
 }
 
 impl Service {
     /// A node running `engine`'s runs, finding their flows in `catalog`.
     pub fn new(engine: Engine, catalog: Arc<dyn FlowCatalog>, config: ServiceConfig) -> Self {
+        let (flow_triggers, ended_queue) = crate::triggers::FlowTriggers::new();
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -96,7 +93,8 @@ impl Service {
                 config,
                 feed: Arc::default(),
                 local: Mutex::new(HashMap::new()),
-                chain: Mutex::new(None),
+                flow_triggers,
+                ended_queue: Mutex::new(Some(ended_queue)),
             }),
         }
     }

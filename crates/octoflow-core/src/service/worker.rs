@@ -1,5 +1,5 @@
-//! The workers of one node: claim queued runs with a lease, run them, renew their leases,
-//! hand back what an ended node left behind, and drain on shutdown.
+//! The workers of one node: claim queued runs with a lease, run them (the engine renews
+//! their leases), hand back what an ended node left behind, and drain on shutdown.
 //!
 //! One dispatcher claims as many runs as there are free slots, then sleeps until the store
 //! says work may have arrived or a slot frees. Shutdown: stop claiming, let running runs go
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +17,7 @@ use super::Service;
 use super::step_metrics::StepMetrics;
 use crate::engine::{Observer, Observers};
 use crate::flow::OnInterrupt;
-use crate::store::{LeaseState, Run, RunError, RunStatus, RunUpdate};
+use crate::store::{Run, RunStatus, StoreError};
 use crate::tracker::TrackerWriter;
 
 /// How long a dispatcher sleeps when the store sends no wake-up (a safety net only).
@@ -41,6 +42,7 @@ impl Workers {
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         let config = self.service.inner.config.clone();
+        let lease = self.service.inner.engine.config().lease;
         let slots = config.workers.max(1);
         let batch = (slots / 2).max(1);
         let mut gathered = false;
@@ -74,12 +76,17 @@ impl Workers {
             let claimed = self
                 .service
                 .store()
-                .claim(&node, u32::try_from(free).unwrap_or(u32::MAX), config.lease)
+                .claim(&node, u32::try_from(free).unwrap_or(u32::MAX), lease)
                 .await;
             match claimed {
                 Ok(runs) if runs.is_empty() => {
                     tokio::select! {
-                        () = self.service.store().wait_for_work(IDLE_WAIT) => {}
+                        woken = self.service.store().wait_for_work(IDLE_WAIT) => {
+                            if let Err(error) = woken {
+                                tracing::warn!(error = %crate::error::chain(&error), "Cannot wait for work; looking again shortly.");
+                                tokio::time::sleep(ERROR_PAUSE).await;
+                            }
+                        }
                         Some(_) = self.tasks.join_next() => {}
                         () = shutdown.cancelled() => break,
                     }
@@ -160,27 +167,29 @@ impl Workers {
     }
 }
 
-/// Runs one claimed run to its end, renewing its lease meanwhile.
+/// Ends a claimed run that cannot run, `failed` with `message`, under its fence.
+async fn fail_claimed(service: &Service, run: &Run, message: &str) {
+    match service.inner.engine.end_failed(run, message).await {
+        Ok(()) => service.run_ended_by_id(run.id),
+        Err(error) => {
+            tracing::error!(run_id = %run.id, error = %crate::error::chain(&error), "Cannot record a run's end.");
+        }
+    }
+}
+
+/// Runs one claimed run to its end (the engine renews its lease meanwhile). A panic in the
+/// engine ends only this run, `failed`.
 async fn execute(service: &Service, run: Run, token: CancellationToken) {
     let inner = &service.inner;
     let id = run.id;
     let flow = match inner.catalog.by_name(&run.flow).await {
         Ok(flow) => flow,
         Err(reason) => {
-            let mut update = RunUpdate::status(id, RunStatus::Failed);
-            update.finished_at = Some(Utc::now());
-            update.error = Some(RunError {
-                step: None,
-                message: format!("cannot run flow `{}`: {reason}", run.flow),
-            });
-            if let Err(error) = service.store().update_run(&update).await {
-                tracing::error!(run_id = %id, error = %crate::error::chain(&error), "Cannot record a run's end.");
-            }
-            service.run_ended_by_id(id);
+            let message = format!("cannot run flow `{}`: {reason}", run.flow);
+            fail_claimed(service, &run, &message).await;
             return;
         }
     };
-    let renewal = tokio::spawn(renew_lease(service.clone(), run.clone(), token.clone()));
     let mut observers: Vec<Arc<dyn Observer>> = vec![
         Arc::new(inner.feed.observer(id)),
         Arc::new(StepMetrics::new(&flow.name)),
@@ -190,50 +199,35 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) {
     }
     let observer: Arc<dyn Observer> = Arc::new(Observers(observers));
     let started = Instant::now();
-    let result = inner
+    let claimed = run.clone();
+    let execution = inner
         .engine
-        .execute(flow.clone(), run, token, Some(observer))
-        .await;
-    renewal.abort();
+        .execute(flow.clone(), run, token.clone(), Some(observer));
+    let result = std::panic::AssertUnwindSafe(execution).catch_unwind().await;
     inner.engine.callback_hub().forget(&id);
     match result {
-        Ok(run) => {
+        Ok(Ok(run)) => {
             service.run_ended(&run);
             metrics::counter!("octoflow_runs_finished_total", "flow" => run.flow.clone(), "status" => run.status.as_str())
                 .increment(1);
             metrics::histogram!("octoflow_run_seconds", "flow" => run.flow)
                 .record(started.elapsed().as_secs_f64());
         }
-        Err(error) => {
+        // The engine logged it: the run is another executor's now, or ended elsewhere.
+        Ok(Err(StoreError::Fenced { .. })) => {}
+        Ok(Err(error)) => {
             tracing::error!(run_id = %id, error = %crate::error::chain(&error), "Cannot record a run.");
         }
-    }
-}
-
-/// Renews the run's lease every `renew_every`; cancels the run when someone asked, or when
-/// the lease was lost (another node took the run over).
-async fn renew_lease(service: Service, run: Run, token: CancellationToken) {
-    let config = &service.inner.config;
-    let node = &service.inner.engine.config().node;
-    let mut tick = tokio::time::interval(config.renew_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match service.store().renew(&run.id, node, config.lease).await {
-            Ok(LeaseState::Held) => {}
-            Ok(LeaseState::CancelRequested) => {
-                tracing::info!(run_id = %run.id, "Run cancelled on request.");
-                token.cancel();
-            }
-            Ok(LeaseState::Lost) => {
-                tracing::warn!(run_id = %run.id, "Run's lease was lost; stopping it.");
-                token.cancel();
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(run_id = %run.id, error = %crate::error::chain(&error), "Cannot renew a run's lease.");
-            }
+        Err(panic) => {
+            token.cancel();
+            let message = format!(
+                "internal error: the engine panicked: {}",
+                crate::error::panic_message(&*panic)
+            );
+            tracing::error!(run_id = %id, error = %message, "Run ended by a panic.");
+            fail_claimed(service, &claimed, &message).await;
+            metrics::counter!("octoflow_runs_finished_total", "flow" => claimed.flow.clone(), "status" => RunStatus::Failed.as_str())
+                .increment(1);
         }
     }
 }
@@ -241,7 +235,7 @@ async fn renew_lease(service: Service, run: Run, token: CancellationToken) {
 /// Every lease period, hands back the runs whose node stopped renewing their lease (it
 /// died): re-queued when their flow says `on_interrupt: retry`, else ended `interrupted`.
 async fn sweep_expired(service: Service, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(service.inner.config.lease);
+    let mut tick = tokio::time::interval(service.inner.engine.config().lease);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -263,18 +257,19 @@ async fn sweep_expired(service: Service, shutdown: CancellationToken) {
     }
 }
 
-/// Re-queues or ends a run its node left behind.
-pub(super) async fn hand_back(
-    service: &Service,
-    run: &Run,
-) -> Result<(), crate::store::StoreError> {
-    let retry = match service.inner.catalog.by_name(&run.flow).await {
-        Ok(flow) => flow.on_interrupt == OnInterrupt::Retry,
-        Err(_) => false,
-    };
-    if retry && service.store().requeue(&run.id).await? {
+/// Re-queues or ends a run its node left behind, under the fence it was left with (another
+/// node handing it back at the same time changes nothing twice). A child run (of a `flow`
+/// step) always ends: its parent, re-queued, starts a new one.
+pub(super) async fn hand_back(service: &Service, run: &Run) -> Result<(), StoreError> {
+    let retry = run.parent_run_id.is_none()
+        && match service.inner.catalog.by_name(&run.flow).await {
+            Ok(flow) => flow.on_interrupt == OnInterrupt::Retry,
+            Err(_) => false,
+        };
+    let fence = run.fence();
+    if retry && service.store().requeue(&fence).await? {
         tracing::warn!(run_id = %run.id, flow = %run.flow, "Interrupted run re-queued.");
-    } else if service.store().mark_interrupted(&run.id).await? {
+    } else if service.store().mark_interrupted(&fence).await? {
         tracing::warn!(run_id = %run.id, flow = %run.flow, "Run was interrupted by the end of its node.");
         service.run_ended_by_id(run.id);
     }

@@ -20,7 +20,7 @@ pub use access::{ApiToken, Role, TokenKind, User};
 pub use admission::{Admission, Admitted, LeaseState, LockInfo};
 pub use memory::MemoryStore;
 pub use records::{
-    LogLine, LogStream, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,
+    Fence, LogLine, LogStream, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,
     RunUpdate, StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo,
 };
 pub use schedules::{FILE_KEY_PREFIX, Fire, ScheduleMark, ScheduleSource, StoredSchedule};
@@ -42,27 +42,41 @@ pub enum StoreError {
     /// The backend failed.
     #[error("store error")]
     Backend(#[source] BoxError),
+    /// A write named a fence the run no longer has: its lease was taken over, it was handed
+    /// back, or it already ended. The writer no longer owns the run and must stop.
+    #[error("run {run} is no longer held by this executor")]
+    Fenced {
+        /// The run.
+        run: RunId,
+    },
 }
 
 /// Runs, their step runs and their logs.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Records a new run (any status).
+    /// Records a new run as given (a test's fixture, an imported record). The engine
+    /// records its runs through [`QueueStore::admit`] and [`QueueStore::insert_owned`].
     async fn insert_run(&self, run: &Run) -> Result<(), StoreError>;
-    /// Changes a run's status and whatever else the update carries.
-    async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError>;
-    /// Records step attempts that ended (in order), then applies `update`: how a run's last
-    /// steps and its end are stored together. A store that can makes it one write.
-    async fn end_run(&self, steps: &[StepRun], update: &RunUpdate) -> Result<(), StoreError> {
-        for step in steps {
-            self.insert_step_run(step).await?;
-        }
-        self.update_run(update).await
-    }
-    /// Records the start of one step attempt; returns its id.
-    async fn insert_step_run(&self, step: &StepRun) -> Result<StepRunId, StoreError>;
-    /// Records the end of one step attempt.
-    async fn finish_step_run(&self, id: StepRunId, finish: &StepFinish) -> Result<(), StoreError>;
+    /// Ends the run `fence` holds: records step attempts that ended (in order), then applies
+    /// `update` (a final status) — all or nothing, and only while the run is `running` under
+    /// that fence; [`StoreError::Fenced`] otherwise, and nothing changes. A final status
+    /// never changes again.
+    async fn end_run(
+        &self,
+        fence: &Fence,
+        steps: &[StepRun],
+        update: &RunUpdate,
+    ) -> Result<(), StoreError>;
+    /// Records the start of one step attempt of the run `fence` holds; returns its id.
+    async fn insert_step_run(&self, fence: &Fence, step: &StepRun)
+    -> Result<StepRunId, StoreError>;
+    /// Records the end of one step attempt of the run `fence` holds.
+    async fn finish_step_run(
+        &self,
+        fence: &Fence,
+        id: StepRunId,
+        finish: &StepFinish,
+    ) -> Result<(), StoreError>;
     /// Appends log lines (already redacted).
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError>;
     /// One run.
@@ -81,9 +95,10 @@ pub trait RunStore: Send + Sync {
     async fn list_runs(&self, filter: &RunFilter, page: Page) -> Result<Paged<Run>, StoreError>;
     /// Runs whose status is `running`.
     async fn running_runs(&self) -> Result<Vec<Run>, StoreError>;
-    /// Ends a run that its process left `running`: the run and its running step runs become
-    /// `failed` with error `interrupted`. Returns false when the run was no longer running.
-    async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError>;
+    /// Ends a run that its process left `running` under `fence`: the run and its running
+    /// step runs become `failed` with error `interrupted`. Returns false when the run was no
+    /// longer running under that fence.
+    async fn mark_interrupted(&self, fence: &Fence) -> Result<bool, StoreError>;
     /// Records what an external job last reported about its progress.
     async fn set_progress(&self, id: &RunId, progress: &Progress) -> Result<(), StoreError>;
 }
@@ -106,22 +121,23 @@ pub trait QueueStore: Send + Sync {
     /// the rule allows one. See [`Admitted`] for the outcomes.
     async fn admit(&self, run: &Run, admission: &Admission) -> Result<Admitted, StoreError>;
     /// Leases up to `limit` queued runs, oldest first, to `node` for `lease`; they become
-    /// `running`. Two concurrent callers never get the same run. A queued run whose
-    /// concurrency key already has its limit of running runs is left queued.
+    /// `running` under a new generation ([`Run::generation`], one more than before). Two
+    /// concurrent callers never get the same run. A queued run whose concurrency key already
+    /// has its limit of running runs is left queued.
     async fn claim(&self, node: &str, limit: u32, lease: Duration) -> Result<Vec<Run>, StoreError>;
-    /// Extends the lease of a run that `node` holds, and says whether someone asked to cancel
-    /// it.
-    async fn renew(
-        &self,
-        id: &RunId,
-        node: &str,
-        lease: Duration,
-    ) -> Result<LeaseState, StoreError>;
+    /// Records a new run already owned by its executor: `running` on `run.node`, generation
+    /// 1, leased for `lease`. No claim ever takes it; its executor renews its lease like a
+    /// claimed run's. How a child run (`flow`, `flow_loop`) and a run of `octoflow run`
+    /// start. Returns the run as recorded.
+    async fn insert_owned(&self, run: &Run, lease: Duration) -> Result<Run, StoreError>;
+    /// Extends the lease of the run `fence` holds, and says whether someone asked to cancel
+    /// it; [`LeaseState::Lost`] when the run is no longer running under that fence.
+    async fn renew(&self, fence: &Fence, lease: Duration) -> Result<LeaseState, StoreError>;
     /// Runs still `running` whose lease ended before `now`.
     async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError>;
-    /// Puts a `running` run back in the queue, without node or lease; false when it was not
-    /// running.
-    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError>;
+    /// Puts a run `running` under `fence` back in the queue, without node or lease; false
+    /// when it was no longer running under that fence.
+    async fn requeue(&self, fence: &Fence) -> Result<bool, StoreError>;
     /// Asks for a run to end: a `queued` run becomes `cancelled` at once (error `cancelled`);
     /// a `running` one is marked so that its node cancels it (see [`LeaseState`]). Returns
     /// the run as it is afterwards; `None` when there is no such run.
@@ -130,8 +146,9 @@ pub trait QueueStore: Send + Sync {
     async fn queue_depth(&self) -> Result<u64, StoreError>;
     /// Resolves when work may have arrived (a run queued or re-queued, or a run ended and
     /// freed a concurrency slot), or after `timeout`. A wake-up that happens while nobody
-    /// waits is kept for the next call.
-    async fn wait_for_work(&self, timeout: Duration);
+    /// waits is kept for the next call. An error means the store cannot tell (its
+    /// notification channel is down); the caller polls meanwhile.
+    async fn wait_for_work(&self, timeout: Duration) -> Result<(), StoreError>;
 }
 
 /// Concurrency keys held by running runs (SPEC §8).

@@ -197,6 +197,34 @@ pub struct Run {
     /// What the run last reported about its progress (through its callback URL).
     #[serde(default)]
     pub progress: Option<Progress>,
+    /// How many times the run was claimed: the fencing token of its current executor, which
+    /// every write of that executor names (0: never claimed). Kept in the store only.
+    #[serde(skip)]
+    pub generation: u64,
+}
+
+impl Run {
+    /// The right of this run's current executor to write it (see [`Fence`]).
+    pub fn fence(&self) -> Fence {
+        Fence {
+            run: self.id,
+            generation: self.generation,
+        }
+    }
+}
+
+/// The right to write a running run, given by the claim that started it (a fencing token).
+///
+/// Every write of an executor — a lease renewal, a step record, the run's end, a hand-back —
+/// names its fence, and the store applies it only while the run is still `running` under
+/// that generation. A write with an older fence (a lease taken over, a run that ended) is
+/// refused with [`StoreError::Fenced`](super::StoreError::Fenced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fence {
+    /// The run.
+    pub run: RunId,
+    /// The generation of the claim.
+    pub generation: u64,
 }
 
 /// How far a run has got: `{current, total, message}` (SPEC §6).

@@ -1,7 +1,7 @@
 //! Flow triggers: `flow: {name, status}` starts a run of the flow declaring it when a run of
 //! `name` ends with one of `status`.
 //!
-//! The service tells [`FlowTriggers`] of every run that ends on this node; an index from
+//! The service owns the [`FlowTriggers`] and tells them of every run that ends on this node; an index from
 //! upstream flow name to the flows waiting for it (rebuilt when the library changes) makes
 //! that a map lookup for flows nobody waits for. Ended runs that someone waits for are queued
 //! to one task, which starts the downstream runs — so the worker that ran the upstream run
@@ -47,24 +47,25 @@ impl std::fmt::Debug for FlowTriggers {
 }
 
 /// A run that ended, as queued to the task.
-pub(super) enum Ended {
+#[derive(Debug)]
+pub(crate) enum Ended {
     Run(Box<Run>),
     Id(RunId),
 }
 
 impl FlowTriggers {
     /// Empty flow triggers and the receiving end of their queue.
-    pub(super) fn new() -> (Arc<Self>, UnboundedReceiver<Ended>) {
+    pub(crate) fn new() -> (Self, UnboundedReceiver<Ended>) {
         let (queue, rx) = unbounded_channel();
         let chain = Self {
             index: RwLock::default(),
             queue,
         };
-        (Arc::new(chain), rx)
+        (chain, rx)
     }
 
     /// Rebuilds the index from the library's flows.
-    pub(super) fn follow(&self, entries: &[FlowEntry]) {
+    pub(crate) fn follow(&self, entries: &[FlowEntry]) {
         let mut index = Index::new();
         for flow in entries.iter().filter_map(|e| e.flow.as_ref()) {
             for trigger in &flow.triggers {
@@ -115,10 +116,10 @@ impl FlowTriggers {
 pub(super) async fn run(
     service: Service,
     library: Arc<FlowLibrary>,
-    chain: Arc<FlowTriggers>,
     mut queue: UnboundedReceiver<Ended>,
     stop: CancellationToken,
 ) {
+    let chain = service.flow_triggers();
     loop {
         let ended = tokio::select! {
             ended = queue.recv() => ended,
@@ -128,12 +129,12 @@ pub(super) async fn run(
             }
         };
         match ended {
-            Some(ended) => handle(&service, &library, &chain, ended).await,
+            Some(ended) => handle(&service, &library, chain, ended).await,
             None => break,
         }
     }
     while let Some(ended) = queue.recv().await {
-        handle(&service, &library, &chain, ended).await;
+        handle(&service, &library, chain, ended).await;
     }
 }
 

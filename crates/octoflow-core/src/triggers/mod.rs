@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use chain::Ended;
 pub use chain::{FlowTriggers, MAX_DEPTH};
 
 use crate::library::FlowLibrary;
@@ -39,39 +40,41 @@ pub fn watch_state_namespace(flow: &str) -> String {
 
 /// The folder watches and flow triggers of a node, from [`start`].
 pub struct Triggers {
-    service: Service,
     watches: JoinHandle<()>,
     chain: JoinHandle<()>,
     stop_chain: CancellationToken,
 }
 
+/// Tells `service`'s flow triggers which flows wait for which (from `library`), so the
+/// ends of runs told before [`start`] — those a start-up hand-back ends — are kept for them.
+pub fn prepare(service: &Service, library: &FlowLibrary) {
+    service.flow_triggers().follow(&library.entries());
+}
+
 /// Starts the folder watches and flow triggers of `library`'s flows on `service`. The
 /// watches stop when `shutdown` is cancelled; flow triggers go on firing for the runs that
 /// end while the workers drain, until [`Triggers::stop`].
+///
+/// # Panics
+/// When the triggers of `service` were started before.
 pub fn start(
     service: &Service,
     library: &Arc<FlowLibrary>,
     shutdown: CancellationToken,
 ) -> Triggers {
-    let (flow_triggers, queue) = FlowTriggers::new();
-    flow_triggers.follow(&library.entries());
-    service.set_flow_triggers(Some(flow_triggers.clone()));
+    prepare(service, library);
+    let queue = service
+        .take_ended_queue()
+        .expect("the triggers of a service start once");
     let stop_chain = CancellationToken::new();
     let chain = tokio::spawn(chain::run(
         service.clone(),
         library.clone(),
-        flow_triggers.clone(),
         queue,
         stop_chain.clone(),
     ));
-    let watches = tokio::spawn(follow(
-        service.clone(),
-        library.clone(),
-        flow_triggers,
-        shutdown,
-    ));
+    let watches = tokio::spawn(follow(service.clone(), library.clone(), shutdown));
     Triggers {
-        service: service.clone(),
         watches,
         chain,
         stop_chain,
@@ -90,25 +93,19 @@ impl Triggers {
     /// downstream runs. Call it after the workers have stopped.
     pub async fn stop(self) {
         self.watches.await.ok();
-        self.service.set_flow_triggers(None);
         self.stop_chain.cancel();
         self.chain.await.ok();
     }
 }
 
 /// Keeps the watches and the flow triggers' index in line with the library until `shutdown`.
-async fn follow(
-    service: Service,
-    library: Arc<FlowLibrary>,
-    flow_triggers: Arc<FlowTriggers>,
-    shutdown: CancellationToken,
-) {
+async fn follow(service: Service, library: Arc<FlowLibrary>, shutdown: CancellationToken) {
     let mut changes = library.subscribe();
-    let mut watches = watch::Watches::new(service, library.clone());
+    let mut watches = watch::Watches::new(service.clone(), library.clone());
     loop {
         changes.borrow_and_update();
         let entries = library.entries();
-        flow_triggers.follow(&entries);
+        service.flow_triggers().follow(&entries);
         watches.follow(&entries);
         tokio::select! {
             next = changes.changed() => if next.is_err() { break },

@@ -138,6 +138,7 @@ fn invalid_documents_are_refused() {
         node: None,
         message: None,
         progress: None,
+        generation: 0,
     };
     let err = Tracker::new(&run, &["a".to_owned()])
         .validate()

@@ -31,10 +31,11 @@ async fn count(store: &dyn Store) -> u64 {
         .total
 }
 
-/// Ends a run with `status`.
+/// Ends a running run with `status`, under the fence it holds now.
 async fn end(store: &dyn Store, id: octoflow_core::store::RunId, status: RunStatus) {
+    let fence = read(store, &id).await.fence();
     store
-        .update_run(&RunUpdate::status(id, status))
+        .end_run(&fence, &[], &RunUpdate::status(id, status))
         .await
         .expect("end run");
 }
@@ -237,7 +238,10 @@ pub async fn admit_replace(store: &dyn Store) {
     );
     assert_eq!(read(store, &a.id).await.status, RunStatus::Running);
     assert_eq!(
-        store.renew(&a.id, "node-a", LEASE).await.expect("renew"),
+        store
+            .renew(&read(store, &a.id).await.fence(), LEASE)
+            .await
+            .expect("renew"),
         LeaseState::CancelRequested
     );
 
@@ -305,6 +309,7 @@ pub async fn admit_idempotency_key(store: &dyn Store) {
         &rule(ConcurrencyPolicy::Allow, 1),
     )
     .await;
+    assert_eq!(claim_ids(store, "node-a", 10).await.len(), 3);
     end(store, first.id, RunStatus::Failed).await;
     let answer = store
         .admit(&keyed("bill", None), &once)

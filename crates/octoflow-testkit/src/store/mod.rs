@@ -59,6 +59,8 @@ macro_rules! store_conformance {
             set_progress,
             claims_are_exclusive,
             leases_renew_expire_and_requeue,
+            stale_executor_is_fenced,
+            owned_runs_are_never_claimed,
             queue_depth_counts_queued,
             wait_for_work_wakes_on_admit,
             request_cancel_by_status,
@@ -124,17 +126,27 @@ fn new_run(flow: &str, status: RunStatus, created_at: DateTime<Utc>) -> Run {
         node: None,
         message: None,
         progress: None,
+        generation: 0,
     }
 }
 
-/// Inserts a new run and returns it.
+/// Inserts a new run and returns it as recorded; a `running` one is owned by `host-a:42`
+/// ([`QueueStore::insert_owned`](octoflow_core::store::QueueStore::insert_owned)), so its
+/// fence lets the case write it.
 async fn insert(
     store: &dyn Store,
     flow: &str,
     status: RunStatus,
     created_at: DateTime<Utc>,
 ) -> Run {
-    let run = new_run(flow, status, created_at);
+    let mut run = new_run(flow, status, created_at);
+    if status == RunStatus::Running {
+        run.node = Some("host-a:42".to_owned());
+        run.started_at = Some(created_at);
+        let owned = store.insert_owned(&run, LEASE).await.expect("insert run");
+        assert_eq!(owned.generation, 1, "an owned run starts at generation 1");
+        return owned;
+    }
     store.insert_run(&run).await.expect("insert run");
     run
 }

@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use chrono::{Duration, Utc};
 use octoflow_core::flow::ConcurrencyPolicy;
 use octoflow_core::store::{
-    Admission, LeaseState, LockInfo, RunError, RunId, RunStatus, RunUpdate, Store,
+    Admission, Fence, LeaseState, LockInfo, RunError, RunId, RunStatus, RunUpdate, StepFinish,
+    StepStatus, Store, StoreError,
 };
 
-use super::{LEASE, admit, at, claim_ids, insert, keyed, read};
+use super::{LEASE, admit, at, claim_ids, insert, keyed, new_run, read};
 
 /// Four workers claiming at once share 20 queued runs: each run to exactly one, oldest first,
 /// all `running` on their node; finished and running runs are never claimed.
@@ -67,18 +68,26 @@ pub async fn leases_renew_expire_and_requeue(store: &dyn Store) {
         [first.id],
         "oldest first"
     );
-    let renew = |id, node| store.renew(id, node, std::time::Duration::from_secs(60));
+    let fence = claimed[0].fence();
+    assert_eq!(fence.generation, 1, "a first claim is generation 1");
+    let renew = |fence| async move {
+        store
+            .renew(&fence, std::time::Duration::from_secs(60))
+            .await
+    };
+    assert_eq!(renew(fence).await.expect("renew"), LeaseState::Held);
     assert_eq!(
-        renew(&first.id, "node-a").await.expect("renew"),
-        LeaseState::Held
-    );
-    assert_eq!(
-        renew(&first.id, "node-b").await.expect("renew"),
+        renew(Fence {
+            generation: 2,
+            ..fence
+        })
+        .await
+        .expect("renew"),
         LeaseState::Lost,
-        "only the holder renews"
+        "only the holder's generation renews"
     );
     assert_eq!(
-        renew(&second.id, "node-a").await.expect("renew"),
+        renew(second.fence()).await.expect("renew"),
         LeaseState::Lost,
         "a queued run has no lease"
     );
@@ -89,9 +98,9 @@ pub async fn leases_renew_expire_and_requeue(store: &dyn Store) {
     let expired = store.expired_leases(later).await.expect("expired");
     assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), [first.id]);
 
-    assert!(store.requeue(&first.id).await.expect("requeue"));
+    assert!(store.requeue(&fence).await.expect("requeue"));
     assert!(
-        !store.requeue(&first.id).await.expect("requeue"),
+        !store.requeue(&fence).await.expect("requeue"),
         "only a running run is re-queued"
     );
     let again = store
@@ -103,7 +112,149 @@ pub async fn leases_renew_expire_and_requeue(store: &dyn Store) {
         [first.id, second.id]
     );
     assert!(again.iter().all(|r| r.node.as_deref() == Some("node-b")));
+    assert_eq!(again[0].generation, 2, "each claim is a new generation");
     assert!(store.expired_leases(now).await.expect("expired").is_empty());
+}
+
+/// An executor that lost its run — the lease ran out, the run was re-queued and claimed by
+/// another node — can write nothing more: its renewal says `Lost`, and its step records, its
+/// run's end, a hand-back and a re-queue under the old fence are refused and change nothing,
+/// while the new holder writes freely. Then a final status never changes again.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn stale_executor_is_fenced(store: &dyn Store) {
+    insert(store, "job", RunStatus::Queued, at(0, 0)).await;
+    let old = store.claim("node-a", 1, LEASE).await.expect("claim")[0].fence();
+    assert!(store.requeue(&old).await.expect("requeue"));
+    let new = store.claim("node-b", 1, LEASE).await.expect("claim")[0].fence();
+    assert_eq!(new.generation, old.generation + 1);
+
+    assert_eq!(
+        store.renew(&old, LEASE).await.expect("renew"),
+        LeaseState::Lost
+    );
+    let refused = |result: Result<(), StoreError>, what: &str| match result {
+        Err(StoreError::Fenced { run }) => assert_eq!(run, old.run, "{what}"),
+        other => panic!("{what}: expected `Fenced`, got {other:?}"),
+    };
+    let record = super::step(old.run, "a", 1, at(1, 0));
+    refused(
+        store.insert_step_run(&old, &record).await.map(|_| ()),
+        "a stale step record",
+    );
+    let ended = RunUpdate::status(old.run, RunStatus::Succeeded);
+    refused(
+        store
+            .end_run(&old, std::slice::from_ref(&record), &ended)
+            .await,
+        "a stale end",
+    );
+    assert!(!store.mark_interrupted(&old).await.expect("mark"));
+    assert!(!store.requeue(&old).await.expect("requeue"));
+    let run = read(store, &old.run).await;
+    assert_eq!(
+        run.status,
+        RunStatus::Running,
+        "the new holder still runs it"
+    );
+    assert_eq!(run.node.as_deref(), Some("node-b"));
+    assert!(
+        store.step_runs(&old.run).await.expect("steps").is_empty(),
+        "no stale record was kept"
+    );
+
+    let id = store
+        .insert_step_run(&new, &record)
+        .await
+        .expect("the holder records a step");
+    let done = StepFinish {
+        status: StepStatus::Succeeded,
+        finished_at: at(2, 0),
+        result: None,
+        error: None,
+    };
+    store
+        .finish_step_run(&new, id, &done)
+        .await
+        .expect("the holder finishes it");
+    refused(
+        store.finish_step_run(&old, id, &done).await,
+        "a stale step finish",
+    );
+    store
+        .end_run(&new, &[], &RunUpdate::status(new.run, RunStatus::Succeeded))
+        .await
+        .expect("the holder ends the run");
+
+    // A final status never changes again, whoever asks.
+    let again = RunUpdate::status(new.run, RunStatus::Failed);
+    assert!(matches!(
+        store.end_run(&new, &[], &again).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(!store.mark_interrupted(&new).await.expect("mark"));
+    assert!(!store.requeue(&new).await.expect("requeue"));
+    assert_eq!(
+        store.renew(&new, LEASE).await.expect("renew"),
+        LeaseState::Lost
+    );
+    let cancelled = store.request_cancel(&new.run).await.expect("cancel");
+    assert_eq!(
+        cancelled.map(|r| r.status),
+        Some(RunStatus::Succeeded),
+        "a cancel does not change an ended run"
+    );
+    assert_eq!(
+        store.claim("node-c", 1, LEASE).await.expect("claim"),
+        [],
+        "an ended run is never claimed"
+    );
+    assert_eq!(read(store, &new.run).await.status, RunStatus::Succeeded);
+}
+
+/// A run recorded owned by its executor (a child run, a run of `octoflow run`) is
+/// `running` under generation 1 with a lease, is never claimed by a worker, and is written
+/// under its fence like a claimed run.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn owned_runs_are_never_claimed(store: &dyn Store) {
+    let mut run = new_run("child", RunStatus::Queued, at(0, 0));
+    run.node = Some("host-a:42:n1".to_owned());
+    let owned = store.insert_owned(&run, LEASE).await.expect("insert owned");
+    assert_eq!(owned.status, RunStatus::Running);
+    assert_eq!(owned.generation, 1);
+    assert!(owned.started_at.is_some());
+    assert_eq!(
+        read(store, &run.id).await,
+        owned,
+        "it reads back as returned"
+    );
+    assert_eq!(store.queue_depth().await.expect("depth"), 0);
+    assert!(
+        store
+            .claim("node-b", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a worker never claims an owned run"
+    );
+    assert_eq!(
+        store.renew(&owned.fence(), LEASE).await.expect("renew"),
+        LeaseState::Held
+    );
+    let later = Utc::now() + Duration::seconds(120);
+    let expired = store.expired_leases(later).await.expect("expired");
+    assert_eq!(
+        expired.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [run.id],
+        "an owned run's lease ends like a claimed one's"
+    );
+    assert!(matches!(
+        store.insert_owned(&run, LEASE).await,
+        Err(StoreError::Conflict { .. })
+    ));
 }
 
 /// `queue_depth` counts the queued runs only.
@@ -133,22 +284,23 @@ pub async fn wait_for_work_wakes_on_admit(store: &dyn Store) {
     let long = std::time::Duration::from_secs(20);
 
     let started = std::time::Instant::now();
-    store.wait_for_work(short).await;
+    store.wait_for_work(short).await.expect("wait");
     assert!(started.elapsed() >= short, "returned before its timeout");
 
     admit(store, &keyed("early", None), &Admission::allow()).await;
     let started = std::time::Instant::now();
-    store.wait_for_work(long).await;
+    store.wait_for_work(long).await.expect("wait");
     assert!(
         started.elapsed() < long / 2,
         "a wake-up nobody waited for was lost"
     );
 
     let started = std::time::Instant::now();
-    tokio::join!(store.wait_for_work(long), async {
+    let (woken, ()) = tokio::join!(store.wait_for_work(long), async {
         tokio::time::sleep(short).await;
         admit(store, &keyed("late", None), &Admission::allow()).await;
     });
+    woken.expect("wait");
     assert!(
         started.elapsed() < long / 2,
         "an admission did not wake the waiter"
@@ -185,7 +337,7 @@ pub async fn request_cancel_by_status(store: &dyn Store) {
 
     assert_eq!(
         store
-            .renew(&running.id, "node-a", LEASE)
+            .renew(&read(store, &running.id).await.fence(), LEASE)
             .await
             .expect("renew"),
         LeaseState::Held
@@ -198,7 +350,7 @@ pub async fn request_cancel_by_status(store: &dyn Store) {
     assert_eq!(marked.status, RunStatus::Running, "its node ends it");
     assert_eq!(
         store
-            .renew(&running.id, "node-a", LEASE)
+            .renew(&read(store, &running.id).await.fence(), LEASE)
             .await
             .expect("renew"),
         LeaseState::CancelRequested
@@ -267,8 +419,13 @@ pub async fn locks_list_and_release(store: &dyn Store) {
 
     assert_eq!(store.release_all_locks().await.expect("release"), 1);
     assert!(store.locks().await.expect("locks").is_empty());
+    let fence = read(store, &second.id).await.fence();
     store
-        .update_run(&RunUpdate::status(second.id, RunStatus::Succeeded))
+        .end_run(
+            &fence,
+            &[],
+            &RunUpdate::status(second.id, RunStatus::Succeeded),
+        )
         .await
         .expect("finish");
     assert_eq!(store.release_all_locks().await.expect("release"), 0);

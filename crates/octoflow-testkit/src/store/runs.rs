@@ -10,9 +10,8 @@ use serde_json::json;
 
 use super::{at, finish, insert, new_run, read, step};
 
-/// Inserting a queued run, moving it to running and then to a final status with data,
-/// error and message: each step reads back exactly; `None` fields of an update keep their
-/// stored value.
+/// Inserting a queued run, claiming it and ending it with data, error and message: each
+/// step reads back exactly; `None` fields of the end keep their stored value.
 ///
 /// # Panics
 /// When the store breaks the behaviour.
@@ -33,29 +32,18 @@ pub async fn run_lifecycle(store: &dyn Store) {
         "queued run reads back as inserted"
     );
 
-    let started = at(1, 7);
-    store
-        .update_run(&RunUpdate {
-            started_at: Some(started),
-            node: Some("host-a:42".to_owned()),
-            ..RunUpdate::status(run.id, RunStatus::Running)
-        })
+    let claimed = store
+        .claim("host-a:42", 1, super::LEASE)
         .await
-        .expect("update to running");
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "the queued run is claimed");
+    let started = claimed[0].started_at.expect("a claimed run has started");
     run.status = RunStatus::Running;
     run.started_at = Some(started);
     run.node = Some("host-a:42".to_owned());
+    run.generation = 1;
+    assert_eq!(claimed[0], run, "the claim returns the run as stored");
     assert_eq!(read(store, &run.id).await, run, "running run reads back");
-
-    store
-        .update_run(&RunUpdate::status(run.id, RunStatus::Running))
-        .await
-        .expect("status-only update");
-    assert_eq!(
-        read(store, &run.id).await,
-        run,
-        "a status-only update keeps the other fields"
-    );
 
     let finished = at(5, 999_999);
     let error = RunError {
@@ -64,13 +52,17 @@ pub async fn run_lifecycle(store: &dyn Store) {
     };
     let data = json!({"input": {"n": 1}, "build": {"exit": 2}, "empty": {}});
     store
-        .update_run(&RunUpdate {
-            finished_at: Some(finished),
-            error: Some(error.clone()),
-            data: Some(data.clone()),
-            message: Some("stopped early".to_owned()),
-            ..RunUpdate::status(run.id, RunStatus::Failed)
-        })
+        .end_run(
+            &run.fence(),
+            &[],
+            &RunUpdate {
+                finished_at: Some(finished),
+                error: Some(error.clone()),
+                data: Some(data.clone()),
+                message: Some("stopped early".to_owned()),
+                ..RunUpdate::status(run.id, RunStatus::Failed)
+            },
+        )
         .await
         .expect("update to failed");
     run.status = RunStatus::Failed;
@@ -116,10 +108,16 @@ pub async fn step_runs_in_start_order(store: &dyn Store) {
 
     let mut expected = Vec::new();
     let mut ids = BTreeSet::new();
+    let fence = run.fence();
     let mut a1 = step(run.id, "a", 1, at(1, 100));
-    ids.insert(store.insert_step_run(&a1).await.expect("insert a#1"));
+    ids.insert(
+        store
+            .insert_step_run(&fence, &a1)
+            .await
+            .expect("insert a#1"),
+    );
     store
-        .insert_step_run(&step(other.id, "a", 1, at(1, 150)))
+        .insert_step_run(&other.fence(), &step(other.id, "a", 1, at(1, 150)))
         .await
         .expect("other run's step");
     let a1_id = *ids.last().expect("id");
@@ -130,14 +128,17 @@ pub async fn step_runs_in_start_order(store: &dyn Store) {
         error: Some("connection refused".to_owned()),
     };
     store
-        .finish_step_run(a1_id, &a1_end)
+        .finish_step_run(&fence, a1_id, &a1_end)
         .await
         .expect("finish a#1");
     finish(&mut a1, &a1_end);
     expected.push(a1);
 
     let mut a2 = step(run.id, "a", 2, at(3, 300));
-    let a2_id = store.insert_step_run(&a2).await.expect("insert a#2");
+    let a2_id = store
+        .insert_step_run(&fence, &a2)
+        .await
+        .expect("insert a#2");
     assert!(ids.insert(a2_id), "step run ids are distinct");
     let a2_end = StepFinish {
         status: StepStatus::Succeeded,
@@ -146,14 +147,21 @@ pub async fn step_runs_in_start_order(store: &dyn Store) {
         error: None,
     };
     store
-        .finish_step_run(a2_id, &a2_end)
+        .finish_step_run(&fence, a2_id, &a2_end)
         .await
         .expect("finish a#2");
     finish(&mut a2, &a2_end);
     expected.push(a2);
 
     let b1 = step(run.id, "b", 1, at(5, 500));
-    assert!(ids.insert(store.insert_step_run(&b1).await.expect("insert b#1")));
+    assert!(
+        ids.insert(
+            store
+                .insert_step_run(&fence, &b1)
+                .await
+                .expect("insert b#1")
+        )
+    );
     expected.push(b1);
 
     let got = store.step_runs(&run.id).await.expect("step runs");

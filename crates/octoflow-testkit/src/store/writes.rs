@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use octoflow_core::store::{
-    LogLine, LogStream, Page, Progress, RunError, RunFilter, RunId, RunStatus, RunUpdate,
+    Fence, LogLine, LogStream, Page, Progress, RunError, RunFilter, RunId, RunStatus, RunUpdate,
     StepFinish, StepStatus, Store,
 };
 use serde_json::json;
@@ -39,7 +39,11 @@ pub async fn running_runs(store: &dyn Store) {
 pub async fn mark_interrupted(store: &dyn Store) {
     let run = insert(store, "crash", RunStatus::Running, at(0, 0)).await;
     let mut done = step(run.id, "a", 1, at(1, 0));
-    let done_id = store.insert_step_run(&done).await.expect("insert a");
+    let fence = run.fence();
+    let done_id = store
+        .insert_step_run(&fence, &done)
+        .await
+        .expect("insert a");
     let done_end = StepFinish {
         status: StepStatus::Succeeded,
         finished_at: at(2, 0),
@@ -47,13 +51,13 @@ pub async fn mark_interrupted(store: &dyn Store) {
         error: None,
     };
     store
-        .finish_step_run(done_id, &done_end)
+        .finish_step_run(&fence, done_id, &done_end)
         .await
         .expect("finish a");
     finish(&mut done, &done_end);
     for name in ["b", "c"] {
         store
-            .insert_step_run(&step(run.id, name, 1, at(3, 0)))
+            .insert_step_run(&fence, &step(run.id, name, 1, at(3, 0)))
             .await
             .expect("insert running");
     }
@@ -62,11 +66,11 @@ pub async fn mark_interrupted(store: &dyn Store) {
     let idle = insert(store, "crash", RunStatus::Running, at(0, 3)).await;
 
     assert!(
-        store.mark_interrupted(&run.id).await.expect("mark"),
+        store.mark_interrupted(&fence).await.expect("mark"),
         "first mark changes the run"
     );
     assert!(
-        !store.mark_interrupted(&run.id).await.expect("mark again"),
+        !store.mark_interrupted(&fence).await.expect("mark again"),
         "second mark is a no-op"
     );
 
@@ -97,7 +101,7 @@ pub async fn mark_interrupted(store: &dyn Store) {
     );
     assert!(
         !store
-            .mark_interrupted(&queued.id)
+            .mark_interrupted(&queued.fence())
             .await
             .expect("mark queued")
     );
@@ -106,7 +110,12 @@ pub async fn mark_interrupted(store: &dyn Store) {
         queued,
         "a queued run is untouched"
     );
-    assert!(store.mark_interrupted(&idle.id).await.expect("mark idle"));
+    assert!(
+        store
+            .mark_interrupted(&idle.fence())
+            .await
+            .expect("mark idle")
+    );
     let idle_error = read(store, &idle.id).await.error.expect("error is set");
     assert_eq!(
         idle_error,
@@ -192,19 +201,13 @@ async fn concurrent_worker(store: &dyn Store, worker: i64) -> Vec<RunId> {
         let run = insert(
             store,
             &format!("w{worker}"),
-            RunStatus::Queued,
+            RunStatus::Running,
             at(n, worker),
         )
         .await;
-        store
-            .update_run(&RunUpdate {
-                started_at: Some(at(n, 10 + worker)),
-                ..RunUpdate::status(run.id, RunStatus::Running)
-            })
-            .await
-            .expect("update to running");
+        let fence = run.fence();
         let id = store
-            .insert_step_run(&step(run.id, "only", 1, at(n, 20)))
+            .insert_step_run(&fence, &step(run.id, "only", 1, at(n, 20)))
             .await
             .expect("step");
         let line = LogLine {
@@ -225,13 +228,20 @@ async fn concurrent_worker(store: &dyn Store, worker: i64) -> Vec<RunId> {
             result: Some(json!({"worker": worker, "n": n})),
             error: None,
         };
-        store.finish_step_run(id, &end).await.expect("finish step");
         store
-            .update_run(&RunUpdate {
-                finished_at: Some(at(n, 50)),
-                data: Some(json!({"only": {"worker": worker, "n": n}})),
-                ..RunUpdate::status(run.id, RunStatus::Succeeded)
-            })
+            .finish_step_run(&fence, id, &end)
+            .await
+            .expect("finish step");
+        store
+            .end_run(
+                &fence,
+                &[],
+                &RunUpdate {
+                    finished_at: Some(at(n, 50)),
+                    data: Some(json!({"only": {"worker": worker, "n": n}})),
+                    ..RunUpdate::status(run.id, RunStatus::Succeeded)
+                },
+            )
             .await
             .expect("update to succeeded");
         ids.push(run.id);
@@ -249,7 +259,16 @@ pub async fn unknown_run(store: &dyn Store) {
     assert_eq!(store.run(&id).await.expect("run"), None);
     assert!(store.step_runs(&id).await.expect("step runs").is_empty());
     assert!(store.logs(&id, None, 0).await.expect("logs").is_empty());
-    assert!(!store.mark_interrupted(&id).await.expect("mark interrupted"));
+    let fence = Fence {
+        run: id,
+        generation: 1,
+    };
+    assert!(
+        !store
+            .mark_interrupted(&fence)
+            .await
+            .expect("mark interrupted")
+    );
 }
 
 /// A flow's state: empty at first, several keys set at once, later sets merge, flows apart.

@@ -85,6 +85,10 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     let catalog: Arc<dyn FlowCatalog> = library.clone();
     let triggers_library = library.clone();
     let service = node_service(&config, store, catalog, files, &node, address).await?;
+    // The runs a dead node left are handed back before this node claims, fires or watches
+    // anything; the flow triggers' index is ready first, so the ends it records fire them.
+    octoflow_core::triggers::prepare(&service, &library);
+    recover(&service, &node).await?;
     let scheduler = Scheduler::new(
         service.clone(),
         library.clone(),
@@ -130,7 +134,6 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     // Folder watches and flow triggers; the watches stop with the shutdown, flow triggers
     // once the runs still running have ended.
     let triggers = octoflow_core::triggers::start(&service, &triggers_library, shutdown.clone());
-    recover(&service, &node).await?;
 
     let ready_ms = begun.elapsed().as_millis();
     tracing::info!(address = %address, ready_ms, "Listening.");
@@ -183,8 +186,7 @@ async fn node_service(
     Ok(service)
 }
 
-/// Hands back the runs a stopped node left running (after the flow triggers started, so the
-/// runs it ends fire them).
+/// Hands back the runs a stopped node left running.
 async fn recover(service: &Service, node: &Node) -> Result<()> {
     let recovered = service
         .recover(|n| node.is_alive(n))

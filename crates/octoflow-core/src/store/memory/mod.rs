@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
 use super::{
-    ApiToken, LogLine, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus, RunStore,
-    RunUpdate, StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError, User,
+    ApiToken, Fence, LogLine, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,
+    RunStore, RunUpdate, StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError, User,
 };
 
 /// Runs, step runs, logs, the queue and auth records in memory.
@@ -54,6 +54,15 @@ struct Inner {
     schedules: Vec<super::StoredSchedule>,
     /// Each schedule key's last fire time and pause flag.
     schedule_marks: BTreeMap<String, super::ScheduleMark>,
+}
+
+impl Inner {
+    /// The run `fence` holds: running under that generation.
+    fn held_mut(&mut self, fence: &Fence) -> Option<&mut Run> {
+        self.runs.iter_mut().find(|r| {
+            r.id == fence.run && r.status == RunStatus::Running && r.generation == fence.generation
+        })
+    }
 }
 
 impl MemoryStore {
@@ -114,29 +123,47 @@ impl RunStore for MemoryStore {
         Ok(())
     }
 
-    async fn update_run(&self, update: &RunUpdate) -> Result<(), StoreError> {
+    async fn end_run(
+        &self,
+        fence: &Fence,
+        steps: &[StepRun],
+        update: &RunUpdate,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let mut wake = false;
-        if let Some(run) = inner.runs.iter_mut().find(|r| r.id == update.id) {
-            let was_final = run.status.is_final();
-            apply(run, update);
-            wake = update.status == RunStatus::Queued || (!was_final && update.status.is_final());
-        }
+        let run = inner
+            .held_mut(fence)
+            .ok_or(StoreError::Fenced { run: fence.run })?;
+        apply(run, update);
+        inner.leases.remove(&fence.run);
+        inner.steps.extend_from_slice(steps);
         drop(inner);
-        if wake {
-            self.wake();
-        }
+        self.wake();
         Ok(())
     }
 
-    async fn insert_step_run(&self, step: &StepRun) -> Result<StepRunId, StoreError> {
+    async fn insert_step_run(
+        &self,
+        fence: &Fence,
+        step: &StepRun,
+    ) -> Result<StepRunId, StoreError> {
         let mut inner = self.lock();
+        if inner.held_mut(fence).is_none() {
+            return Err(StoreError::Fenced { run: fence.run });
+        }
         inner.steps.push(step.clone());
         Ok(i64::try_from(inner.steps.len()).unwrap_or(i64::MAX))
     }
 
-    async fn finish_step_run(&self, id: StepRunId, finish: &StepFinish) -> Result<(), StoreError> {
+    async fn finish_step_run(
+        &self,
+        fence: &Fence,
+        id: StepRunId,
+        finish: &StepFinish,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        if inner.held_mut(fence).is_none() {
+            return Err(StoreError::Fenced { run: fence.run });
+        }
         let index = usize::try_from(id - 1).unwrap_or(usize::MAX);
         if let Some(step) = inner.steps.get_mut(index) {
             step.status = finish.status;
@@ -219,19 +246,16 @@ impl RunStore for MemoryStore {
             .collect())
     }
 
-    async fn mark_interrupted(&self, id: &RunId) -> Result<bool, StoreError> {
+    async fn mark_interrupted(&self, fence: &Fence) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let now = Utc::now();
+        let id = &fence.run;
         let running_step = inner
             .steps
             .iter()
             .rfind(|s| s.run_id == *id && s.status == StepStatus::Running)
             .map(|s| s.step.clone());
-        let Some(run) = inner
-            .runs
-            .iter_mut()
-            .find(|r| r.id == *id && r.status == RunStatus::Running)
-        else {
+        let Some(run) = inner.held_mut(fence) else {
             return Ok(false);
         };
         run.status = RunStatus::Failed;
@@ -249,6 +273,7 @@ impl RunStore for MemoryStore {
             step.finished_at = Some(now);
             step.error = Some("interrupted".to_owned());
         }
+        inner.leases.remove(id);
         drop(inner);
         self.wake();
         Ok(true)

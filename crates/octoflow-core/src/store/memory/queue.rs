@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{Inner, MemoryStore};
 use crate::flow::ConcurrencyPolicy;
 use crate::store::{
-    Admission, Admitted, LeaseState, LockInfo, LockStore, QueueStore, Run, RunError, RunId,
+    Admission, Admitted, Fence, LeaseState, LockInfo, LockStore, QueueStore, Run, RunError, RunId,
     RunStatus, StoreError,
 };
 
@@ -197,6 +197,7 @@ impl QueueStore for MemoryStore {
             };
             run.status = RunStatus::Running;
             run.node = Some(node.to_owned());
+            run.generation += 1;
             run.started_at.get_or_insert(now);
             let run = run.clone();
             inner.lock_released.remove(&run.id);
@@ -208,20 +209,31 @@ impl QueueStore for MemoryStore {
         Ok(claimed)
     }
 
-    async fn renew(
-        &self,
-        id: &RunId,
-        node: &str,
-        lease: Duration,
-    ) -> Result<LeaseState, StoreError> {
+    async fn insert_owned(&self, run: &Run, lease: Duration) -> Result<Run, StoreError> {
+        let mut run = run.clone();
+        run.status = RunStatus::Running;
+        run.generation = 1;
+        run.started_at.get_or_insert_with(Utc::now);
         let mut inner = self.lock();
-        let running = inner
-            .runs
-            .iter()
-            .any(|r| r.id == *id && r.status == RunStatus::Running);
-        let cancel = inner.cancel_requested.contains(id);
-        match inner.leases.get_mut(id) {
-            Some((holder, until)) if running && holder == node => {
+        if inner.runs.iter().any(|r| r.id == run.id) {
+            return Err(StoreError::Conflict {
+                what: "run id".to_owned(),
+            });
+        }
+        let node = run.node.clone().unwrap_or_default();
+        inner.leases.insert(run.id, (node, lease_end(lease)));
+        inner.runs.push(run.clone());
+        Ok(run)
+    }
+
+    async fn renew(&self, fence: &Fence, lease: Duration) -> Result<LeaseState, StoreError> {
+        let mut inner = self.lock();
+        if inner.held_mut(fence).is_none() {
+            return Ok(LeaseState::Lost);
+        }
+        let cancel = inner.cancel_requested.contains(&fence.run);
+        match inner.leases.get_mut(&fence.run) {
+            Some((_, until)) => {
                 *until = lease_end(lease);
                 Ok(if cancel {
                     LeaseState::CancelRequested
@@ -229,7 +241,7 @@ impl QueueStore for MemoryStore {
                     LeaseState::Held
                 })
             }
-            _ => Ok(LeaseState::Lost),
+            None => Ok(LeaseState::Lost),
         }
     }
 
@@ -249,13 +261,10 @@ impl QueueStore for MemoryStore {
             .collect())
     }
 
-    async fn requeue(&self, id: &RunId) -> Result<bool, StoreError> {
+    async fn requeue(&self, fence: &Fence) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let Some(run) = inner
-            .runs
-            .iter_mut()
-            .find(|r| r.id == *id && r.status == RunStatus::Running)
-        else {
+        let id = &fence.run;
+        let Some(run) = inner.held_mut(fence) else {
             return Ok(false);
         };
         run.status = RunStatus::Queued;
@@ -301,9 +310,10 @@ impl QueueStore for MemoryStore {
         Ok(u64::try_from(queued).unwrap_or(u64::MAX))
     }
 
-    async fn wait_for_work(&self, timeout: Duration) {
+    async fn wait_for_work(&self, timeout: Duration) -> Result<(), StoreError> {
         // Elapsing is an answer too: the caller polls again.
         let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+        Ok(())
     }
 }
 
