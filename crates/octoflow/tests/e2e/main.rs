@@ -9,6 +9,7 @@ mod client;
 mod hooks;
 mod init;
 mod kinds;
+mod once;
 mod peer;
 mod recover;
 mod redaction;
