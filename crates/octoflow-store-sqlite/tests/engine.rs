@@ -11,7 +11,9 @@ use octoflow_core::engine::{DirCatalog, Engine, EngineConfig, RunRequest};
 use octoflow_core::flow::{Flow, FlowLoader};
 use octoflow_core::fs::FilesRoot;
 use octoflow_core::step::Registry;
-use octoflow_core::store::{Run, RunId, RunStatus, RunStore, StateStore, StepStatus, Store};
+use octoflow_core::store::{
+    QueueStore, Run, RunId, RunStatus, RunStore, StateStore, StepStatus, Store,
+};
 use octoflow_store_sqlite::SqliteStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -172,5 +174,66 @@ async fn the_last_step_is_stored_with_the_end_and_before_recovery_steps() {
             ("three".to_owned(), StepStatus::Failed),
             ("tidy".to_owned(), StepStatus::Succeeded),
         ]
+    );
+}
+
+/// Two handles on one file, as two nodes: node A runs a run; its lease is taken over (the
+/// run handed back and claimed by node B). A's lease renewal finds the lease lost and stops
+/// its steps; every write A still tries is refused, so the run is B's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_executor_stops_when_its_run_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, engine, registry) = engine_on_sqlite(dir.path()).await;
+    let mut config = engine.config().clone();
+    config.renew_every = Duration::from_millis(50);
+    let engine = Engine::new(engine.store().clone(), config);
+    let other = SqliteStore::open(&dir.path().join("octoflow.db"))
+        .await
+        .unwrap();
+
+    let flow = load(
+        &registry,
+        "name: slow\nsteps:\n  - { name: wait, wait: { until: 'false', interval: 20ms } }\n",
+    );
+    let run = accepted(&engine, &flow).await;
+    let id = run.id;
+    let executing = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            engine
+                .execute(flow, run, CancellationToken::new(), None)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Node B finds the lease ended (as if A had stopped renewing), hands the run back and
+    // claims it.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let expired = other.expired_leases(later).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert!(other.requeue(&expired[0].fence()).await.unwrap());
+    let claimed = other
+        .claim("node-b", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].generation, 2);
+
+    let stopped = tokio::time::timeout(Duration::from_secs(5), executing)
+        .await
+        .expect("node A stopped its run")
+        .unwrap();
+    assert!(
+        matches!(stopped, Err(octoflow_core::store::StoreError::Fenced { run }) if run == id),
+        "{stopped:?}"
+    );
+    let run = other.run(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Running, "B runs it");
+    assert_eq!(run.node.as_deref(), Some("node-b"));
+    // A recorded its step `running` before the takeover; its end was refused.
+    assert_eq!(
+        steps_of(&other, &id).await,
+        [("wait".to_owned(), StepStatus::Running)],
+        "nothing of A's was recorded after the takeover"
     );
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Observer, RunEvent};
 use crate::error::chain;
-use crate::expr::Scope;
+use crate::expr::{JqVars, Scope};
 use crate::flow::{RetryPolicy, Step, format_duration};
 use crate::step::{Control, RunInfo, StepCx, StepError, StepLog, StepServices};
 use crate::store::{Fence, LogLine, StepFinish, StepRun, StepRunId, StepStatus, StoreError};
@@ -306,12 +306,6 @@ impl StepRunner<'_> {
         };
         let control = cx.control.take();
         drop(cx);
-        let result = result.and_then(|value| match &step.jq_expression {
-            None => Ok(value),
-            Some(jq) => jq
-                .run_one(&value)
-                .map_err(|e| StepError::fatal(e.to_string())),
-        });
 
         let (outcome, retry) = match result {
             Ok(value) => {
@@ -464,8 +458,24 @@ impl StepRunner<'_> {
     }
 }
 
-/// Runs one attempt under the step's timeout and the run's cancellation. A kind that does
-/// not stop on its token within the grace period is dropped.
+/// One attempt: the kind, then the step's `jq_expression` over its result.
+async fn attempt_with_jq(
+    step: &Step,
+    cx: &mut StepCx<'_>,
+    token: &CancellationToken,
+) -> Result<Value, StepError> {
+    let value = step.prepared.run(cx).await?;
+    match &step.jq_expression {
+        None => Ok(value),
+        Some(jq) => jq
+            .eval_one(value, JqVars::from_scope(cx.scope()), token)
+            .await
+            .map_err(|e| StepError::fatal(e.to_string())),
+    }
+}
+
+/// Runs one attempt (with its `jq_expression`) under the step's timeout and the run's
+/// cancellation. A kind that does not stop on its token within the grace period is dropped.
 async fn run_with_limits(
     step: &Step,
     cx: &mut StepCx<'_>,
@@ -475,7 +485,7 @@ async fn run_with_limits(
     let timeout = step.timeout;
     // A panic in a kind (or a template or jq program it runs) fails this attempt, and only
     // it: the run goes on to record its end.
-    let fut = std::panic::AssertUnwindSafe(step.prepared.run(cx))
+    let fut = std::panic::AssertUnwindSafe(attempt_with_jq(step, cx, token))
         .catch_unwind()
         .map(|caught| {
             caught.unwrap_or_else(|panic| {

@@ -12,6 +12,6 @@ mod scope;
 mod tpl;
 
 pub use env::{Expr, ExprError, render_str, render_value, strip_braces};
-pub use jq::{JqError, JqProgram};
+pub use jq::{JqError, JqProgram, JqVars};
 pub use scope::{RESERVED_NAMES, Scope, ScopeBuilder};
 pub use tpl::{Tpl, TplError};

@@ -107,12 +107,36 @@ impl StepKind for Stop {
     }
 }
 
+/// Panics: a kind with a bug.
+pub(crate) struct Panic;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PanicSettings {
+    message: String,
+}
+
+impl StepKind for Panic {
+    const NAME: &'static str = "panic";
+    type Settings = PanicSettings;
+
+    #[allow(clippy::panic)] // what this kind is for
+    async fn run(
+        &self,
+        settings: &PanicSettings,
+        _cx: &mut StepCx<'_>,
+    ) -> Result<Value, StepError> {
+        panic!("{}", settings.message)
+    }
+}
+
 /// A registry with the test kinds; `counter` counts `nap` starts.
 pub(crate) fn registry(counter: &'static AtomicU32) -> Registry {
     let mut r = Registry::with_core_kinds();
     r.register(Echo)
         .register(Fail)
         .register(Nap { started: counter })
+        .register(Panic)
         .register(Stop);
     r
 }

@@ -231,3 +231,83 @@ steps:
     );
     assert_eq!(report.run.error.as_ref().unwrap().message, "refused ***");
 }
+
+/// A panic in a kind fails its step with an error that says so; the run records its end and
+/// the process goes on.
+#[tokio::test]
+async fn a_panicking_kind_fails_its_step_and_the_run_ends_recorded() {
+    let report = Harness::new(registry(counter()))
+        .flow(
+            r"
+steps:
+  - name: buggy
+    panic: { message: index out of bounds }
+  - name: after
+    echo: { value: never }
+on_failure:
+  - name: tell
+    echo: { value: '{{ error.message }}' }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Failed)
+        .assert_step("buggy", StepStatus::Failed)
+        .assert_step("after", StepStatus::Skipped)
+        .assert_data(
+            "tell",
+            json!("internal error: the step panicked: index out of bounds"),
+        );
+}
+
+/// An endless `jq_expression` ends its step `timed_out` at the step's timeout (it runs off
+/// the async threads, which stay free meanwhile).
+#[tokio::test]
+async fn an_endless_jq_program_times_out() {
+    let started = Instant::now();
+    let report = Harness::new(registry(counter()))
+        .kill_grace(Duration::from_millis(100))
+        .flow(
+            r"
+steps:
+  - name: spin
+    echo: { value: 1 }
+    jq_expression: 'last(repeat(1))'
+    timeout: 200ms
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Failed)
+        .assert_step("spin", StepStatus::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "ended after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A jq program reads `$params` and `$run` as variables: a param's value is data, never
+/// program text.
+#[tokio::test]
+async fn jq_programs_see_params_and_run_as_variables() {
+    let report = Harness::new(registry(counter()))
+        .flow(
+            r#"
+params:
+  field: { type: string }
+steps:
+  - name: pick
+    echo: { value: { a: 1, b: 2 } }
+    jq_expression: '[.[$params.field], $run.flow]'
+"#,
+        )
+        .param("field", json!("b) | halt_error(\"injected\""))
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("pick", json!([null, report.run.flow]));
+}

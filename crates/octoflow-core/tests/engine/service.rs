@@ -24,6 +24,7 @@ struct Node {
 fn registry() -> Arc<Registry> {
     let mut registry = Registry::with_core_kinds();
     octoflow_steps::register_builtin(&mut registry);
+    registry.register(crate::kinds::Panic);
     Arc::new(registry)
 }
 
@@ -264,4 +265,28 @@ async fn skip_and_dedupe_answer_with_the_blocking_run() {
             _ => assert!(matches!(second, Admitted::Deduplicated(_))),
         }
     }
+}
+
+/// A panicking kind ends its run `failed`, saying so, and frees the run's concurrency key;
+/// the node's other runs go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_kind_ends_only_its_run() {
+    const BUGGY: &str = "concurrency: { key: shared, policy: queue, limit: 1 }\nsteps:\n  - name: buggy\n    panic: { message: kaboom }\n";
+    const NEXT: &str = "concurrency: { key: shared, policy: queue, limit: 1 }\nsteps:\n  - name: a\n    set_fact: { value: 2 }\n";
+    let mut node = Node::new(
+        &[("buggy", BUGGY), ("next", NEXT), ("quick", QUICK)],
+        ServiceConfig::default(),
+    );
+    node.start_workers();
+    let buggy = node.submit("buggy", json!({})).await.run().id;
+    let next = node.submit("next", json!({})).await.run().id;
+    let quick = node.submit("quick", json!({})).await.run().id;
+    let failed = node.until(&buggy, RunStatus::Failed).await;
+    let error = failed.error.unwrap();
+    assert_eq!(error.step.as_deref(), Some("buggy"));
+    assert_eq!(error.message, "internal error: the step panicked: kaboom");
+    // The key it held is free: the next run of the key runs.
+    node.until(&next, RunStatus::Succeeded).await;
+    node.until(&quick, RunStatus::Succeeded).await;
+    node.stop_workers().await;
 }

@@ -4,7 +4,7 @@
 #[cfg(test)]
 mod tests;
 
-use octoflow_core::expr::JqProgram;
+use octoflow_core::expr::{JqProgram, JqVars};
 use octoflow_core::step::prelude::*;
 use serde::Deserializer;
 
@@ -50,13 +50,17 @@ impl StepKind for Jq {
             None => Value::Object(cx.scope().data().clone()),
         };
         let program = &settings.expression.0;
+        let vars = JqVars::from_scope(cx.scope());
+        let cancel = cx.cancel_token().clone();
         if !settings.single {
             return program
-                .run_one(&input)
+                .eval_one(input, vars, &cancel)
+                .await
                 .map_err(|e| StepError::fatal(e.to_string()));
         }
         let outputs = program
-            .run(&input)
+            .eval(input, vars, &cancel)
+            .await
             .map_err(|e| StepError::fatal(e.to_string()))?;
         outputs.into_iter().next().ok_or_else(|| {
             StepError::fatal(format!(

@@ -29,9 +29,7 @@ async fn a_loop_of_fifty_children_on_eight_workers_runs_each_item_once() {
     lines.sort_unstable();
     assert_eq!(lines, (1..=50).collect::<Vec<_>>());
 
-    let (code, children) = server
-        .get("/api/v1/runs?flow=child&per_page=100")
-        .await;
+    let (code, children) = server.get("/api/v1/runs?flow=child&per_page=100").await;
     assert_eq!(code, 200, "{children}");
     assert_eq!(children["total"], 50, "one child run per item");
     for child in children["items"].as_array().unwrap() {
