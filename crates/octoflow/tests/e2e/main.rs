@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod client;
 mod hooks;
+mod hostile;
 mod init;
 mod kinds;
 mod once;
