@@ -108,6 +108,9 @@ pub struct Secrets {
     entries: BTreeMap<String, BTreeMap<&'static str, Secret<String>>>,
     /// Fields that are not secret themselves (a credential's `username`, a key's header).
     plain: BTreeMap<String, BTreeMap<&'static str, String>>,
+    /// Values no template can reach that must never be shown either: the node's admin
+    /// token, the passwords in configured URLs.
+    hidden: Vec<Secret<String>>,
 }
 
 impl fmt::Debug for Secrets {
@@ -190,12 +193,20 @@ impl Secrets {
         self.entries.keys().map(String::as_str)
     }
 
-    /// A redactor for every secret value.
+    /// Redacts `value` too, wherever secrets are redacted, without making it a secret that
+    /// templates can read (the node's admin token, a password in a configured URL).
+    pub fn hide(&mut self, value: &str) {
+        self.hidden.push(Secret::new(value.to_owned()));
+    }
+
+    /// A redactor for every secret value and every hidden one.
     pub fn redactor(&self) -> Redactor {
         Redactor::new(
             self.entries
                 .values()
-                .flat_map(|fields| fields.values().map(|s| s.expose().clone())),
+                .flat_map(|fields| fields.values())
+                .chain(&self.hidden)
+                .map(|s| s.expose().clone()),
         )
     }
 
@@ -261,6 +272,14 @@ mod tests {
             r.text("s3cret abc123 pg-pass k-999 bot"),
             "*** *** *** *** bot"
         );
+    }
+
+    #[test]
+    fn hidden_values_are_redacted_but_not_in_scope() {
+        let mut s = Secrets::parse(FILE, "secrets.yml", &env()).unwrap();
+        s.hide("admin-token-1");
+        assert_eq!(s.redactor().text("t=admin-token-1"), "t=***");
+        assert!(!s.to_scope_value().to_string().contains("admin-token-1"));
     }
 
     #[test]

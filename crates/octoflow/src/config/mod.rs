@@ -2,8 +2,8 @@
 //! (SPEC §3, §12; STYLE B.5).
 //!
 //! This is the only module that reads the process environment: [`Env::from_process`] takes
-//! one snapshot, which settles the settings here and is handed to the engine as the
-//! environment of templates (`env`) and processes.
+//! one snapshot, which settles the settings here and resolves `type: env` secrets; steps see
+//! only its allow-listed part (`step_env`).
 //!
 //! Paths in `config.yml` are relative to the data directory; paths in flags and environment
 //! variables are relative to the current directory. A relative `sqlite:` path is relative to
@@ -20,6 +20,7 @@ use octoflow_core::flow::{Dur, parse_duration, suggest};
 use octoflow_core::secrets::Secret;
 use serde::Deserialize;
 mod sections;
+mod step_env;
 
 #[cfg(test)]
 use sections::ByteSize;
@@ -167,8 +168,10 @@ pub(crate) struct Config {
     pub(crate) shutdown_grace: Duration,
     /// The log filter (`OCTOFLOW_LOG`, tracing's env-filter syntax).
     pub(crate) log: String,
-    /// The process environment, for templates (`env`) and processes.
-    pub(crate) env: BTreeMap<String, String>,
+    /// The process environment, for `type: env` secrets.
+    pub(crate) process_env: BTreeMap<String, String>,
+    /// What steps see of it: templates (`env`) and processes (`steps.env_pass`).
+    pub(crate) step_env: BTreeMap<String, String>,
 }
 
 /// config.yml as written (SPEC §12): every key optional, unknown keys refused.
@@ -191,6 +194,7 @@ struct ConfigFile {
     #[serde(default)]
     smtp: BTreeMap<String, SmtpConfig>,
     tracker_dir: Option<PathBuf>,
+    steps: Option<step_env::StepsSection>,
     kill_grace: Option<Dur>,
     shutdown_grace: Option<Dur>,
     flows_path: Option<PathBuf>,
@@ -267,6 +271,7 @@ impl Config {
             .path("OCTOFLOW_TRACKER_DIR")
             .or_else(|| file.tracker_dir.map(in_data));
         let log = env.get("OCTOFLOW_LOG").unwrap_or("warn").to_owned();
+        let step_env = step_env::step_env(&env.vars, &file.steps.unwrap_or_default())?;
 
         Ok(Self {
             data_dir: data_dir.clone(),
@@ -291,8 +296,23 @@ impl Config {
             kill_grace,
             shutdown_grace,
             log,
-            env: env.vars,
+            process_env: env.vars,
+            step_env,
         })
+    }
+
+    /// Values to redact like secrets: the admin token and every password written in a
+    /// configured URL (the database, connections, sinks, mail servers).
+    pub(crate) fn hidden_values(&self) -> Vec<String> {
+        let mut urls: Vec<&str> = vec![self.database.expose()];
+        urls.extend(self.connections.values().map(|c| c.url.as_str()));
+        urls.extend(self.smtp.values().map(|c| c.url.as_str()));
+        for sink in self.sinks.values() {
+            urls.extend(sink.settings.values().filter_map(serde_json::Value::as_str));
+        }
+        let mut hidden: Vec<String> = urls.into_iter().flat_map(step_env::url_password).collect();
+        hidden.extend(self.api_token.as_ref().map(|t| t.expose().clone()));
+        hidden
     }
 
     /// The store the database URL names; only `sqlite:` in this build.

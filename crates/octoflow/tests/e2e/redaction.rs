@@ -147,3 +147,78 @@ fn no_secret_value_appears_in_any_output_row_or_file() {
         }
     }
 }
+
+/// Regression (issue 12): the admin token was printed, unmasked, by a step running `env`,
+/// because steps got the server's whole environment. Steps now see an allow-list (plus
+/// `steps.env_pass`), never `OCTOFLOW_*`; the admin token and URL passwords from config are
+/// redacted like secrets wherever they show up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_see_no_server_settings_and_config_credentials_are_redacted() {
+    const TOKEN: &str = "admin-tok-8c1f2e";
+    const PASSWORD: &str = "conn-pw-4417";
+    let flow = format!(
+        "steps:\n  - name: dump\n    exec: {{ command: [sh, -c, 'env; echo leaked {TOKEN} {PASSWORD}'] }}\n  - name: tpl\n    set_fact: {{ value: \"{{{{ env.PASSED }}}}\" }}\n"
+    );
+    let o = octo()
+        .file(
+            "data/config.yml",
+            &format!(
+                "connections:\n  warehouse: {{ url: 'postgres://reader:{PASSWORD}@127.0.0.1/db' }}\nsteps: {{ env_pass: [PASSED] }}\n"
+            ),
+        )
+        .flow("envs", &flow)
+        .env("OCTOFLOW_API_TOKEN", TOKEN)
+        .env("PASSED", "visible-value")
+        .env("NOT_PASSED", "hidden-value");
+    let server = crate::server::Server::start(&o, &[]);
+    let auth = |r: reqwest::RequestBuilder| r.bearer_auth(TOKEN);
+    let answer = auth(
+        server
+            .http
+            .post(format!("{}/api/v1/flows/envs/runs", server.url)),
+    )
+    .json(&serde_json::json!({}))
+    .send()
+    .await
+    .unwrap();
+    let code = answer.status().as_u16();
+    let run: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(code, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = loop {
+        let run: serde_json::Value =
+            auth(server.http.get(format!("{}/api/v1/runs/{id}", server.url)))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        if run["status"] != "queued" && run["status"] != "running" {
+            break run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["data"]["tpl"], "visible-value");
+    let logs = auth(
+        server
+            .http
+            .get(format!("{}/api/v1/runs/{id}/logs", server.url)),
+    )
+    .send()
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(logs.contains("PASSED=visible-value"), "{logs}");
+    assert!(logs.contains("leaked *** ***"), "{logs}");
+    for hidden in [TOKEN, PASSWORD, "OCTOFLOW_", "NOT_PASSED", "hidden-value"] {
+        assert!(
+            !logs.contains(hidden),
+            "`{hidden}` in the step log:\n{logs}"
+        );
+        assert!(!run.to_string().contains(hidden), "`{hidden}` in the run");
+    }
+}

@@ -122,7 +122,7 @@ pub(super) fn engine_config(config: &Config, files: FilesRoot, node: String) -> 
     engine.kill_grace = config.kill_grace;
     engine.max_result_bytes =
         usize::try_from(config.limits.max_result_bytes.0).unwrap_or(usize::MAX);
-    engine.env.clone_from(&config.env);
+    engine.env.clone_from(&config.step_env);
     engine.node = node;
     engine
 }
@@ -147,13 +147,16 @@ fn warn_if_shared(path: &std::path::Path) {
 pub(super) fn load_secrets(config: &Config) -> Result<Secrets> {
     let path = &config.secrets_file;
     warn_if_shared(path);
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Secrets::parse(
-            &text,
-            &path.display().to_string(),
-            &config.env,
-        )?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Secrets::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read secrets file `{}`", path.display())),
+    let mut secrets = match std::fs::read_to_string(path) {
+        Ok(text) => Secrets::parse(&text, &path.display().to_string(), &config.process_env)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Secrets::default(),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read secrets file `{}`", path.display()));
+        }
+    };
+    for value in config.hidden_values() {
+        secrets.hide(&value);
     }
+    Ok(secrets)
 }
