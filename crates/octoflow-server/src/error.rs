@@ -42,6 +42,8 @@ pub enum Code {
     Conflict,
     /// The body is larger than the server accepts (413).
     PayloadTooLarge,
+    /// A write without the content type its route takes (415).
+    UnsupportedMediaType,
     /// The flow does not validate (422).
     InvalidFlow,
     /// The server is too busy; try again later (429).
@@ -61,6 +63,7 @@ impl Code {
         Self::MethodNotAllowed,
         Self::Conflict,
         Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
         Self::InvalidFlow,
         Self::Overloaded,
         Self::Internal,
@@ -76,6 +79,7 @@ impl Code {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidFlow => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,6 +97,7 @@ impl Code {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidFlow => "invalid_flow",
             Self::Overloaded => "overloaded",
             Self::Internal => "internal",
@@ -332,10 +337,11 @@ mod tests {
         case(Code::MethodNotAllowed, 405, "method_not_allowed");
         case(Code::Conflict, 409, "conflict");
         case(Code::PayloadTooLarge, 413, "payload_too_large");
+        case(Code::UnsupportedMediaType, 415, "unsupported_media_type");
         case(Code::InvalidFlow, 422, "invalid_flow");
         case(Code::Overloaded, 429, "overloaded");
         case(Code::Internal, 500, "internal");
-        assert_eq!(Code::ALL.len(), 11);
+        assert_eq!(Code::ALL.len(), 12);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 pub mod access;
 mod api;
 mod auth;
+mod browser;
 pub mod error;
 pub mod extract;
 mod hooks;
@@ -40,6 +41,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use auth::{Access, Caller, LoginAnswer, LoginRequest};
+pub use browser::{AllowedHosts, Body};
 pub use hooks::HookSettings;
 pub use routes::{Route, routes};
 
@@ -83,6 +85,9 @@ pub struct AppState {
     /// the API, and each flow's next fire time. Its loop may run elsewhere
     /// (`serve --no-scheduler`); changes are kept in the store either way.
     pub scheduler: Scheduler,
+    /// The names the API answers to (the `Host` of a request): IP addresses, `localhost`
+    /// and `public_url`'s host.
+    pub hosts: Arc<AllowedHosts>,
 }
 
 impl AppState {
@@ -103,7 +108,15 @@ impl AppState {
             max_body_bytes,
             hooks: HookSettings::default(),
             scheduler,
+            hosts: Arc::default(),
         }
+    }
+
+    /// Lets the API answer to the host of `public_url` besides IP addresses and `localhost`.
+    #[must_use]
+    pub fn with_public_url(mut self, public_url: Option<&str>) -> Self {
+        self.hosts = Arc::new(AllowedHosts::new(public_url));
+        self
     }
 }
 

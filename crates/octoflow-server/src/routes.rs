@@ -8,6 +8,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::api::{callback, flows, health, locks, runs, schedules, state, users};
 use crate::auth::{self, Access};
+use crate::browser::{self, Body};
 use crate::{Shared, openapi};
 
 /// One route of the API.
@@ -18,6 +19,8 @@ pub struct Route {
     pub path: &'static str,
     /// The role it needs.
     pub access: Access,
+    /// The body a write takes (its content type is checked before anything else).
+    pub body: Body,
     handler: fn(MethodFilter) -> MethodRouter<Shared>,
 }
 
@@ -27,16 +30,21 @@ impl std::fmt::Debug for Route {
             .field("method", &self.method)
             .field("path", &self.path)
             .field("access", &self.access)
+            .field("body", &self.body)
             .finish_non_exhaustive()
     }
 }
 
 macro_rules! route {
     ($method:ident $path:literal, $access:ident, $handler:path) => {
+        route!($method $path, $access, None, $handler)
+    };
+    ($method:ident $path:literal, $access:ident, $body:ident, $handler:path) => {
         Route {
             method: Method::$method,
             path: $path,
             access: Access::$access,
+            body: Body::$body,
             handler: |filter| on(filter, $handler),
         }
     };
@@ -47,36 +55,36 @@ static ROUTES: &[Route] = &[
     route!(GET "/readyz", Open, health::readyz),
     route!(GET "/metrics", Open, health::metrics),
     route!(GET "/api/v1/openapi.json", Viewer, openapi::serve),
-    route!(POST "/api/v1/auth/login", Open, auth::login),
+    route!(POST "/api/v1/auth/login", Open, JsonOrForm, auth::login),
     route!(GET "/api/v1/flows", Viewer, flows::list),
     route!(GET "/api/v1/flows/{name}", Viewer, flows::show),
-    route!(PUT "/api/v1/flows/{name}", Admin, flows::put),
+    route!(PUT "/api/v1/flows/{name}", Admin, Yaml, flows::put),
     route!(DELETE "/api/v1/flows/{name}", Admin, flows::delete),
-    route!(POST "/api/v1/flows/{name}/runs", Operator, flows::start),
-    route!(POST "/api/v1/flows/{name}/dryrun", Operator, flows::dry_run),
-    route!(POST "/api/v1/validate", Viewer, flows::validate),
+    route!(POST "/api/v1/flows/{name}/runs", Operator, Json, flows::start),
+    route!(POST "/api/v1/flows/{name}/dryrun", Operator, Json, flows::dry_run),
+    route!(POST "/api/v1/validate", Viewer, Yaml, flows::validate),
     route!(GET "/api/v1/runs", Viewer, runs::list),
     route!(GET "/api/v1/runs/{id}", Viewer, runs::show),
     route!(GET "/api/v1/runs/{id}/logs", Viewer, runs::logs),
     route!(GET "/api/v1/runs/{id}/files/{*path}", Viewer, runs::file),
-    route!(POST "/api/v1/runs/{id}/cancel", Operator, runs::cancel),
-    route!(POST "/api/v1/runs/{id}/retry", Operator, runs::retry),
+    route!(POST "/api/v1/runs/{id}/cancel", Operator, Json, runs::cancel),
+    route!(POST "/api/v1/runs/{id}/retry", Operator, Json, runs::retry),
     route!(GET "/api/v1/runs/{id}/tracker", Viewer, runs::tracker),
-    route!(POST "/api/v1/runs/{id}/callback", Open, callback::report),
+    route!(POST "/api/v1/runs/{id}/callback", Open, Json, callback::report),
     route!(GET "/api/v1/schedules", Viewer, schedules::list),
-    route!(POST "/api/v1/schedules", Admin, schedules::add),
-    route!(POST "/api/v1/schedules/{id}/pause", Admin, schedules::pause),
-    route!(POST "/api/v1/schedules/{id}/resume", Admin, schedules::resume),
+    route!(POST "/api/v1/schedules", Admin, Json, schedules::add),
+    route!(POST "/api/v1/schedules/{id}/pause", Admin, Json, schedules::pause),
+    route!(POST "/api/v1/schedules/{id}/resume", Admin, Json, schedules::resume),
     route!(DELETE "/api/v1/schedules/{id}", Admin, schedules::remove),
     route!(GET "/api/v1/locks", Viewer, locks::list),
     route!(DELETE "/api/v1/locks", Operator, locks::release_all),
     route!(DELETE "/api/v1/locks/{key}", Operator, locks::release),
     route!(GET "/api/v1/state/{flow}", Viewer, state::show),
-    route!(PUT "/api/v1/state/{flow}/{key}", Admin, state::put),
+    route!(PUT "/api/v1/state/{flow}/{key}", Admin, Json, state::put),
     route!(GET "/api/v1/users", Admin, users::list),
-    route!(PUT "/api/v1/users/{name}", Admin, users::put),
+    route!(PUT "/api/v1/users/{name}", Admin, Json, users::put),
     route!(GET "/api/v1/tokens", Admin, users::tokens),
-    route!(POST "/api/v1/tokens", Admin, users::create_token),
+    route!(POST "/api/v1/tokens", Admin, Json, users::create_token),
     route!(DELETE "/api/v1/tokens/{id}", Admin, users::revoke_token),
 ];
 
@@ -95,6 +103,19 @@ pub(crate) fn build(shared: &Shared) -> Router<Shared> {
             method_router = method_router.route_layer(axum::middleware::from_fn_with_state(
                 (shared.clone(), route.access),
                 auth::guard,
+            ));
+        }
+        // Outermost: the host and the content type are checked before the token.
+        if route.body != Body::None {
+            method_router = method_router.route_layer(axum::middleware::from_fn_with_state(
+                route.body,
+                browser::require_content_type,
+            ));
+        }
+        if route.path.starts_with("/api/") {
+            method_router = method_router.route_layer(axum::middleware::from_fn_with_state(
+                shared.hosts.clone(),
+                browser::require_own_host,
             ));
         }
         router = router.route(route.path, method_router);

@@ -204,8 +204,7 @@ impl AuthStore for SqliteStore {
             .read(|c| {
                 one(
                     c,
-                    "SELECT EXISTS (SELECT 1 FROM users) \
-                 OR EXISTS (SELECT 1 FROM api_tokens WHERE revoked = 0) AS any",
+                    "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM api_tokens) AS any",
                     [],
                     |row| codec::get::<bool>(row, "any"),
                 )

@@ -187,7 +187,7 @@ pub(crate) fn get_attempt(row: &Row<'_>) -> Result<u32, StoreError> {
     })
 }
 
-/// A run's claim generation as stored (SQLite integers are signed).
+/// A run's claim generation as stored (`SQLite` integers are signed).
 pub(crate) fn generation(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

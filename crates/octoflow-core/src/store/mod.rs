@@ -180,7 +180,8 @@ pub trait AuthStore: Send + Sync {
     async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes a token; false when there is no such token.
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
-    /// Whether any user or API token exists (then the API requires a token). A store may
+    /// Whether any user or API token exists or ever existed — a revoked token counts — (then
+    /// the API requires a token, and stays closed when the last token is revoked). A store may
     /// answer from a recent read: its own writes of users and tokens show at once, another
     /// process's within a second.
     async fn auth_configured(&self) -> Result<bool, StoreError>;

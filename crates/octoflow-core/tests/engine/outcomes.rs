@@ -295,14 +295,14 @@ steps:
 async fn jq_programs_see_params_and_run_as_variables() {
     let report = Harness::new(registry(counter()))
         .flow(
-            r#"
+            r"
 params:
   field: { type: string }
 steps:
   - name: pick
     echo: { value: { a: 1, b: 2 } }
     jq_expression: '[.[$params.field], $run.flow]'
-"#,
+",
         )
         .param("field", json!("b) | halt_error(\"injected\""))
         .run()

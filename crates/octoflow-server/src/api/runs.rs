@@ -192,6 +192,22 @@ pub(crate) async fn file(
         HeaderValue::from_static(content_type(&real)),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
+    // A file a run wrote is a download, never a page of this server (docs/auth.md).
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().replace(['"', '\\', '\r', '\n'], "_"))
+        .unwrap_or_default();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
     Ok(response)
 }
 

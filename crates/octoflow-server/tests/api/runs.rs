@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use crate::support::{App, CALLBACK_KEY, get, post};
 
-async fn start(app: &App, flow: &str, body: &Value) -> String {
+pub(crate) async fn start(app: &App, flow: &str, body: &Value) -> String {
     let run = app
         .send(post(&format!("/api/v1/flows/{flow}/runs")).json(body))
         .await

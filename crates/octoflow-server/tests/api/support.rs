@@ -64,6 +64,7 @@ pub(crate) struct AppBuilder {
     max_body: Option<usize>,
     hooks: Option<HookSettings>,
     scheduler: bool,
+    public_url: Option<String>,
 }
 
 impl AppBuilder {
@@ -102,6 +103,11 @@ impl AppBuilder {
     /// Runs the scheduler's loop (on [`App::clock`]).
     pub(crate) fn scheduler(mut self) -> Self {
         self.scheduler = true;
+        self
+    }
+
+    pub(crate) fn public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.to_owned());
         self
     }
 
@@ -178,7 +184,8 @@ impl AppBuilder {
             metrics,
             max_body,
             scheduler.clone(),
-        );
+        )
+        .with_public_url(self.public_url.as_deref());
         if let Some(hooks) = self.hooks {
             state.hooks = hooks;
         }
@@ -358,7 +365,16 @@ impl Req {
 
     /// The request with another body (a stream).
     pub(crate) fn build_with(self, body: Body) -> Request<Body> {
-        let mut builder = Request::builder().method(self.method).uri(self.path);
+        // An API write says its body is JSON unless the test says otherwise, as clients do.
+        let writes = [Method::POST, Method::PUT, Method::PATCH].contains(&self.method);
+        let typed = self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        let mut builder = Request::builder().method(self.method).uri(&self.path);
+        if writes && !typed && self.path.starts_with("/api/") {
+            builder = builder.header("content-type", "application/json");
+        }
         for (name, value) in self.headers {
             builder = builder.header(name, value);
         }

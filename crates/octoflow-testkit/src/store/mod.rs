@@ -77,6 +77,7 @@ macro_rules! store_conformance {
             auth_users,
             auth_tokens,
             auth_configured,
+            auth_configured_by_a_token,
             node_key_is_stable,
             schedules_add_list_remove,
             schedules_pause_and_resume,

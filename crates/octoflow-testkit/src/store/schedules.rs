@@ -315,7 +315,7 @@ pub async fn schedules_fire_raced(store: &dyn Store) {
 pub async fn schedules_fire_wakes_workers(store: &dyn Store) {
     let long = std::time::Duration::from_secs(20);
     let started = std::time::Instant::now();
-    let (woken, _) = tokio::join!(store.wait_for_work(long), async {
+    let (woken, ()) = tokio::join!(store.wait_for_work(long), async {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(fire_at(store, "flow:wake:0", 1).await.is_some());
     });

@@ -81,6 +81,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
+    refuse_open_api_beyond_loopback(&config, store.as_ref(), address).await?;
 
     let catalog: Arc<dyn FlowCatalog> = library.clone();
     let triggers_library = library.clone();
@@ -108,7 +109,8 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             .ok(),
         usize::try_from(config.limits.max_upload_bytes.0).unwrap_or(usize::MAX),
         scheduler.clone(),
-    );
+    )
+    .with_public_url(config.public_url.as_deref());
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn({
         let service = service.clone();
@@ -180,10 +182,33 @@ async fn node_service(
             workers: usize::try_from(config.workers).unwrap_or(usize::MAX),
             shutdown_grace: config.shutdown_grace,
             tracker_dir: config.tracker_dir.clone(),
-            ..ServiceConfig::default()
         },
     );
     Ok(service)
+}
+
+/// An API without users or tokens lets anyone who reaches it run commands: such a server
+/// listens on loopback only (docs/auth.md).
+async fn refuse_open_api_beyond_loopback(
+    config: &Config,
+    store: &dyn Store,
+    address: SocketAddr,
+) -> Result<()> {
+    if address.ip().is_loopback() || config.api_token.is_some() {
+        return Ok(());
+    }
+    let configured = store
+        .auth_configured()
+        .await
+        .context("cannot read whether users or tokens exist")?;
+    if !configured {
+        anyhow::bail!(
+            "refusing to listen on `{address}` with no users or tokens: anyone reaching it could run commands; \
+             create an admin first (`octoflow user add NAME --role admin` or `octoflow token create --role admin`), \
+             set OCTOFLOW_API_TOKEN, or listen on 127.0.0.1"
+        );
+    }
+    Ok(())
 }
 
 /// Hands back the runs a stopped node left running.

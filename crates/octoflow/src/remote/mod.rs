@@ -110,12 +110,16 @@ impl Remote {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Answer> {
+        let writes = method == Method::POST || method == Method::PUT || method == Method::PATCH;
         let mut request = self
             .request(method, self.url(segments, query))
             .header(ACCEPT, "application/json")
             .timeout(REQUEST_TIMEOUT);
         if let Some(body) = body {
             request = request.json(body);
+        } else if writes {
+            // The API takes writes only as JSON (a browser cannot send that unasked).
+            request = request.json(&serde_json::json!({}));
         }
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();

@@ -152,6 +152,7 @@ async fn a_login_gives_a_token_with_the_users_role_that_expires() {
         .http
         .put(format!("{}/api/v1/flows/hello", server.url))
         .bearer_auth(bearer)
+        .header("content-type", "application/yaml")
         .body(HELLO)
         .send()
         .await
@@ -166,4 +167,29 @@ async fn a_login_gives_a_token_with_the_users_role_that_expires() {
         .await
         .unwrap();
     assert_eq!(expired.status(), 401);
+}
+
+/// An open server (no users, no tokens) would let anyone who reaches it run commands: it
+/// listens on loopback only, until an admin exists.
+#[test]
+fn an_open_server_refuses_to_listen_beyond_loopback() {
+    let o = octo().flow("hello", HELLO);
+    o.clone()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .run()
+        .code(2)
+        .stderr_contains("refusing to listen on `0.0.0.0:")
+        .stderr_contains("with no users or tokens");
+    // With a token, it may.
+    o.clone()
+        .args(["token", "create", "--role", "admin", "--name", "first"])
+        .run()
+        .success();
+    let mut serving = o.clone().args(["serve", "--listen", "0.0.0.0:0"]).spawn();
+    let stderr = serving.stderr.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).unwrap();
+    crate::run::nix_kill(serving.id(), nix::sys::signal::Signal::SIGKILL);
+    serving.wait(Duration::from_secs(10));
+    assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
 }

@@ -112,8 +112,10 @@ async fn upload(pitstop: &Server, auth: &str, bytes: Vec<u8>) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pdf_goes_to_pitstop_and_its_result_comes_back() {
-    let pitstop_node =
-        node("pitstop").file("data/config.yml", "limits: { max_upload_bytes: 256KiB }\nsteps: { env_pass: [PITSTOP_CLI] }\n");
+    let pitstop_node = node("pitstop").file(
+        "data/config.yml",
+        "limits: { max_upload_bytes: 256KiB }\nsteps: { env_pass: [PITSTOP_CLI] }\n",
+    );
     let pitstop = Server::start(&pitstop_node, &[]);
     let bookmaker = Server::start(&node("bookmaker"), &[]);
     let book = bookmaker.octo.path("data/incoming/9781250000001.pdf");

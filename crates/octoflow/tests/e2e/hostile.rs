@@ -56,6 +56,7 @@ async fn a_deeply_nested_jq_program_is_refused_and_the_server_stays_up() {
     let answer = server
         .http
         .post(format!("{}/api/v1/validate", server.url))
+        .header("content-type", "application/yaml")
         .body(template)
         .send()
         .await
@@ -68,6 +69,7 @@ async fn a_deeply_nested_jq_program_is_refused_and_the_server_stays_up() {
     let (code, answer) = server
         .http
         .post(format!("{}/api/v1/validate", server.url))
+        .header("content-type", "application/yaml")
         .body(nested_jq(64))
         .send()
         .await

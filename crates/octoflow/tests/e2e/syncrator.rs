@@ -393,6 +393,7 @@ async fn a_cancel_kills_the_pod(server: &Server, seen: &mut Seen, bearer: &str) 
     let cancel = server
         .http
         .post(format!("{}/api/v1/runs/{custom}/cancel", server.url))
+        .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();

@@ -43,11 +43,10 @@ pub(super) fn check(source: &str) -> Result<(), TooLarge> {
         if in_string {
             match c {
                 '"' => in_string = false,
-                '\\' => {
-                    if chars.next() == Some('(') {
-                        in_string = false;
-                        push(&mut frames, Frame::Interpolation)?;
-                    }
+                // An escape: the next character is taken with it; `\(` opens code.
+                '\\' if chars.next() == Some('(') => {
+                    in_string = false;
+                    push(&mut frames, Frame::Interpolation)?;
                 }
                 _ => {}
             }

@@ -120,7 +120,7 @@ impl JqProgram {
         cancel: &CancellationToken,
     ) -> Result<Vec<Value>, JqError> {
         let program = self.clone();
-        let job = threads::run(move || program.run_here(&input, vars));
+        let job = threads::run(move || program.run_here(&input, &vars));
         tokio::select! {
             answer = job => answer.map_err(|_| JqError::new(format!(
                 "`{}` panicked", excerpt(&self.source)
@@ -146,7 +146,7 @@ impl JqProgram {
     }
 
     /// Runs the program on the calling thread, which must have a jq thread's stack.
-    fn run_here(&self, input: &Value, vars: JqVars) -> Result<Vec<Value>, JqError> {
+    fn run_here(&self, input: &Value, vars: &JqVars) -> Result<Vec<Value>, JqError> {
         let input = Val::deserialize(input).map_err(|e| JqError::new(e.to_string()))?;
         let mut values = Vec::with_capacity(VARIABLES.len());
         for value in &vars.values {

@@ -62,7 +62,7 @@ impl AuthStore for MemoryStore {
 
     async fn auth_configured(&self) -> Result<bool, StoreError> {
         let inner = self.lock();
-        Ok(!inner.users.is_empty() || inner.tokens.iter().any(|(t, _)| !t.revoked))
+        Ok(!inner.users.is_empty() || !inner.tokens.is_empty())
     }
 
     async fn node_key(&self) -> Result<Vec<u8>, StoreError> {
