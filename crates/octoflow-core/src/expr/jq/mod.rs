@@ -80,8 +80,8 @@ impl fmt::Debug for JqProgram {
 }
 
 impl JqProgram {
-    /// Checks a program's size (at most 64 levels of nesting and 4,000 tokens), then parses and compiles
-    /// it (on a jq thread).
+    /// Checks a program's size (at most 64 levels of nesting and 4,000 tokens), then parses
+    /// and compiles it (on a jq thread).
     pub fn compile(source: &str) -> Result<Self, JqError> {
         let shown = excerpt(source);
         match limits::check(source) {
