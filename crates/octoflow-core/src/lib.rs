@@ -71,6 +71,7 @@ pub mod expr;
 pub mod flow;
 pub mod fs;
 pub mod library;
+pub mod process_groups;
 pub mod scheduler;
 pub mod secrets;
 pub mod service;

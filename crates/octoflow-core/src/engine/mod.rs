@@ -32,6 +32,7 @@ pub use redact::{MASK, Redactor};
 use crate::expr::{Scope, Tpl};
 use crate::flow::{Flow, ParamError};
 use crate::fs::FilesRoot;
+use crate::process_groups::ProcessGroups;
 use crate::secrets::Secrets;
 use crate::service::{CallbackHub, CallbackSigner};
 use crate::step::StepServices;
@@ -57,6 +58,8 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// How often a running run's executor renews its lease (default 10 s).
     pub renew_every: Duration,
+    /// Where steps record the process groups they lead (none by default).
+    pub process_groups: ProcessGroups,
 }
 
 impl EngineConfig {
@@ -73,6 +76,7 @@ impl EngineConfig {
             node: String::from("local"),
             lease: Duration::from_secs(30),
             renew_every: Duration::from_secs(10),
+            process_groups: ProcessGroups::default(),
         }
     }
 }
@@ -146,6 +150,7 @@ impl Engine {
             kill_grace: config.kill_grace,
             env: Arc::new(config.env.clone()),
             secrets: Arc::new(Secrets::default()),
+            process_groups: config.process_groups.clone(),
         };
         Self {
             store,

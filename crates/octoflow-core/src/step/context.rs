@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{StepError, StepLog};
 use crate::expr::{Scope, Tpl};
 use crate::fs::FilesRoot;
+use crate::process_groups::ProcessGroups;
 use crate::secrets::Secrets;
 use crate::store::RunId;
 
@@ -40,6 +41,8 @@ pub struct StepServices {
     pub env: Arc<BTreeMap<String, String>>,
     /// Resolved secrets, for kinds that authenticate (`rest`'s `authentication`).
     pub secrets: Arc<Secrets>,
+    /// Where kinds that start processes record the groups they lead.
+    pub process_groups: ProcessGroups,
 }
 
 /// A request from a step to change the run's course.
@@ -178,6 +181,12 @@ impl StepCx<'_> {
     /// How long a process gets between SIGTERM and SIGKILL.
     pub fn kill_grace(&self) -> Duration {
         self.services.kill_grace
+    }
+
+    /// Where a kind that starts processes records each group it leads, so that a node's
+    /// death leaves none running.
+    pub fn process_groups(&self) -> &ProcessGroups {
+        &self.services.process_groups
     }
 
     /// Ends the run `succeeded` with `message` once this step is done.

@@ -1,6 +1,8 @@
 //! Running one process in its own process group: start it, wait for it, its timeout or the
 //! cancel, and stop the whole group so that no process outlives the step — not even when the
-//! step's future is dropped mid-run.
+//! step's future is dropped mid-run, nor when the node itself is killed: the process dies
+//! with the node ([`die_with_node`]), and the group is recorded for the next start on the
+//! host to kill what the process left in it ([`ProcessGroups`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -12,6 +14,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use octoflow_core::flow::format_duration;
+use octoflow_core::process_groups::{GroupRecord, ProcessGroups};
 use octoflow_core::step::{StepError, StepLog};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
@@ -66,6 +69,7 @@ pub(crate) async fn run(
     inv: Invocation,
     log: &StepLog,
     cancel: &CancellationToken,
+    groups: &ProcessGroups,
 ) -> Result<Finished, StepError> {
     if cancel.is_cancelled() {
         return Err(StepError::Cancelled);
@@ -85,11 +89,12 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    die_with_node(&mut command);
     let started = Instant::now();
     let mut child = command
         .spawn()
         .map_err(|e| cannot_start(&inv.program, &e))?;
-    let mut group = Group::of(&child)?;
+    let mut group = Group::of(&child, groups)?;
 
     let mut readers = Readers::start(child.stdout.take(), child.stderr.take(), log);
     // Aborted when dropped, like the readers: nothing the step started outlives it.
@@ -200,17 +205,44 @@ async fn stop_leftovers(group: &mut Group, readers: &mut Readers, grace: Duratio
     group.kill();
 }
 
+/// Makes the started process die (SIGKILL) when the thread that starts it — a thread of the
+/// node's async runtime, which lives as long as the node — ends, so a command never goes on
+/// after its node was killed; a node that died between the fork and this call is noticed
+/// too, and the process does not start.
+///
+/// The one `unsafe` block of octoflow (ARCHITECTURE.md says why): `pre_exec` runs in the
+/// child between fork and exec.
+#[allow(unsafe_code)]
+fn die_with_node(command: &mut Command) {
+    let node = nix::unistd::getpid();
+    // SAFETY: the closure only makes two system calls (`prctl`, `getppid`), both
+    // async-signal-safe, and allocates nothing (an `Errno` becomes an `io::Error` without
+    // allocating), as code between fork and exec must.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if nix::unistd::getppid() == node {
+                Ok(())
+            } else {
+                Err(Errno::ESRCH.into())
+            }
+        });
+    }
+}
+
 /// The process group of a started process. Dropped while armed, it SIGKILLs the group: the
 /// step's future was dropped mid-run.
 #[derive(Debug)]
 struct Group {
     pgid: Pid,
     armed: bool,
+    /// The group's record for the node's recovery; it goes with the group.
+    _record: GroupRecord,
 }
 
 impl Group {
-    /// The group the child leads (it was started with `process_group(0)`).
-    fn of(child: &Child) -> Result<Self, StepError> {
+    /// The group the child leads (it was started with `process_group(0)`), recorded.
+    fn of(child: &Child, groups: &ProcessGroups) -> Result<Self, StepError> {
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
@@ -218,6 +250,7 @@ impl Group {
         Ok(Self {
             pgid: Pid::from_raw(pid),
             armed: true,
+            _record: groups.record(pid),
         })
     }
 

@@ -89,7 +89,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     // The runs a dead node left are handed back before this node claims, fires or watches
     // anything; the flow triggers' index is ready first, so the ends it records fire them.
     octoflow_core::triggers::prepare(&service, &library);
-    recover(&service, &node).await?;
+    recover(&service, &node, &config.data_dir).await?;
     let scheduler = Scheduler::new(
         service.clone(),
         library.clone(),
@@ -211,8 +211,20 @@ async fn refuse_open_api_beyond_loopback(
     Ok(())
 }
 
-/// Hands back the runs a stopped node left running.
-async fn recover(service: &Service, node: &Node) -> Result<()> {
+/// Hands back the runs a stopped node left running — after killing what its steps left
+/// running on this host, so that a re-queued run never races its predecessor's commands.
+async fn recover(service: &Service, node: &Node, data_dir: &std::path::Path) -> Result<()> {
+    let (data_dir, judge) = (data_dir.to_owned(), node.clone());
+    let killed = tokio::task::spawn_blocking(move || {
+        octoflow_core::process_groups::kill_left_behind(&data_dir, |n| judge.is_alive(n))
+    })
+    .await
+    .context("cannot look for processes a stopped node left")?;
+    if killed > 0 {
+        crate::output::note(&format!(
+            "octoflow serve: killed {killed} process groups a stopped node left running"
+        ));
+    }
     let recovered = service
         .recover(|n| node.is_alive(n))
         .await

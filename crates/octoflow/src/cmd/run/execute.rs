@@ -49,6 +49,12 @@ impl Job {
     pub(super) async fn execute(self, database: Database) -> Result<Ended> {
         let store = crate::store::open_database(database).await?;
         let node = &self.node;
+        let (data_dir, judge) = (self.engine.files.data_dir().to_owned(), node.clone());
+        tokio::task::spawn_blocking(move || {
+            octoflow_core::process_groups::kill_left_behind(&data_dir, |n| judge.is_alive(n))
+        })
+        .await
+        .context("cannot look for processes a stopped process left")?;
         let ended = recover_interrupted(store.as_ref(), |n| node.is_alive(n))
             .await
             .context("cannot check for interrupted runs")?;

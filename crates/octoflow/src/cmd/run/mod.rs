@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use octoflow_core::engine::{DirCatalog, Engine, EngineConfig, RunRequest};
 use octoflow_core::fs::FilesRoot;
+use octoflow_core::process_groups::ProcessGroups;
 use octoflow_core::secrets::Secrets;
 use octoflow_core::store::{MemoryStore, TriggerInfo};
 use serde_json::json;
@@ -123,6 +124,7 @@ pub(super) fn engine_config(config: &Config, files: FilesRoot, node: String) -> 
     engine.max_result_bytes =
         usize::try_from(config.limits.max_result_bytes.0).unwrap_or(usize::MAX);
     engine.env.clone_from(&config.step_env);
+    engine.process_groups = ProcessGroups::new(&config.data_dir, &node);
     engine.node = node;
     engine
 }
