@@ -1,15 +1,26 @@
 //! Confined paths: the only way to get a [`SafePath`] is [`FilesRoot::resolve`], so no step
-//! can touch a file outside the data directory and the configured roots.
+//! can touch a file outside the data directory and the configured roots — nor, inside the
+//! data directory, octoflow's own files or another run's workspace.
 
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-/// The directories steps may touch: the data directory and `files.roots` of config.
+/// Where run workspaces are, inside the data directory.
+const RUNS_DIR: &str = "runs";
+
+/// The directories steps may touch: the data directory and `files.roots` of config — except,
+/// unless a root names them, octoflow's own files ([`protect`](Self::protect)) and the
+/// workspaces of other runs than the step's own and its parents' ([`for_run`](Self::for_run)).
 #[derive(Debug, Clone)]
 pub struct FilesRoot {
     data_dir: PathBuf,
     roots: Vec<PathBuf>,
     allow_absolute: bool,
+    /// octoflow's own files and directories.
+    protected: Arc<Vec<PathBuf>>,
+    /// The run workspaces this view may touch.
+    workspaces: Arc<Vec<PathBuf>>,
 }
 
 /// A path that was checked to lie inside a [`FilesRoot`].
@@ -35,6 +46,23 @@ pub enum PathError {
     /// The path leaves the allowed directories.
     #[error("path `{path}` is outside the data directory and the allowed roots")]
     Outside {
+        /// The path as given.
+        path: String,
+    },
+    /// The path is one of octoflow's own files (the secrets, the config, the store, the
+    /// flows, the templates).
+    #[error(
+        "path `{path}` is one of octoflow's own files; list it in `files.roots` of config to let steps use it"
+    )]
+    Reserved {
+        /// The path as given.
+        path: String,
+    },
+    /// The path is in the workspace of another run.
+    #[error(
+        "path `{path}` is in another run's workspace; list it in `files.roots` of config to let steps use it"
+    )]
+    OtherRun {
         /// The path as given.
         path: String,
     },
@@ -65,7 +93,31 @@ impl FilesRoot {
             data_dir,
             roots,
             allow_absolute,
+            protected: Arc::default(),
+            workspaces: Arc::default(),
         })
+    }
+
+    /// Refuses `paths` (files or directories; relative ones in the data directory) to steps,
+    /// unless a root of `files.roots` holds them: octoflow's own files.
+    #[must_use]
+    pub fn protect(mut self, paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        let protected = Arc::make_mut(&mut self.protected);
+        for path in paths {
+            let lexical = normalize(&self.data_dir.join(path));
+            protected.push(resolve_links(&lexical).unwrap_or(lexical));
+        }
+        self
+    }
+
+    /// The view of a run whose workspace is `workdir`: it may also touch that workspace (and
+    /// those this view already may: a child run reads its parent's files).
+    #[must_use]
+    pub fn for_run(&self, workdir: &Path) -> Self {
+        let mut view = self.clone();
+        let lexical = normalize(&self.data_dir.join(workdir));
+        Arc::make_mut(&mut view.workspaces).push(resolve_links(&lexical).unwrap_or(lexical));
+        view
     }
 
     /// The data directory (relative paths start here).
@@ -86,17 +138,22 @@ impl FilesRoot {
             path: user_path.to_owned(),
             source,
         })?;
-        if (given.is_absolute() && self.allow_absolute) || self.allows(&real) {
+        let path = user_path.to_owned();
+        if self.roots.iter().any(|r| real.starts_with(r)) {
+            return Ok(SafePath(real));
+        }
+        if self.protected.iter().any(|p| real.starts_with(p)) {
+            return Err(PathError::Reserved { path });
+        }
+        let runs = self.data_dir.join(RUNS_DIR);
+        if real.starts_with(&runs) && !self.workspaces.iter().any(|w| real.starts_with(w)) {
+            return Err(PathError::OtherRun { path });
+        }
+        if (given.is_absolute() && self.allow_absolute) || real.starts_with(&self.data_dir) {
             Ok(SafePath(real))
         } else {
-            Err(PathError::Outside {
-                path: user_path.to_owned(),
-            })
+            Err(PathError::Outside { path })
         }
-    }
-
-    fn allows(&self, real: &Path) -> bool {
-        real.starts_with(&self.data_dir) || self.roots.iter().any(|r| real.starts_with(r))
     }
 }
 
@@ -198,6 +255,54 @@ mod tests {
             root.resolve("link/x"),
             Err(PathError::Outside { .. })
         ));
+    }
+
+    #[test]
+    fn own_files_and_other_runs_are_refused_unless_a_root_names_them() {
+        let (_dir, root) = root();
+        let data = root.data_dir().to_owned();
+        std::fs::write(data.join("secrets.yml"), "[]").unwrap();
+        std::fs::create_dir_all(data.join("flows")).unwrap();
+        std::fs::create_dir_all(data.join("runs/a/out")).unwrap();
+        std::fs::create_dir_all(data.join("runs/b")).unwrap();
+        let root = root
+            .protect([
+                "secrets.yml".into(),
+                "flows".into(),
+                "octoflow.db-wal".into(),
+            ])
+            .for_run(&data.join("runs/a"));
+        for reserved in [
+            "secrets.yml",
+            "flows/x.yml",
+            "out/../secrets.yml",
+            "octoflow.db-wal",
+        ] {
+            assert!(
+                matches!(root.resolve(reserved), Err(PathError::Reserved { .. })),
+                "{reserved}"
+            );
+        }
+        assert!(matches!(
+            root.resolve("runs/b/x"),
+            Err(PathError::OtherRun { .. })
+        ));
+        assert!(matches!(
+            root.resolve("runs"),
+            Err(PathError::OtherRun { .. })
+        ));
+        assert!(root.resolve("runs/a/out/x").is_ok(), "its own workspace");
+        assert!(root.resolve("out/x").is_ok());
+        // A child run also reads its parent's workspace.
+        let child = root.for_run(&data.join("runs/c"));
+        assert!(child.resolve("runs/a/out/x").is_ok());
+        assert!(child.resolve("runs/c/y").is_ok());
+        // A root that names them lets steps use them.
+        let open = FilesRoot::new(&data, &["flows".into(), "runs".into()], false)
+            .unwrap()
+            .protect(["flows".into()]);
+        assert!(open.resolve("flows/x.yml").is_ok());
+        assert!(open.resolve("runs/b/x").is_ok());
     }
 
     #[test]

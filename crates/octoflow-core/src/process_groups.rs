@@ -14,7 +14,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// The directory of node records inside the data directory.
-const NODES_DIR: &str = "nodes";
+pub const NODES_DIR: &str = "nodes";
 
 /// Where one node records the process groups its steps lead; a no-op without a directory
 /// (library use).

@@ -73,11 +73,12 @@ impl Engine {
         // ends only the child. Dropping the step (its run stopped) stops the child with it.
         let engine = self.clone();
         let depth = cx.run.depth + 1;
+        let parent_files = cx.files().clone();
         let owned = run.clone();
         let task = tokio::spawn(
             async move {
                 Execution::new(&engine, flow, run, cancel, None)
-                    .into_child(depth, loop_index)
+                    .into_child(depth, loop_index, parent_files)
                     .run()
                     .await
             }

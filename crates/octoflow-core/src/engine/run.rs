@@ -17,6 +17,7 @@ use super::step::{Outcome, StepRunner};
 use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
 use crate::flow::{Flow, Step, format_duration};
+use crate::fs::FilesRoot;
 use crate::step::{Control, RunInfo, StepServices};
 use crate::store::{
     Fence, Run, RunError, RunId, RunStatus, RunUpdate, StepRun, StepStatus, StoreError,
@@ -58,6 +59,8 @@ pub(super) struct Execution<'e> {
     depth: u32,
     /// A `flow_loop` child's 1-based position (`__loop_index__`).
     loop_index: Option<usize>,
+    /// The files a child's parent may touch: the child may too.
+    parent_files: Option<FilesRoot>,
     /// Results of steps that succeeded before, taken instead of running them again; `true`
     /// when they come from another run (and are recorded in this one).
     reused: (HashMap<String, Value>, bool),
@@ -82,14 +85,22 @@ impl<'e> Execution<'e> {
             names: Arc::default(),
             depth: 0,
             loop_index: None,
+            parent_files: None,
             reused: (HashMap::new(), false),
         }
     }
 
-    /// Makes this the run of a `flow` (or `flow_loop`) step.
-    pub(super) fn into_child(mut self, depth: u32, loop_index: Option<usize>) -> Self {
+    /// Makes this the run of a `flow` (or `flow_loop`) step whose run may touch
+    /// `parent_files`.
+    pub(super) fn into_child(
+        mut self,
+        depth: u32,
+        loop_index: Option<usize>,
+        parent_files: FilesRoot,
+    ) -> Self {
         self.depth = depth;
         self.loop_index = loop_index;
+        self.parent_files = Some(parent_files);
         self
     }
 
@@ -163,6 +174,12 @@ impl<'e> Execution<'e> {
             depth: self.depth,
         };
         let mut services: StepServices = (*self.engine.services).clone();
+        // Steps may touch this run's workspace (and a child its parents'), no other run's.
+        services.files = self
+            .parent_files
+            .as_ref()
+            .unwrap_or(&services.files)
+            .for_run(&workdir);
         if !self.flow.env.is_empty() {
             Arc::make_mut(&mut services.env)
                 .extend(self.flow.env.iter().map(|(k, v)| (k.clone(), v.clone())));

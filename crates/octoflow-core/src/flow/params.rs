@@ -21,6 +21,11 @@ pub enum ParamType {
     Array,
     /// A map.
     Object,
+    /// A file uploaded to a webhook: the path where it was saved in the run's workspace. A
+    /// webhook fills it only from a file part of a multipart body, never from a field, the
+    /// query or JSON; elsewhere (the API, `octoflow run`) it is a path, which file steps
+    /// confine as any other.
+    File,
 }
 
 impl ParamType {
@@ -32,12 +37,13 @@ impl ParamType {
             Self::Boolean => "boolean",
             Self::Array => "array",
             Self::Object => "object",
+            Self::File => "file",
         }
     }
 
     fn accepts(self, value: &Value) -> bool {
         match self {
-            Self::String => value.is_string(),
+            Self::String | Self::File => value.is_string(),
             Self::Integer => value.is_i64() || value.is_u64(),
             Self::Number => value.is_number(),
             Self::Boolean => value.is_boolean(),
@@ -49,7 +55,7 @@ impl ParamType {
     /// Reads a command-line or query-string value as this type.
     fn coerce(self, text: &str) -> Option<Value> {
         match self {
-            Self::String => Some(Value::String(text.to_owned())),
+            Self::String | Self::File => Some(Value::String(text.to_owned())),
             Self::Integer => text.trim().parse::<i64>().ok().map(Value::from),
             Self::Number => text
                 .trim()
@@ -168,6 +174,13 @@ impl Params {
     /// Whether `name` is declared.
     pub fn declares(&self, name: &str) -> bool {
         self.specs.iter().any(|(n, ..)| n == name)
+    }
+
+    /// Whether `name` is declared `type: file` (a webhook fills it only from an upload).
+    pub fn is_file(&self, name: &str) -> bool {
+        self.specs
+            .iter()
+            .any(|(n, spec, _)| n == name && spec.kind == ParamType::File)
     }
 
     /// Declares an optional string param that a trigger fills in (a watch's `file`), unless

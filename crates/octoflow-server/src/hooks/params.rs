@@ -40,11 +40,28 @@ pub(super) fn collect(
     let declared = &flow.params;
     let mut errors: Vec<ParamError> = Vec::new();
     let mut params = Map::new();
-    let mut read_text = |pairs: &[(String, String)], params: &mut Map<String, Value>| match declared
-        .coerce_text(pairs)
-    {
-        Ok(values) => params.extend(values),
-        Err(problems) => errors.extend(problems),
+    // Uploads stay uploads: a name a file part fills, or a `type: file` param, takes no
+    // value from the query, a field, JSON or the path.
+    let uploaded: Vec<&str> = match payload {
+        Payload::Form(_, files) => files.iter().map(|f| f.field.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let upload_only = |name: &str| declared.is_file(name) || uploaded.contains(&name);
+    let not_text = |name: &str| {
+        ParamError {
+        name: name.to_owned(),
+        message: "must be an uploaded file (a multipart part of that name), not a field, a query value or JSON".to_owned(),
+    }
+    };
+    let mut refused: Vec<ParamError> = Vec::new();
+    let mut read_text = |pairs: &[(String, String)], params: &mut Map<String, Value>| {
+        let (files, text): (Vec<_>, Vec<_>) =
+            pairs.iter().cloned().partition(|(k, _)| upload_only(k));
+        errors.extend(files.iter().map(|(k, _)| not_text(k)));
+        match declared.coerce_text(&text) {
+            Ok(values) => params.extend(values),
+            Err(problems) => errors.extend(problems),
+        }
     };
     read_text(query, &mut params);
     let input = match payload {
@@ -53,7 +70,11 @@ pub(super) fn collect(
         Payload::Json(value) => {
             if let Value::Object(map) = value {
                 for (name, v) in map.iter().filter(|(k, _)| declared.declares(k)) {
-                    params.insert(name.clone(), v.clone());
+                    if declared.is_file(name) {
+                        refused.push(not_text(name));
+                    } else {
+                        params.insert(name.clone(), v.clone());
+                    }
                 }
             }
             value.clone()
@@ -75,6 +96,7 @@ pub(super) fn collect(
         }
     };
     read_text(path, &mut params);
+    errors.extend(refused);
     if !errors.is_empty() {
         return Err(AcceptError::Params(errors).into());
     }

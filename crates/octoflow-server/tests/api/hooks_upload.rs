@@ -42,7 +42,7 @@ fn content_type() -> String {
 
 const INTAKE: &str = r#"name: intake
 params:
-  file: { type: string, required: true }
+  file: { type: file, required: true }
   job_id: { type: string }
   pitstop_setting: { type: string, default: default }
 concurrency: { key: "{{ params.job_id }}", policy: dedupe }
@@ -287,4 +287,68 @@ async fn refused_uploads_leave_nothing_behind() {
         .filter(|n| Path::new(n).extension().is_some_and(|e| e == "pdf"))
         .collect();
     assert_eq!(left, ["first.pdf"]);
+}
+
+/// Regression (issue 12): a param meant for an upload could be filled by a field, the query
+/// or JSON with any path (`secrets.yml`, `/etc/passwd`). A `type: file` param takes only a
+/// file part, and no field may share a file part's name; each refusal starts nothing.
+#[tokio::test]
+async fn uploaded_file_params_take_only_uploads() {
+    let app = app(1024 * 1024, false);
+    let refused = |body: Vec<u8>, content_type: String, query: &'static str| {
+        let app = &app;
+        async move {
+            app.send(
+                post(&format!("/hooks/intake{query}"))
+                    .header("content-type", &content_type)
+                    .raw(body),
+            )
+            .await
+            .expect(400)
+            .json()
+        }
+    };
+    let field = refused(
+        multipart(&[("file", "/etc/passwd")], &[]),
+        content_type(),
+        "?job_id=a",
+    )
+    .await;
+    assert_eq!(field["error"]["code"], "invalid_params");
+    assert_eq!(field["error"]["details"]["errors"][0]["param"], "file");
+    assert_eq!(
+        field["error"]["details"]["errors"][0]["message"],
+        "must be an uploaded file (a multipart part of that name), not a field, a query value or JSON"
+    );
+    refused(
+        multipart(&[], &[("other", "x.pdf", b"1")]),
+        content_type(),
+        "?job_id=b&file=secrets.yml",
+    )
+    .await;
+    refused(
+        b"file=secrets.yml".to_vec(),
+        "application/x-www-form-urlencoded".to_owned(),
+        "?job_id=c",
+    )
+    .await;
+    refused(
+        br#"{"file": "secrets.yml", "job_id": "d"}"#.to_vec(),
+        "application/json".to_owned(),
+        "",
+    )
+    .await;
+    // A file part and a field of the same name: the field may not replace the upload.
+    let clash = refused(
+        multipart(
+            &[("note", "x"), ("file", "secrets.yml")],
+            &[("file", "a.pdf", b"1")],
+        ),
+        content_type(),
+        "?job_id=e",
+    )
+    .await;
+    assert_eq!(clash["error"]["details"]["errors"][0]["param"], "file");
+    let runs = app.send(get("/api/v1/runs")).await.expect(200).json();
+    assert_eq!(runs["total"], 0, "no refused request started a run");
 }

@@ -301,6 +301,29 @@ impl Config {
         })
     }
 
+    /// octoflow's own files, which steps may not touch unless `files.roots` names them: the
+    /// secrets, the config file, the store (and its WAL), flows, templates, node records.
+    pub(crate) fn own_files(&self) -> Vec<PathBuf> {
+        let mut own = vec![
+            self.secrets_file.clone(),
+            self.data_dir.join(CONFIG_FILE_NAME),
+            self.flows_dir.clone(),
+            self.templates_dir.clone(),
+            self.data_dir.join(octoflow_core::process_groups::NODES_DIR),
+        ];
+        own.extend(self.file.clone());
+        if let Ok(Database::Sqlite(db)) = self.database() {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut name = db.clone().into_os_string();
+                name.push(suffix);
+                own.push(PathBuf::from(name));
+            }
+        }
+        own.into_iter()
+            .map(|p| std::path::absolute(&p).unwrap_or(p))
+            .collect()
+    }
+
     /// Values to redact like secrets: the admin token and every password written in a
     /// configured URL (the database, connections, sinks, mail servers).
     pub(crate) fn hidden_values(&self) -> Vec<String> {

@@ -67,7 +67,14 @@ async fn killed_at_random_every_accepted_run_ends_once_with_a_reason() {
     let seed = std::env::var("OCTOFLOW_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| u64::from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos()) | 1);
+        .unwrap_or_else(|| {
+            u64::from(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos(),
+            ) | 1
+        });
     println!("chaos seed: {seed} (replay with OCTOFLOW_CHAOS_SEED={seed})");
     let mut rng = Rng(seed);
     let mut o = octo();
@@ -129,7 +136,10 @@ async fn killed_at_random_every_accepted_run_ends_once_with_a_reason() {
         );
         if status != "succeeded" {
             let reason = run["error"]["message"].as_str().unwrap_or_default();
-            assert!(!reason.is_empty(), "seed {seed}: {id} ended {status} without a reason: {run}");
+            assert!(
+                !reason.is_empty(),
+                "seed {seed}: {id} ended {status} without a reason: {run}"
+            );
         }
     }
 

@@ -81,3 +81,50 @@ async fn a_deeply_nested_jq_program_is_refused_and_the_server_stays_up() {
     let (code, _) = server.get("/healthz").await;
     assert_eq!(code, 200);
 }
+
+/// Regression (issue 12): `file` steps could read octoflow's own files (the secrets, the
+/// config, the store, flows) and other runs' workspaces; now they are refused unless
+/// `files.roots` names them.
+#[test]
+fn file_steps_cannot_read_octoflows_own_files_or_another_runs_workspace() {
+    let o = octo()
+        .file("data/secrets.yml", "- { name: s, type: value, value: sekrit-99 }\n")
+        .file("data/runs/0190aaaa-0000-7000-8000-000000000000/out.txt", "theirs\n")
+        .flow(
+            "peek",
+            "params:\n  path: { type: string }\nsteps:\n  - name: read\n    file: { path: '{{ params.path }}', mode: read, format: text }\n",
+        );
+    for (path, refusal) in [
+        ("secrets.yml", "is one of octoflow's own files"),
+        ("config/../secrets.yml", "is one of octoflow's own files"),
+        ("octoflow.db", "is one of octoflow's own files"),
+        ("flows/peek.yml", "is one of octoflow's own files"),
+        (
+            "runs/0190aaaa-0000-7000-8000-000000000000/out.txt",
+            "is in another run's workspace",
+        ),
+    ] {
+        let out = o
+            .clone()
+            .args(["run", "peek", "-p", &format!("path={path}"), "--json"])
+            .run();
+        out.failure();
+        let run = out.json();
+        let message = run["error"]["message"].as_str().unwrap();
+        assert!(message.contains(refusal), "{path}: {message}");
+        assert!(!out.stdout().contains("sekrit-99"));
+    }
+    // Listed in `files.roots`, the other run's workspace may be read.
+    let o = o.file("data/config.yml", "files: { roots: [runs] }\n");
+    let out = o
+        .args([
+            "run",
+            "peek",
+            "-p",
+            "path=runs/0190aaaa-0000-7000-8000-000000000000/out.txt",
+            "--json",
+        ])
+        .run();
+    out.success();
+    assert_eq!(out.json()["data"]["read"], "theirs\n");
+}

@@ -109,12 +109,15 @@ pub(super) fn prepare_data_dir(config: &Config) -> Result<FilesRoot> {
             .with_context(|| format!("cannot create directory `{}`", dir.display()))?;
     }
     let roots = &config.files.roots;
-    FilesRoot::new(&config.data_dir, roots, config.files.allow_absolute).with_context(|| {
-        format!(
-            "cannot use the data directory `{}` or a `files.roots` entry",
-            config.data_dir.display()
-        )
-    })
+    let files = FilesRoot::new(&config.data_dir, roots, config.files.allow_absolute).with_context(
+        || {
+            format!(
+                "cannot use the data directory `{}` or a `files.roots` entry",
+                config.data_dir.display()
+            )
+        },
+    )?;
+    Ok(files.protect(config.own_files()))
 }
 
 pub(super) fn engine_config(config: &Config, files: FilesRoot, node: String) -> EngineConfig {
