@@ -118,9 +118,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let groups = ProcessGroups::new(dir.path(), "host:1:dead");
         // A real group left behind: `sleep` leading its own group.
+        #[allow(clippy::disallowed_methods)] // a test's own process, not a step's
         let mut child = std::process::Command::new("sleep");
         std::os::unix::process::CommandExt::process_group(&mut child, 0);
-        #[allow(clippy::disallowed_methods)] // a test's own process, not a step's
         let mut child = child.arg("30").spawn().unwrap();
         let pgid = i32::try_from(child.id()).unwrap();
         let record = groups.record(pgid);

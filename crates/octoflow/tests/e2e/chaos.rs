@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use octoflow_testkit::cli::Octo;
+
 use crate::octo;
 use crate::server::Server;
 
@@ -76,18 +78,44 @@ async fn killed_at_random_every_accepted_run_ends_once_with_a_reason() {
             ) | 1
         });
     println!("chaos seed: {seed} (replay with OCTOFLOW_CHAOS_SEED={seed})");
-    let mut rng = Rng(seed);
     let mut o = octo();
     for (name, yaml) in flows() {
         o = o.flow(name, &yaml);
     }
-    let names = ["leaf", "fan", "solo", "once"];
-    let mut accepted: Vec<String> = Vec::new();
-    // Each killed node's pid, and the instant just before its SIGKILL.
-    let mut kills: HashMap<u32, f64> = HashMap::new();
+    let (accepted, kills) = accept_and_kill(&o, &mut Rng(seed)).await;
 
+    // A last start hands back what the last kill left, and runs everything to its end.
+    let server = Server::start(&o, &["--workers", "8"]);
+    let runs = ended(&server, &accepted, seed).await;
+    for (id, run) in &runs {
+        let status = run["status"].as_str().unwrap();
+        if status != "succeeded" {
+            let reason = run["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                !reason.is_empty(),
+                "seed {seed}: {id} ended {status} without a reason: {run}"
+            );
+        }
+    }
+    let text = std::fs::read_to_string(o.data_dir().join("side.txt")).unwrap_or_default();
+    let repeated = check_side_effects(&text, &kills, seed);
+    let ended = runs.values().filter(|r| r["status"] != "succeeded").count();
+    println!(
+        "chaos seed {seed}: {} runs accepted, {ended} not succeeded (interrupted), {} side effects, {repeated} repeated around a kill",
+        accepted.len(),
+        text.lines().count()
+    );
+}
+
+/// Five rounds: a server starts, takes 40 runs of random flows, and is killed with SIGKILL
+/// after a random time. The accepted run ids, and each killed node's pid with the instant
+/// just before its kill.
+async fn accept_and_kill(o: &Octo, rng: &mut Rng) -> (Vec<String>, HashMap<u32, f64>) {
+    let names = ["leaf", "fan", "solo", "once"];
+    let mut accepted = Vec::new();
+    let mut kills = HashMap::new();
     for _round in 0..5 {
-        let server = Server::start(&o, &["--workers", "8"]);
+        let server = Server::start(o, &["--workers", "8"]);
         for _ in 0..40 {
             let flow = names[usize::try_from(rng.below(4)).unwrap()];
             let nap = 0.05 + f64::from(u32::try_from(rng.below(30)).unwrap()) / 100.0;
@@ -100,22 +128,23 @@ async fn killed_at_random_every_accepted_run_ends_once_with_a_reason() {
             assert_eq!(code, 201, "{run}");
             accepted.push(run["id"].as_str().unwrap().to_owned());
         }
-        let alive = Duration::from_millis(200 + rng.below(1_300));
-        tokio::time::sleep(alive).await;
+        tokio::time::sleep(Duration::from_millis(200 + rng.below(1_300))).await;
         kills.insert(server.pid(), now());
         server.kill();
     }
+    (accepted, kills)
+}
 
-    // A last start hands back what the last kill left, and runs everything to its end.
-    let server = Server::start(&o, &["--workers", "8"]);
+/// Waits (bounded) until every accepted run has a final status; the runs by id.
+async fn ended(server: &Server, accepted: &[String], seed: u64) -> HashMap<String, Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let mut runs: HashMap<String, Value> = HashMap::new();
-    for id in &accepted {
+    let mut runs = HashMap::new();
+    for id in accepted {
         loop {
             let (code, run) = server.get(&format!("/api/v1/runs/{id}")).await;
             assert_eq!(code, 200, "accepted run {id} is not recorded: {run}");
             let status = run["status"].as_str().unwrap().to_owned();
-            if status != "queued" && status != "running" {
+            if ["succeeded", "failed", "cancelled", "timed_out"].contains(&status.as_str()) {
                 runs.insert(id.clone(), run);
                 break;
             }
@@ -126,27 +155,14 @@ async fn killed_at_random_every_accepted_run_ends_once_with_a_reason() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    runs
+}
 
-    // Every accepted run ended, with a reason unless it succeeded.
-    for (id, run) in &runs {
-        let status = run["status"].as_str().unwrap();
-        assert!(
-            ["succeeded", "failed", "cancelled", "timed_out"].contains(&status),
-            "seed {seed}: {id} is {status}"
-        );
-        if status != "succeeded" {
-            let reason = run["error"]["message"].as_str().unwrap_or_default();
-            assert!(
-                !reason.is_empty(),
-                "seed {seed}: {id} ended {status} without a reason: {run}"
-            );
-        }
-    }
-
-    // No command of a killed node did its work after the kill. A side effect seen twice for
-    // one run can only be a command that finished just before its node was killed, before
-    // the node could record the step's end (the re-queued run did it again).
-    let text = std::fs::read_to_string(o.data_dir().join("side.txt")).unwrap_or_default();
+/// No command of a killed node did its work after the kill. A side effect seen twice for
+/// one run can only be a command that finished just before its node was killed, before the
+/// node could record the step's end (the re-queued run did it again). Returns how many runs
+/// did so.
+fn check_side_effects(text: &str, kills: &HashMap<u32, f64>, seed: u64) -> usize {
     let mut lines: HashMap<&str, Vec<(u32, f64)>> = HashMap::new();
     for line in text.lines() {
         let mut parts = line.split(' ');
@@ -182,11 +198,5 @@ async fn killed_at_random_every_accepted_run_ends_once_with_a_reason() {
             writes.len()
         );
     }
-    let ended = runs.values().filter(|r| r["status"] != "succeeded").count();
-    println!(
-        "chaos seed {seed}: {} runs accepted, {} not succeeded (interrupted), {} side effects, {repeated} repeated around a kill",
-        accepted.len(),
-        ended,
-        text.lines().count()
-    );
+    repeated
 }
