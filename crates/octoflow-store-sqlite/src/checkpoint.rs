@@ -153,7 +153,7 @@ mod tests {
     async fn the_log_is_copied_and_starts_over_under_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
-        let conn = conn::open_writer(&path).unwrap();
+        let conn = conn::open_writer(&path, conn::Synchronous::Normal).unwrap();
         conn.execute_batch("CREATE TABLE blobs (v BLOB NOT NULL)")
             .unwrap();
         let writer = Arc::new(Writer::start(conn, &path).unwrap());

@@ -18,6 +18,26 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 /// Prepared statements kept per connection: every statement the store runs, with room.
 const STATEMENT_CACHE: usize = 64;
 
+/// How durable a commit is (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// The log is synced at checkpoints, not at each commit: a crash or `kill -9` of the
+    /// process loses nothing committed; a power loss or OS crash may lose the last commits.
+    #[default]
+    Normal,
+    /// The log is synced at every commit: nothing committed is lost, even to a power loss.
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
 /// The schema, one entry per file in `migrations/`, in order; a database's
 /// `PRAGMA user_version` is the number of the last one applied.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -38,10 +58,10 @@ const OPEN_RETRY_AFTER: Duration = Duration::from_millis(20);
 
 /// Opens the write connection, creating the file, and migrates the schema. A file whose
 /// schema is newer than this build's is refused.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
+pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection, OpenError> {
     let mut tries = 1;
     loop {
-        match try_open_writer(path) {
+        match try_open_writer(path, synchronous) {
             Err(OpenError::Connect { source, .. })
                 if tries < OPEN_TRIES
                     && source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
@@ -55,13 +75,15 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     }
 }
 
-fn try_open_writer(path: &Path) -> Result<Connection, OpenError> {
+fn try_open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection, OpenError> {
     let connect = |source| OpenError::Connect {
         path: path.to_owned(),
         source,
     };
     let mut conn = open(path, OpenFlags::SQLITE_OPEN_CREATE).map_err(connect)?;
     conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(connect)?;
+    conn.pragma_update(None, "synchronous", synchronous.pragma())
         .map_err(connect)?;
     // A log that grew under load is cut back to this size when it starts over.
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
@@ -166,7 +188,7 @@ mod tests {
     fn a_new_file_gets_every_migration_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
-        let conn = open_writer(&path).unwrap();
+        let conn = open_writer(&path, Synchronous::Normal).unwrap();
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
@@ -174,7 +196,7 @@ mod tests {
         assert!(tables(&conn).contains(&"schedules".to_owned()));
         drop(conn);
         // Opening again applies nothing (a second `CREATE TABLE` would fail).
-        open_writer(&path).unwrap();
+        open_writer(&path, Synchronous::Normal).unwrap();
     }
 
     #[test]
@@ -191,20 +213,34 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let conn = open_writer(&path).unwrap();
+        let conn = open_writer(&path, Synchronous::Normal).unwrap();
         assert!(tables(&conn).contains(&"schedules".to_owned()));
+    }
+
+    #[test]
+    fn the_writer_syncs_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, level) in [(Synchronous::Normal, 1), (Synchronous::Full, 2)] {
+            let conn = open_writer(&dir.path().join("o.db"), mode).unwrap();
+            let found: i64 = conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(found, level, "{mode:?}");
+        }
     }
 
     #[test]
     fn a_file_of_a_newer_build_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
-        drop(open_writer(&path).unwrap());
+        drop(open_writer(&path, Synchronous::Normal).unwrap());
         Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", 99)
             .unwrap();
-        let err = open_writer(&path).unwrap_err().to_string();
+        let err = open_writer(&path, Synchronous::Normal)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 7)"),
             "{err}"
@@ -222,7 +258,7 @@ mod tests {
     fn readers_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
-        let _writer = open_writer(&path).unwrap();
+        let _writer = open_writer(&path, Synchronous::Normal).unwrap();
         let reader = open_reader(&path).unwrap();
         let err = reader
             .execute("DELETE FROM runs", [])

@@ -50,6 +50,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
 use crate::auth_seen::AuthSeen;
+pub use crate::conn::Synchronous;
 use crate::error::OpenError;
 use crate::readers::Readers;
 use crate::writer::Writer;
@@ -70,10 +71,16 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating it and its directory when missing) the database file at `path` and
-    /// brings its schema up to date.
+    /// brings its schema up to date; commits are [`Synchronous::Normal`].
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Synchronous::Normal).await
+    }
+
+    /// Opens the database file at `path` as [`open`](Self::open) does, with commits as
+    /// durable as `synchronous` says.
+    pub async fn open_with(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || Self::try_open(path))
+        tokio::task::spawn_blocking(move || Self::try_open(path, synchronous))
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))?
             .map_err(OpenError::into_store)
@@ -89,14 +96,14 @@ impl SqliteStore {
     }
 
     /// Opens the file on the calling (blocking) thread.
-    fn try_open(path: PathBuf) -> Result<Self, OpenError> {
+    fn try_open(path: PathBuf, synchronous: Synchronous) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
         }
-        let conn = conn::open_writer(&path)?;
+        let conn = conn::open_writer(&path, synchronous)?;
         let writer = Writer::start(conn, &path).map_err(|source| OpenError::Thread { source })?;
         tracing::info!(path = %path.display(), "Store opened.");
         Ok(Self {

@@ -5,21 +5,28 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use octoflow_core::store::Store;
-use octoflow_store_sqlite::SqliteStore;
+use octoflow_store_sqlite::{SqliteStore, Synchronous};
 
-use crate::config::{Config, Database};
+use crate::config::{Config, Database, StoreSection, SynchronousMode};
 
 /// Opens the store of the config's database URL.
 pub(crate) async fn open(config: &Config) -> Result<Arc<dyn Store>> {
-    open_database(config.database()?).await
+    open_database(config.database()?, config.store).await
 }
 
 /// Opens the store a database URL names (a `SQLite` file and its folder are created when
-/// missing).
-pub(crate) async fn open_database(database: Database) -> Result<Arc<dyn Store>> {
+/// missing), kept as `settings` say.
+pub(crate) async fn open_database(
+    database: Database,
+    settings: StoreSection,
+) -> Result<Arc<dyn Store>> {
     match database {
         Database::Sqlite(path) => {
-            let store = SqliteStore::open(&path)
+            let synchronous = match settings.synchronous {
+                SynchronousMode::Normal => Synchronous::Normal,
+                SynchronousMode::Full => Synchronous::Full,
+            };
+            let store = SqliteStore::open_with(&path, synchronous)
                 .await
                 .with_context(|| format!("cannot open the store `{}`", path.display()))?;
             Ok(Arc::new(store))

@@ -26,6 +26,7 @@ mod step_env;
 use sections::ByteSize;
 pub(crate) use sections::{
     AuthConfig, ConnectionConfig, FilesConfig, HttpSection, LimitsConfig, SinkConfig, SmtpConfig,
+    StoreSection, SynchronousMode,
 };
 
 /// The data directory when none is given.
@@ -156,6 +157,8 @@ pub(crate) struct Config {
     pub(crate) http: HttpSection,
     /// `sql` step connections, by name.
     pub(crate) connections: BTreeMap<String, ConnectionConfig>,
+    /// How the embedded store keeps its file.
+    pub(crate) store: StoreSection,
     /// `publish` step sinks, by name.
     pub(crate) sinks: BTreeMap<String, SinkConfig>,
     /// Mail servers of `email` steps, by name.
@@ -195,6 +198,7 @@ struct ConfigFile {
     smtp: BTreeMap<String, SmtpConfig>,
     tracker_dir: Option<PathBuf>,
     steps: Option<step_env::StepsSection>,
+    store: Option<StoreSection>,
     kill_grace: Option<Dur>,
     shutdown_grace: Option<Dur>,
     flows_path: Option<PathBuf>,
@@ -290,6 +294,7 @@ impl Config {
             files: file.files.unwrap_or_default(),
             http: file.http.unwrap_or_default(),
             connections: file.connections,
+            store: file.store.unwrap_or_default(),
             sinks: file.sinks,
             smtp: file.smtp,
             tracker_dir,
@@ -466,7 +471,8 @@ mod tests {
         std::fs::write(
             data.join("config.yml"),
             "workers: 3\nlisten: 0.0.0.0:1\ndatabase: sqlite://file.db\n\
-             limits: { max_result_bytes: 2KiB }\nkill_grace: 1s\nflows_path: elsewhere\n",
+             limits: { max_result_bytes: 2KiB }\nkill_grace: 1s\nflows_path: elsewhere\n\
+             store: { synchronous: full }\nsteps: { env_pass: [AWS_PROFILE] }\n",
         )
         .unwrap();
         let data_s = data.to_str().unwrap();
@@ -482,6 +488,7 @@ mod tests {
         assert_eq!(c.kill_grace, Duration::from_secs(1));
         assert_eq!(c.flows_dir, data.join("elsewhere"));
         assert_eq!(c.file, Some(data.join("config.yml")));
+        assert_eq!(c.store.synchronous, SynchronousMode::Full);
 
         let env = [
             ("OCTOFLOW_DATABASE_URL", "sqlite://env.db"),

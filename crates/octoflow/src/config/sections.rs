@@ -97,6 +97,26 @@ pub(crate) struct FilesConfig {
     pub(crate) roots: Vec<PathBuf>,
 }
 
+/// `store:` of config.yml: how the embedded store keeps its file.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoreSection {
+    /// `normal` (a crash or `kill -9` loses nothing committed) or `full` (a power loss
+    /// neither; each commit waits for the disk).
+    pub(crate) synchronous: SynchronousMode,
+}
+
+/// `store.synchronous`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SynchronousMode {
+    /// Synced at checkpoints.
+    #[default]
+    Normal,
+    /// Synced at every commit.
+    Full,
+}
+
 /// One entry of `connections:`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::input::accept_error;
-use crate::config::Database;
+use crate::config::{Database, StoreSection};
 use crate::live::Progress;
 use crate::node::Node;
 use crate::output;
@@ -46,8 +46,8 @@ pub(super) struct Ended {
 
 impl Job {
     /// Accepts and runs the flow, recording into the store `database` names.
-    pub(super) async fn execute(self, database: Database) -> Result<Ended> {
-        let store = crate::store::open_database(database).await?;
+    pub(super) async fn execute(self, database: Database, settings: StoreSection) -> Result<Ended> {
+        let store = crate::store::open_database(database, settings).await?;
         let node = &self.node;
         let (data_dir, judge) = (self.engine.files.data_dir().to_owned(), node.clone());
         tokio::task::spawn_blocking(move || {

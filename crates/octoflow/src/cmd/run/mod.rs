@@ -91,7 +91,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
         .context("cannot start the async runtime")?;
     let store = config.database()?;
     let ended = runtime.block_on(
-        job.execute(store)
+        job.execute(store, config.store)
             .with_subscriber(super::log_subscriber(&config)),
     );
     // Let the tracker's last writes land, then write its final document: nothing queued
