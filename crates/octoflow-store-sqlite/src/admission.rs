@@ -6,9 +6,8 @@
 //! runs.
 
 use async_trait::async_trait;
-use octoflow_core::flow::ConcurrencyPolicy;
 use octoflow_core::store::{
-    Admission, Admitted, LockInfo, LockStore, Run, RunError, RunId, RunStatus, StoreError,
+    Admission, Admitted, Decision, LockInfo, LockStore, Run, RunError, RunId, RunStatus, StoreError,
 };
 use rusqlite::{Connection, params};
 
@@ -45,38 +44,24 @@ pub(crate) fn admit(
     let mut run = run.clone();
     run.status = RunStatus::Queued;
     let idempotency_key = admission.idempotency_key.as_deref();
-    let limit = admission.limit.max(1);
-    let admitted = match (run.concurrency_key.clone(), admission.policy) {
-        (None, _) | (Some(_), ConcurrencyPolicy::Allow) => {
-            insert_with(conn, &run, None, idempotency_key)?;
+    let holders = match &run.concurrency_key {
+        Some(key) if admission.needs_holders(&run) => holders(conn, key)?,
+        _ => None,
+    };
+    let decision = admission.decide(&run, holders.as_ref().map(|(run, n)| (run, *n)));
+    Ok(match decision {
+        Decision::Create { limit } => {
+            insert_with(conn, &run, limit, idempotency_key)?;
             Admitted::Created(run)
         }
-        (Some(_), ConcurrencyPolicy::Queue) => {
-            insert_with(conn, &run, Some(limit), idempotency_key)?;
-            Admitted::Created(run)
-        }
-        (Some(key), policy @ (ConcurrencyPolicy::Skip | ConcurrencyPolicy::Dedupe)) => {
-            match holders(conn, &key)? {
-                Some((oldest, count)) if count >= u64::from(limit) => {
-                    if policy == ConcurrencyPolicy::Skip {
-                        Admitted::Skipped(oldest)
-                    } else {
-                        Admitted::Deduplicated(oldest)
-                    }
-                }
-                _ => {
-                    insert_with(conn, &run, Some(limit), idempotency_key)?;
-                    Admitted::Created(run)
-                }
-            }
-        }
-        (Some(key), ConcurrencyPolicy::Replace) => {
+        Decision::Refuse(answer) => answer,
+        Decision::Replace { limit } => {
+            let key = run.concurrency_key.clone().unwrap_or_default();
             let cancelled = replace_holders(conn, &key, &run.id)?;
             insert_with(conn, &run, Some(limit), idempotency_key)?;
             Admitted::Replaced { run, cancelled }
         }
-    };
-    Ok(admitted)
+    })
 }
 
 /// The oldest queued-or-running holder of `key` (lock not freed by hand), with the number

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 pub use access::{ApiToken, Role, TokenKind, User};
-pub use admission::{Admission, Admitted, LeaseState, LockInfo};
+pub use admission::{Admission, Admitted, Decision, LeaseState, LockInfo};
 pub use memory::MemoryStore;
 pub use records::{
     Fence, LogLine, LogStream, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,

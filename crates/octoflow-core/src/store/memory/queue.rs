@@ -8,10 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Inner, MemoryStore};
-use crate::flow::ConcurrencyPolicy;
 use crate::store::{
-    Admission, Admitted, Fence, LeaseState, LockInfo, LockStore, QueueStore, Run, RunError, RunId,
-    RunStatus, StoreError,
+    Admission, Admitted, Decision, Fence, LeaseState, LockInfo, LockStore, QueueStore, Run,
+    RunError, RunId, RunStatus, StoreError,
 };
 
 fn lease_end(lease: Duration) -> DateTime<Utc> {
@@ -111,33 +110,26 @@ impl Inner {
                 return Ok(Admitted::Existing(earlier.clone()));
             }
         }
-        let Some(key) = run.concurrency_key.clone() else {
-            return Ok(Admitted::Created(self.create(run, admission, None)));
+        let holders = match &run.concurrency_key {
+            Some(key) if admission.needs_holders(run) => {
+                let holders = self.holders(key);
+                let count = u64::try_from(holders.len()).unwrap_or(u64::MAX);
+                holders.first().map(|oldest| ((*oldest).clone(), count))
+            }
+            _ => None,
         };
-        let limit = admission.limit.max(1);
-        Ok(match admission.policy {
-            ConcurrencyPolicy::Allow => Admitted::Created(self.create(run, admission, None)),
-            ConcurrencyPolicy::Queue => Admitted::Created(self.create(run, admission, Some(limit))),
-            ConcurrencyPolicy::Skip | ConcurrencyPolicy::Dedupe => {
-                let holders = self.holders(&key);
-                match holders.first() {
-                    Some(oldest) if holders.len() >= limit as usize => {
-                        let oldest = (*oldest).clone();
-                        if admission.policy == ConcurrencyPolicy::Skip {
-                            Admitted::Skipped(oldest)
-                        } else {
-                            Admitted::Deduplicated(oldest)
-                        }
-                    }
-                    _ => Admitted::Created(self.create(run, admission, Some(limit))),
+        Ok(
+            match admission.decide(run, holders.as_ref().map(|(r, n)| (r, *n))) {
+                Decision::Create { limit } => Admitted::Created(self.create(run, admission, limit)),
+                Decision::Refuse(answer) => answer,
+                Decision::Replace { limit } => {
+                    let key = run.concurrency_key.clone().unwrap_or_default();
+                    let cancelled = self.replace_holders(&key, run.id);
+                    let run = self.create(run, admission, Some(limit));
+                    Admitted::Replaced { run, cancelled }
                 }
-            }
-            ConcurrencyPolicy::Replace => {
-                let cancelled = self.replace_holders(&key, run.id);
-                let run = self.create(run, admission, Some(limit));
-                Admitted::Replaced { run, cancelled }
-            }
-        })
+            },
+        )
     }
 
     /// Whether a claim may start `run` now, counting the runs of the batch so far; `full`
