@@ -225,11 +225,11 @@ impl RunStore for SqliteStore {
         &self,
         id: &RunId,
         step: Option<&str>,
-        from: usize,
+        after: u64,
     ) -> Result<Vec<LogLine>, StoreError> {
         let (id, step) = (*id, step.map(str::to_owned));
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        self.read(move |c| logs::list(c, &id, step.as_deref(), from))
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.read(move |c| logs::list(c, &id, step.as_deref(), after))
             .await
     }
 

@@ -26,27 +26,27 @@ pub(crate) fn append(conn: &Connection, lines: &[LogLine]) -> Result<(), StoreEr
     Ok(())
 }
 
-/// A run's lines in the order they were appended, optionally of one step, skipping the
-/// first `from` (rows skipped are not decoded).
+/// A run's lines in the order they were appended, optionally of one step, after the line
+/// `after` (a range of the run's index: lines already read are not visited again).
 pub(crate) fn list(
     conn: &Connection,
     id: &RunId,
     step: Option<&str>,
-    from: i64,
+    after: i64,
 ) -> Result<Vec<LogLine>, StoreError> {
     match step {
         None => all(
             conn,
-            "SELECT run_id, step, attempt, ts, stream, line FROM step_logs \
-             WHERE run_id = ? ORDER BY seq LIMIT -1 OFFSET ?",
-            params![codec::run_id(id), from],
+            "SELECT seq, run_id, step, attempt, ts, stream, line FROM step_logs \
+             WHERE run_id = ? AND seq > ? ORDER BY seq",
+            params![codec::run_id(id), after],
             decode,
         ),
         Some(step) => all(
             conn,
-            "SELECT run_id, step, attempt, ts, stream, line FROM step_logs \
-             WHERE run_id = ? AND step = ? ORDER BY seq LIMIT -1 OFFSET ?",
-            params![codec::run_id(id), step, from],
+            "SELECT seq, run_id, step, attempt, ts, stream, line FROM step_logs \
+             WHERE run_id = ? AND seq > ? AND step = ? ORDER BY seq",
+            params![codec::run_id(id), after, step],
             decode,
         ),
     }
@@ -60,5 +60,6 @@ fn decode(row: &Row<'_>) -> Result<LogLine, StoreError> {
         ts: codec::get_time(row, "ts")?,
         stream: codec::get_word(row, "stream")?,
         line: codec::get_text(row, "line")?,
+        seq: u64::try_from(codec::get::<i64>(row, "seq")?).unwrap_or_default(),
     })
 }

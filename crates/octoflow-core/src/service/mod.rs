@@ -266,6 +266,7 @@ impl Service {
                 ts: chrono::Utc::now(),
                 stream: LogStream::Engine,
                 line: format!("callback: {}", redactor.text(message)),
+                seq: 0,
             };
             store.append_logs(std::slice::from_ref(&line)).await?;
             self.inner.feed.touch(id);

@@ -36,6 +36,7 @@ impl StepLog {
             ts: Utc::now(),
             stream,
             line: text.into(),
+            seq: 0,
         };
         // The writer lives as long as the run; a closed channel means the run is over.
         let _ = self.tx.send(line).await;

@@ -83,13 +83,14 @@ pub trait RunStore: Send + Sync {
     async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError>;
     /// A run's step runs, in the order they started.
     async fn step_runs(&self, id: &RunId) -> Result<Vec<StepRun>, StoreError>;
-    /// A run's log lines, in order, optionally of one step, from the `from`-th on (0 for all):
-    /// a follower reads only what it has not seen.
+    /// A run's log lines, in order, optionally of one step, those whose
+    /// [`seq`](LogLine::seq) is above `after` (0 for all): a follower reads only what it has
+    /// not seen, by a range of the log, never by skipping what it has.
     async fn logs(
         &self,
         id: &RunId,
         step: Option<&str>,
-        from: usize,
+        after: u64,
     ) -> Result<Vec<LogLine>, StoreError>;
     /// Runs matching a filter, newest first.
     async fn list_runs(&self, filter: &RunFilter, page: Page) -> Result<Paged<Run>, StoreError>;

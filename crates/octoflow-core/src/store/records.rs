@@ -365,6 +365,11 @@ pub struct LogLine {
     pub stream: LogStream,
     /// The text, without its line break, redacted.
     pub line: String,
+    /// Its place in the store's log, increasing in the order lines were appended (given by
+    /// the store; 0 for a line not stored yet). A follower reads the lines after the last
+    /// one it has.
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 /// Which runs to list.

@@ -124,7 +124,7 @@ fn follow(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
-        let mut sent = 0usize;
+        let mut sent = 0u64;
         loop {
             // Subscribe before reading, so no change between the read and the wait is lost.
             let mut feed = state.service.follow(&id);
@@ -168,7 +168,7 @@ async fn send_new(
     state: &AppState,
     id: &RunId,
     step: Option<&str>,
-    sent: &mut usize,
+    sent: &mut u64,
     tx: &tokio::sync::mpsc::Sender<Event>,
 ) -> Result<Next, ()> {
     let store = state.service.store();
@@ -190,7 +190,9 @@ async fn send_new(
     for line in &lines {
         tx.send(log_event(line)).await.map_err(drop)?;
     }
-    *sent += lines.len();
+    if let Some(last) = lines.last() {
+        *sent = last.seq;
+    }
     Ok(match run {
         None => Next::End(None),
         Some(run) if run.status.is_final() => Next::End(Some(run.status)),

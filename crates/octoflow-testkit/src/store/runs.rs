@@ -186,6 +186,7 @@ pub async fn logs_in_order_and_by_step(store: &dyn Store) {
         ts: at(1, n),
         stream,
         line: format!("{step} line {n}"),
+        seq: 0,
     };
 
     let first = vec![
@@ -217,35 +218,45 @@ pub async fn logs_in_order_and_by_step(store: &dyn Store) {
         .filter(|l| l.run_id == run.id)
         .cloned()
         .collect();
-    assert_eq!(
-        store.logs(&run.id, None, 0).await.expect("logs"),
-        all,
-        "all lines in order"
+    // Lines come back as appended, each with its place in the log, increasing.
+    let unplaced = |lines: Vec<LogLine>| -> Vec<LogLine> {
+        lines.into_iter().map(|l| LogLine { seq: 0, ..l }).collect()
+    };
+    let stored = store.logs(&run.id, None, 0).await.expect("logs");
+    assert!(
+        stored.windows(2).all(|w| w[0].seq < w[1].seq) && stored[0].seq > 0,
+        "increasing places"
     );
+    assert_eq!(unplaced(stored.clone()), all, "all lines in order");
     // A follower that has seen some lines reads only the rest.
     assert_eq!(
-        store.logs(&run.id, None, 2).await.expect("logs from 2"),
+        unplaced(
+            store
+                .logs(&run.id, None, stored[1].seq)
+                .await
+                .expect("logs after 2")
+        ),
         all[2..],
         "the lines after the first two"
     );
+    let last = stored.last().expect("lines").seq;
     assert!(
         store
-            .logs(&run.id, None, all.len() + 5)
+            .logs(&run.id, None, last)
             .await
             .expect("logs past the end")
             .is_empty()
     );
     let only_b: Vec<LogLine> = all.iter().filter(|l| l.step == "b").cloned().collect();
+    let stored_b = store.logs(&run.id, Some("b"), 0).await.expect("logs of b");
+    assert_eq!(unplaced(stored_b.clone()), only_b, "one step's lines");
     assert_eq!(
-        store.logs(&run.id, Some("b"), 0).await.expect("logs of b"),
-        only_b,
-        "one step's lines"
-    );
-    assert_eq!(
-        store
-            .logs(&run.id, Some("b"), 1)
-            .await
-            .expect("logs of b from 1"),
+        unplaced(
+            store
+                .logs(&run.id, Some("b"), stored_b[0].seq)
+                .await
+                .expect("logs of b after its first")
+        ),
         only_b[1..],
         "one step's lines after its first"
     );

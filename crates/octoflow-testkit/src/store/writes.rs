@@ -217,6 +217,7 @@ async fn concurrent_worker(store: &dyn Store, worker: i64) -> Vec<RunId> {
             ts: at(n, 30),
             stream: LogStream::Stdout,
             line: format!("worker {worker} run {n}"),
+            seq: 0,
         };
         store
             .append_logs(&[line.clone(), line])

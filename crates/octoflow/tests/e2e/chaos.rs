@@ -171,9 +171,10 @@ fn check_side_effects(text: &str, kills: &HashMap<u32, f64>, seed: u64) -> usize
         };
         let (pid, at): (u32, f64) = (pid.parse().unwrap(), at.parse().unwrap());
         if let Some(&killed) = kills.get(&pid) {
-            // The kill lands within milliseconds of the instant taken before it.
+            // The kill lands within milliseconds of the instant taken before it (more on a
+            // loaded machine); a command that outlived its node writes `nap` after it.
             assert!(
-                at < killed + 0.05,
+                at < killed + 0.1,
                 "seed {seed}: run {id}'s command wrote {:.3} s after its node was killed",
                 at - killed
             );
@@ -191,7 +192,9 @@ fn check_side_effects(text: &str, kills: &HashMap<u32, f64>, seed: u64) -> usize
             .copied()
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap();
-        let just_before_a_kill = kills.get(&pid).is_some_and(|&k| at <= k && k - at < 0.3);
+        // Its end is written within milliseconds of the command's exit (under load, the
+        // store's queue can hold it longer).
+        let just_before_a_kill = kills.get(&pid).is_some_and(|&k| at <= k && k - at < 1.5);
         assert!(
             just_before_a_kill,
             "seed {seed}: run {id} did its work {} times: {writes:?}",

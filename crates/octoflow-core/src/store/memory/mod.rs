@@ -175,7 +175,14 @@ impl RunStore for MemoryStore {
     }
 
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
-        self.lock().logs.extend_from_slice(lines);
+        let mut inner = self.lock();
+        let first = inner.logs.len() as u64 + 1;
+        inner
+            .logs
+            .extend(lines.iter().zip(first..).map(|(line, seq)| LogLine {
+                seq,
+                ..line.clone()
+            }));
         Ok(())
     }
 
@@ -197,14 +204,15 @@ impl RunStore for MemoryStore {
         &self,
         id: &RunId,
         step: Option<&str>,
-        from: usize,
+        after: u64,
     ) -> Result<Vec<LogLine>, StoreError> {
-        Ok(self
-            .lock()
-            .logs
+        let inner = self.lock();
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(inner.logs.len());
+        Ok(inner.logs[start..]
             .iter()
             .filter(|l| l.run_id == *id && step.is_none_or(|s| l.step == s))
-            .skip(from)
             .cloned()
             .collect())
     }
