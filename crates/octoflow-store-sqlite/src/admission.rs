@@ -54,7 +54,7 @@ pub(crate) fn admit(
             insert_with(conn, &run, limit, idempotency_key)?;
             Admitted::Created(run)
         }
-        Decision::Refuse(answer) => answer,
+        Decision::Refuse(answer) => *answer,
         Decision::Replace { limit } => {
             let key = run.concurrency_key.clone().unwrap_or_default();
             let cancelled = replace_holders(conn, &key, &run.id)?;

@@ -18,7 +18,7 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 /// Prepared statements kept per connection: every statement the store runs, with room.
 const STATEMENT_CACHE: usize = 64;
 
-/// How durable a commit is (SQLite's `synchronous` in WAL mode).
+/// How durable a commit is (`SQLite`'s `synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Synchronous {
     /// The log is synced at checkpoints, not at each commit: a crash or `kill -9` of the

@@ -55,11 +55,11 @@ impl Admission {
             ConcurrencyPolicy::Skip | ConcurrencyPolicy::Dedupe => match holders {
                 Some((oldest, count)) if count >= u64::from(limit) => {
                     let oldest = oldest.clone();
-                    Decision::Refuse(if self.policy == ConcurrencyPolicy::Skip {
+                    Decision::Refuse(Box::new(if self.policy == ConcurrencyPolicy::Skip {
                         Admitted::Skipped(oldest)
                     } else {
                         Admitted::Deduplicated(oldest)
-                    })
+                    }))
                 }
                 _ => Decision::Create { limit: Some(limit) },
             },
@@ -78,7 +78,7 @@ pub enum Decision {
         limit: Option<u32>,
     },
     /// Record nothing; answer this.
-    Refuse(Admitted),
+    Refuse(Box<Admitted>),
     /// Cancel the queued and running holders of the key (queued ones at once, running ones
     /// by a request to their node), then record the run with `limit`.
     Replace {
@@ -193,10 +193,10 @@ mod tests {
         );
         let decided = rule.decide(&new, holders.map(|n| (&oldest, n)));
         let expected = match expected {
-            Decision::Refuse(Admitted::Skipped(_)) => Decision::Refuse(Admitted::Skipped(oldest)),
-            Decision::Refuse(Admitted::Deduplicated(_)) => {
-                Decision::Refuse(Admitted::Deduplicated(oldest))
-            }
+            Decision::Refuse(answer) => Decision::Refuse(Box::new(match **answer {
+                Admitted::Skipped(_) => Admitted::Skipped(oldest),
+                _ => Admitted::Deduplicated(oldest),
+            })),
             other => other.clone(),
         };
         assert_eq!(decided, expected, "{policy:?} with {holders:?} holders");
@@ -212,13 +212,13 @@ mod tests {
         case(
             Skip,
             Some(2),
-            &Decision::Refuse(Admitted::Skipped(placeholder.clone())),
+            &Decision::Refuse(Box::new(Admitted::Skipped(placeholder.clone()))),
         );
         case(Dedupe, None, &Decision::Create { limit: Some(2) });
         case(
             Dedupe,
             Some(3),
-            &Decision::Refuse(Admitted::Deduplicated(placeholder)),
+            &Decision::Refuse(Box::new(Admitted::Deduplicated(placeholder))),
         );
         case(Replace, None, &Decision::Replace { limit: 2 });
         // Without a key, every rule creates the run.

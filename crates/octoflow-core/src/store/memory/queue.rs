@@ -121,7 +121,7 @@ impl Inner {
         Ok(
             match admission.decide(run, holders.as_ref().map(|(r, n)| (r, *n))) {
                 Decision::Create { limit } => Admitted::Created(self.create(run, admission, limit)),
-                Decision::Refuse(answer) => answer,
+                Decision::Refuse(answer) => *answer,
                 Decision::Replace { limit } => {
                     let key = run.concurrency_key.clone().unwrap_or_default();
                     let cancelled = self.replace_holders(&key, run.id);
