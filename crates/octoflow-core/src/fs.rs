@@ -50,7 +50,7 @@ pub enum PathError {
         path: String,
     },
     /// The path is one of octoflow's own files (the secrets, the config, the store, the
-    /// flows, the templates).
+    /// flows, the templates, the node records).
     #[error(
         "path `{path}` is one of octoflow's own files; list it in `files.roots` of config to let steps use it"
     )]

@@ -86,6 +86,12 @@ pub fn kill_left_behind(data_dir: &Path, is_alive: impl Fn(&str) -> bool) -> usi
             else {
                 continue;
             };
+            // The group's leader died with its node (the `exec` kind sees to it). A live
+            // process of that id is another's, leading a group that reused the id: only a
+            // group without its leader is what the dead node's step left.
+            if Path::new("/proc").join(pgid.to_string()).exists() {
+                continue;
+            }
             match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
                 Ok(()) => {
                     tracing::warn!(node = %node, pgid, "Killed a process group a dead node left running.");
@@ -113,28 +119,63 @@ fn node_dir(data_dir: &Path, node: &str) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// A process group of its own: `sh` starts `sleep` in the background and, with
+    /// `exit_leader`, exits (reaped here) so the group has no leader left.
+    fn group(exit_leader: bool) -> (std::process::Child, i32) {
+        let script = if exit_leader {
+            "sleep 30 & exit 0"
+        } else {
+            "sleep 30"
+        };
+        #[allow(clippy::disallowed_methods)] // a test's own process, not a step's
+        let mut command = std::process::Command::new("sh");
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.args(["-c", script]).spawn().unwrap();
+        let pgid = i32::try_from(child.id()).unwrap();
+        if exit_leader {
+            child.wait().unwrap();
+        }
+        (child, pgid)
+    }
+
+    fn has_processes(pgid: i32) -> bool {
+        killpg(Pid::from_raw(pgid), None).is_ok()
+    }
+
     #[test]
     fn records_come_and_go_and_dead_nodes_groups_are_killed() {
         let dir = tempfile::tempdir().unwrap();
-        let groups = ProcessGroups::new(dir.path(), "host:1:dead");
-        // A real group left behind: `sleep` leading its own group.
-        #[allow(clippy::disallowed_methods)] // a test's own process, not a step's
-        let mut child = std::process::Command::new("sleep");
-        std::os::unix::process::CommandExt::process_group(&mut child, 0);
-        let mut child = child.arg("30").spawn().unwrap();
-        let pgid = i32::try_from(child.id()).unwrap();
-        let record = groups.record(pgid);
-        let file = dir.path().join(format!("nodes/host:1:dead/groups/{pgid}"));
-        assert!(file.exists());
+        let dead = ProcessGroups::new(dir.path(), "host:1:dead");
+        // What a dead node's step left: a group whose leader died with the node.
+        let (_, left) = group(true);
+        let left_record = dead.record(left);
+        // A group whose leader lives: its id was reused by another process, not ours.
+        let (mut other, reused) = group(false);
+        let reused_record = dead.record(reused);
+        assert!(
+            dir.path()
+                .join(format!("nodes/host:1:dead/groups/{left}"))
+                .exists()
+        );
 
         let alive_node = ProcessGroups::new(dir.path(), "host:2:alive");
         let kept = alive_node.record(999_999);
+        std::mem::forget((left_record, reused_record)); // the node died: its records stay
         assert_eq!(kill_left_behind(dir.path(), |n| n.ends_with("alive")), 1);
-        assert!(child.wait().unwrap().code().is_none(), "killed by a signal");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while has_processes(left) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the left group lives on"
+            );
+            std::thread::yield_now();
+        }
+        assert!(has_processes(reused), "another's group is left alone");
         assert!(!dir.path().join("nodes/host:1:dead").exists());
         assert!(dir.path().join("nodes/host:2:alive/groups/999999").exists());
-        drop(record);
         drop(kept);
         assert!(!dir.path().join("nodes/host:2:alive/groups/999999").exists());
+        killpg(Pid::from_raw(reused), Signal::SIGKILL).unwrap();
+        other.wait().unwrap();
     }
 }

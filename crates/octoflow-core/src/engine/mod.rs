@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use catalog::{DirCatalog, FlowCatalog};
 pub use dry_run::{DryRun, DryStep};
 pub use events::{Observer, Observers, RunEvent};
-pub use recover::recover_interrupted;
+pub use recover::{HandedBack, hand_back, recover_interrupted};
 pub use redact::{MASK, Redactor};
 
 use crate::expr::{Scope, Tpl};

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use super::Service;
 use super::step_metrics::StepMetrics;
 use crate::engine::{Observer, Observers};
-use crate::flow::OnInterrupt;
 use crate::store::{Run, RunStatus, StoreError};
 use crate::tracker::TrackerWriter;
 
@@ -257,20 +256,16 @@ async fn sweep_expired(service: Service, shutdown: CancellationToken) {
     }
 }
 
-/// Re-queues or ends a run its node left behind, under the fence it was left with (another
-/// node handing it back at the same time changes nothing twice). A child run (of a `flow`
-/// step) always ends: its parent, re-queued, starts a new one.
+/// Re-queues or ends a run its node left behind ([`crate::engine::hand_back`]); an ended
+/// one is told to the flow triggers.
 pub(super) async fn hand_back(service: &Service, run: &Run) -> Result<(), StoreError> {
-    let retry = run.parent_run_id.is_none()
-        && match service.inner.catalog.by_name(&run.flow).await {
-            Ok(flow) => flow.on_interrupt == OnInterrupt::Retry,
-            Err(_) => false,
-        };
-    let fence = run.fence();
-    if retry && service.store().requeue(&fence).await? {
-        tracing::warn!(run_id = %run.id, flow = %run.flow, "Interrupted run re-queued.");
-    } else if service.store().mark_interrupted(&fence).await? {
-        tracing::warn!(run_id = %run.id, flow = %run.flow, "Run was interrupted by the end of its node.");
+    let handed = crate::engine::hand_back(
+        service.store().as_ref(),
+        service.inner.catalog.as_ref(),
+        run,
+    )
+    .await?;
+    if handed == crate::engine::HandedBack::Interrupted {
         service.run_ended_by_id(run.id);
     }
     Ok(())

@@ -190,7 +190,7 @@ pub struct Run {
     pub error: Option<RunError>,
     /// The run's data: initially its input, finally every step's result (redacted).
     pub data: Value,
-    /// The node that ran it (`host:pid`).
+    /// The node that ran it (`host:pid:nonce`).
     pub node: Option<String>,
     /// The message an `exit` step ended the run with.
     pub message: Option<String>,

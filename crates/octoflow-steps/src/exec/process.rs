@@ -31,6 +31,10 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
 /// group (`setsid`) can still hold the pipes open then.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// How long the output pipes may take to close after the process exited, when it left
+/// nothing running.
+const PIPES_CLOSE: Duration = Duration::from_millis(20);
+
 /// One process to run, every setting rendered.
 #[derive(Debug)]
 pub(crate) struct Invocation {
@@ -138,7 +142,7 @@ pub(crate) async fn run(
                 capitalised(&err.to_string())
             ))
             .await;
-            terminate(&mut child, &mut group, inv.kill_grace, log).await;
+            terminate(&mut child, &mut group, &mut readers, inv.kill_grace, log).await;
             readers.drain(DRAIN, log).await;
             Err(err)
         }
@@ -166,7 +170,13 @@ fn capitalised(text: &str) -> String {
 }
 
 /// SIGTERM to the group, up to `grace` for the process to exit, then SIGKILL to the group.
-async fn terminate(child: &mut Child, group: &mut Group, grace: Duration, log: &StepLog) {
+async fn terminate(
+    child: &mut Child,
+    group: &mut Group,
+    readers: &mut Readers,
+    grace: Duration,
+    log: &StepLog,
+) {
     group.signal(Signal::SIGTERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         let grace = format_duration(grace);
@@ -174,6 +184,14 @@ async fn terminate(child: &mut Child, group: &mut Group, grace: Duration, log: &
             "The process did not stop within {grace} of SIGTERM; sending SIGKILL."
         ))
         .await;
+    } else if tokio::time::timeout(PIPES_CLOSE, readers.finished())
+        .await
+        .is_ok()
+    {
+        // Reaped, and nothing of its group holds the pipes: the group is gone, and its id
+        // may already be another's (see `stop_leftovers`).
+        group.disarm();
+        return;
     }
     group.kill();
     // Reaps the process; SIGKILL cannot be ignored.
@@ -182,8 +200,18 @@ async fn terminate(child: &mut Child, group: &mut Group, grace: Duration, log: &
 
 /// After the process exited by itself: stops what it left running in its group (a `cmd &`),
 /// which might otherwise hold the output pipes open forever.
+///
+/// The leader was reaped, so its id is free: once its group is empty too, the id may name
+/// another process's group, which must never be signalled. What a command leaves running
+/// holds the pipes it inherited; pipes that close at once mean nothing is left, and the group
+/// is not signalled at all. Open pipes mean processes of the group are left, which keep its
+/// id from being reused.
 async fn stop_leftovers(group: &mut Group, readers: &mut Readers, grace: Duration, log: &StepLog) {
-    if !group.signal(Signal::SIGTERM) {
+    if tokio::time::timeout(PIPES_CLOSE, readers.finished())
+        .await
+        .is_ok()
+        || !group.signal(Signal::SIGTERM)
+    {
         group.disarm();
         return;
     }

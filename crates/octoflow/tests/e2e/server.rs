@@ -79,13 +79,20 @@ impl Server {
 
     /// `GET` a path; the status and the JSON body (`Null` when not JSON).
     pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
-        let answer = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        json_of(answer).await
+        let answer = self.http.get(format!("{}{path}", self.url)).send().await;
+        json_of(self.answered(answer)).await
+    }
+
+    /// The answer; a request that got none panics saying whether the server is gone.
+    fn answered(&self, answer: reqwest::Result<reqwest::Response>) -> reqwest::Response {
+        answer.unwrap_or_else(|error| {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).unwrap());
+            let state = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            panic!(
+                "no answer from the server ({state:?}): {error:?}\n{}",
+                self.head
+            )
+        })
     }
 
     /// `POST` JSON to a path; the status and the JSON body.
@@ -95,9 +102,8 @@ impl Server {
             .post(format!("{}{path}", self.url))
             .json(body)
             .send()
-            .await
-            .unwrap();
-        json_of(answer).await
+            .await;
+        json_of(self.answered(answer)).await
     }
 
     /// Waits (bounded) until the run has one of these statuses; returns the run.

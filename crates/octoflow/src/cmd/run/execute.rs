@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use octoflow_core::engine::{
-    Engine, EngineConfig, FlowCatalog, Observer, Observers, RunRequest, recover_interrupted,
+    Engine, EngineConfig, FlowCatalog, HandedBack, Observer, Observers, RunRequest,
+    recover_interrupted,
 };
 use octoflow_core::flow::Flow;
 use octoflow_core::secrets::Secrets;
@@ -55,12 +56,18 @@ impl Job {
         })
         .await
         .context("cannot look for processes a stopped process left")?;
-        let ended = recover_interrupted(store.as_ref(), |n| node.is_alive(n))
-            .await
-            .context("cannot check for interrupted runs")?;
-        for id in ended {
+        let handed =
+            recover_interrupted(store.as_ref(), self.catalog.as_ref(), |n| node.is_alive(n))
+                .await
+                .context("cannot check for interrupted runs")?;
+        for (id, handed) in handed {
+            let now = match handed {
+                HandedBack::Requeued => "queued again (its flow says `on_interrupt: retry`)",
+                HandedBack::Interrupted => "failed: interrupted",
+                HandedBack::Unchanged => continue,
+            };
             self.progress.info(&format!(
-                "note: run {id} was left running by a process that is gone; it is now failed: interrupted"
+                "note: run {id} was left running by a process that is gone; it is now {now}"
             ));
         }
 
