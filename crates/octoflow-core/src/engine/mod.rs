@@ -1,6 +1,7 @@
 //! Runs one run of a flow: order and `depends`, `when`, retries, timeouts, `ignore_errors`,
 //! `jq_expression`, cancellation, `on_failure` — recording every status change in the store.
 
+mod callback;
 mod catalog;
 mod child;
 mod dry_run;
@@ -10,7 +11,6 @@ pub mod kinds;
 mod lease;
 mod logs;
 mod recover;
-mod redact;
 mod run;
 mod step;
 
@@ -23,18 +23,18 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::secrets::{MASK, Redactor};
+pub use callback::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
 pub use catalog::{DirCatalog, FlowCatalog};
 pub use dry_run::{DryRun, DryStep};
 pub use events::{Observer, Observers, RunEvent};
 pub use recover::{HandedBack, hand_back, recover_interrupted};
-pub use redact::{MASK, Redactor};
 
 use crate::expr::{Scope, Tpl};
 use crate::flow::{Flow, ParamError};
 use crate::fs::FilesRoot;
 use crate::process_groups::ProcessGroups;
 use crate::secrets::Secrets;
-use crate::service::{CallbackHub, CallbackSigner};
 use crate::step::StepServices;
 use crate::store::{Run, RunId, RunStatus, Store, StoreError, TriggerInfo};
 

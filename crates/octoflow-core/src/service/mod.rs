@@ -3,7 +3,6 @@
 //!
 //! The HTTP server and the triggers talk to a [`Service`]; nothing here knows HTTP.
 
-mod callback;
 mod ended;
 mod feed;
 mod step_metrics;
@@ -18,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use callback::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
+pub use crate::engine::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
 pub use feed::{EndWatch, RunFeed};
 
 use crate::engine::{AcceptError, Engine, FlowCatalog, RunRequest};

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::engine::CallbackStatus;
 use crate::expr::{Expr, Tpl, strip_braces};
 use crate::flow::{Dur, Problem, format_duration};
-use crate::service::CallbackStatus;
 use crate::step::{CheckCx, StepCx, StepError, StepKind};
 
 /// Waits for something.

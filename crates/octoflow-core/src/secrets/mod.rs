@@ -2,13 +2,15 @@
 //! [`Secret`]s — printed as `***` — and every one of them is handed to the engine's
 //! [`Redactor`] so it never reaches a log, a result or an error.
 
+mod redact;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::engine::Redactor;
+pub use redact::{MASK, Redactor};
 
 /// A value that must not be shown: `Debug`, `Display` and `Serialize` print `***`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -29,19 +31,19 @@ impl<T> Secret<T> {
 
 impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::engine::MASK)
+        f.write_str(MASK)
     }
 }
 
 impl<T> fmt::Display for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::engine::MASK)
+        f.write_str(MASK)
     }
 }
 
 impl<T> Serialize for Secret<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(crate::engine::MASK)
+        serializer.serialize_str(MASK)
     }
 }
 
