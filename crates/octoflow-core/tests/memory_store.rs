@@ -2,4 +2,7 @@
 
 use octoflow_core::store::MemoryStore;
 
-octoflow_testkit::store_conformance!(async { (MemoryStore::new(), ()) });
+octoflow_testkit::store_conformance!(async {
+    let store = MemoryStore::new();
+    Some((store.clone(), store, ()))
+});

@@ -4,10 +4,13 @@ use octoflow_store_sqlite::SqliteStore;
 
 octoflow_testkit::store_conformance!(async {
     let dir = tempfile::tempdir().expect("create temp dir");
-    let store = SqliteStore::open(&dir.path().join("octoflow.db"))
+    let path = dir.path().join("octoflow.db");
+    let store = SqliteStore::open(&path).await.expect("open store");
+    // Another process's handle: its own writer, readers and wake-ups.
+    let other = SqliteStore::open(&path)
         .await
-        .expect("open store");
-    (store, dir)
+        .expect("open the store again");
+    Some((store, other, dir))
 });
 
 /// Several processes (here: tasks with their own connections) opening a new file at once all

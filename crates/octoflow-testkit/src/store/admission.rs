@@ -188,10 +188,15 @@ pub async fn admit_dedupe(store: &dyn Store) {
 ///
 /// # Panics
 /// When the store breaks the behaviour.
-pub async fn admit_skip_concurrent(store: &dyn Store) {
+pub async fn admit_skip_concurrent(store: &dyn Store, other: &dyn Store) {
     let skip = rule(ConcurrencyPolicy::Skip, 1);
     let runs: Vec<_> = (0..50).map(|_| keyed("race", Some("k"))).collect();
-    let answers = futures::future::join_all(runs.iter().map(|run| store.admit(run, &skip))).await;
+    // Half through each of two handles, as two nodes would.
+    let answers = futures::future::join_all(runs.iter().enumerate().map(|(i, run)| {
+        let handle = if i % 2 == 0 { store } else { other };
+        handle.admit(run, &skip)
+    }))
+    .await;
     let mut created = Vec::new();
     let mut skipped = Vec::new();
     for answer in answers {

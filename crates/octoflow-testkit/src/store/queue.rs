@@ -17,18 +17,19 @@ use super::{LEASE, admit, at, claim_ids, insert, keyed, new_run, read};
 ///
 /// # Panics
 /// When the store breaks the behaviour.
-pub async fn claims_are_exclusive(store: &dyn Store) {
+pub async fn claims_are_exclusive(store: &dyn Store, other: &dyn Store) {
     let lease = std::time::Duration::from_secs(30);
     for i in 0..20 {
         insert(store, "queued", RunStatus::Queued, at(i, 0)).await;
     }
     insert(store, "done", RunStatus::Succeeded, at(-10, 0)).await;
     insert(store, "busy", RunStatus::Running, at(-5, 0)).await;
+    // Two nodes' handles, two claims through each.
     let (a, b, c, d) = tokio::join!(
         store.claim("node-a", 5, lease),
-        store.claim("node-b", 5, lease),
+        other.claim("node-b", 5, lease),
         store.claim("node-c", 5, lease),
-        store.claim("node-d", 5, lease),
+        other.claim("node-d", 5, lease),
     );
     let mut seen = BTreeSet::new();
     for (node, claimed) in [("node-a", a), ("node-b", b), ("node-c", c), ("node-d", d)] {
@@ -123,11 +124,13 @@ pub async fn leases_renew_expire_and_requeue(store: &dyn Store) {
 ///
 /// # Panics
 /// When the store breaks the behaviour.
-pub async fn stale_executor_is_fenced(store: &dyn Store) {
+pub async fn stale_executor_is_fenced(stale: &dyn Store, store: &dyn Store) {
     insert(store, "job", RunStatus::Queued, at(0, 0)).await;
-    let old = store.claim("node-a", 1, LEASE).await.expect("claim")[0].fence();
+    let old = stale.claim("node-a", 1, LEASE).await.expect("claim")[0].fence();
+    // Node B finds the lease over and takes the run over, through its own handle.
     assert!(store.requeue(&old).await.expect("requeue"));
     let new = store.claim("node-b", 1, LEASE).await.expect("claim")[0].fence();
+    let store = stale;
     assert_eq!(new.generation, old.generation + 1);
 
     assert_eq!(

@@ -299,9 +299,12 @@ pub async fn schedules_fire_batch(store: &dyn Store) {
 ///
 /// # Panics
 /// When the store breaks the behaviour.
-pub async fn schedules_fire_raced(store: &dyn Store) {
+pub async fn schedules_fire_raced(store: &dyn Store, other: &dyn Store) {
     for tick in [100, 200, 300] {
-        let fires = (0..8).map(|_| fire_at(store, "flow:raced:0", tick));
+        let fires = (0..8).map(|i| {
+            let handle = if i % 2 == 0 { store } else { other };
+            fire_at(handle, "flow:raced:0", tick)
+        });
         let outcomes = futures::future::join_all(fires).await;
         let count = outcomes.into_iter().flatten().count();
         assert_eq!(count, 1, "tick {tick} fired {count} times");

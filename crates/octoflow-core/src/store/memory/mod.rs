@@ -9,7 +9,7 @@ mod queue;
 mod schedules;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,13 +21,14 @@ use super::{
     RunStore, RunUpdate, StateStore, StepFinish, StepRun, StepRunId, StepStatus, StoreError, User,
 };
 
-/// Runs, step runs, logs, the queue and auth records in memory.
-#[derive(Debug, Default)]
+/// Runs, step runs, logs, the queue and auth records in memory. A clone is another handle
+/// to the same store.
+#[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
     /// Wakes [`wait_for_work`](super::QueueStore::wait_for_work); `notify_one` keeps a
     /// wake-up nobody waited for as a permit.
-    work: Notify,
+    work: Arc<Notify>,
 }
 
 #[derive(Debug, Default)]
