@@ -183,11 +183,42 @@ fn record_tick(conn: &Connection, fire: &Fire, now: &str) -> Result<bool, StoreE
     Ok(recorded == 1)
 }
 
+/// Counts a change to the schedules (in the caller's transaction).
+fn bump(conn: &Connection) -> Result<(), StoreError> {
+    execute(
+        conn,
+        "UPDATE schedule_changes SET version = version + 1 WHERE id = 1",
+        [],
+    )?;
+    Ok(())
+}
+
+/// How many changes the schedules have had.
+fn changes(conn: &Connection) -> Result<u64, StoreError> {
+    let version: Option<i64> = one(
+        conn,
+        "SELECT version FROM schedule_changes WHERE id = 1",
+        [],
+        |row| codec::get(row, "version"),
+    )?;
+    Ok(version
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or_default())
+}
+
 #[async_trait]
 impl ScheduleStore for SqliteStore {
     async fn add_schedule(&self, schedule: &StoredSchedule) -> Result<(), StoreError> {
         let schedule = schedule.clone();
-        self.write(move |c| add(c, &schedule)).await
+        self.write(move |c| {
+            add(c, &schedule)?;
+            bump(c)
+        })
+        .await
+    }
+
+    async fn schedule_changes(&self) -> Result<u64, StoreError> {
+        self.read(changes).await
     }
 
     async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
@@ -196,7 +227,12 @@ impl ScheduleStore for SqliteStore {
 
     async fn remove_schedule(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(move |c| remove(c, &id)).await
+        self.write(move |c| {
+            let removed = remove(c, &id)?;
+            bump(c)?;
+            Ok(removed)
+        })
+        .await
     }
 
     async fn schedule_marks(&self) -> Result<Vec<ScheduleMark>, StoreError> {
@@ -210,8 +246,11 @@ impl ScheduleStore for SqliteStore {
         caught_up: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.write(move |c| set_paused(c, &key, paused, caught_up))
-            .await
+        self.write(move |c| {
+            set_paused(c, &key, paused, caught_up)?;
+            bump(c)
+        })
+        .await
     }
 
     async fn fire(&self, fires: &[Fire]) -> Result<Vec<Option<Admitted>>, StoreError> {

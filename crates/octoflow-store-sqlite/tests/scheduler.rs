@@ -141,3 +141,49 @@ async fn a_real_restart_catches_up_every_second() {
         assert_eq!(pair[1] - pair[0], Duration::seconds(1), "{ticks:?}");
     }
 }
+
+/// A schedule added through another handle of the store (another node, a CLI) reaches a
+/// running scheduler without any notice to it in this process: the scheduler reads the
+/// store's count of schedule changes (every 5 s), and fires the new schedule. Real time:
+/// the rig's `settle` would reload the schedules itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_added_by_another_node_is_taken_up() {
+    use octoflow_core::flow::{Catchup, Schedule};
+    use octoflow_core::store::StoredSchedule;
+
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("octoflow.db");
+    let rig = SchedulerRig::new(open(&db).await, Arc::new(SystemClock))
+        .flow(
+            "poll.yml",
+            "name: poll\nsteps:\n  - { name: look, state: { get: seen, default: 0 } }\n",
+        )
+        .start()
+        .await;
+    // Another node's handle adds an API schedule for `poll`, every second.
+    let other = open(&db).await;
+    other
+        .add_schedule(&StoredSchedule {
+            id: "added-elsewhere".to_owned(),
+            flow: "poll".to_owned(),
+            schedule: Schedule {
+                cron: None,
+                every_seconds: Some(1),
+                timezone: None,
+                catchup: Catchup::None,
+                params: serde_json::Map::new(),
+            },
+            paused: false,
+            created_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while rig.ticks("added-elsewhere").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule added through another handle never fired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

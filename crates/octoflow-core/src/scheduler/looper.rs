@@ -22,6 +22,9 @@ const TICKS_PER_ROUND: usize = 100;
 const FIRES_PER_TRANSACTION: usize = 250;
 /// How long a schedule whose fire failed in the store waits before it tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often the loop reads the store's count of schedule changes, to take up what another
+/// node (or process) changed; its own changes wake it at once.
+const CHANGES_EVERY: Duration = Duration::from_secs(5);
 /// How long before a tick the loop wakes to make its runs (params, ids, records to write),
 /// so that at the tick itself only the store's write is left.
 const PREPARE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::milliseconds(20);
@@ -59,6 +62,9 @@ impl Looper {
         let mut dirty = true;
         let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
         let mut reload_retry: Option<DateTime<Utc>> = None;
+        let store = inner.service.store().clone();
+        let mut changes_seen = store.schedule_changes().await.unwrap_or_default();
+        let mut check_changes_at = inner.clock.now() + CHANGES_EVERY;
         tracing::info!("Scheduler started.");
         loop {
             if dirty {
@@ -76,10 +82,10 @@ impl Looper {
                 let _ = done.send(());
             }
             let prepare_at = self.table.earliest().map(|tick| tick - PREPARE_AHEAD);
-            let wake = match (prepare_at, reload_retry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [prepare_at, reload_retry, Some(check_changes_at)]
+                .into_iter()
+                .flatten()
+                .min();
             let clock = inner.clock.clone();
             let sleep = async move {
                 match wake {
@@ -90,8 +96,22 @@ impl Looper {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = sleep => {
-                    if reload_retry.is_some_and(|at| at <= inner.clock.now()) {
+                    let now = inner.clock.now();
+                    if reload_retry.is_some_and(|at| at <= now) {
                         dirty = true;
+                    }
+                    if check_changes_at <= now {
+                        check_changes_at = now + CHANGES_EVERY;
+                        match store.schedule_changes().await {
+                            Ok(changes) if changes != changes_seen => {
+                                changes_seen = changes;
+                                dirty = true;
+                            }
+                            Ok(_) => {}
+                            Err(error) => {
+                                tracing::warn!(error = %crate::error::chain(&error), "Cannot read the count of schedule changes.");
+                            }
+                        }
                     }
                 }
                 changed = flows.changed(), if flows_open => {

@@ -200,6 +200,9 @@ pub trait ScheduleStore: Send + Sync {
     async fn add_schedule(&self, schedule: &StoredSchedule) -> Result<(), StoreError>;
     /// Every schedule added through the API, oldest first.
     async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError>;
+    /// How many times the schedules were added, removed, paused or resumed, through any
+    /// handle of the store: a scheduler that sees it change reads them again.
+    async fn schedule_changes(&self) -> Result<u64, StoreError>;
     /// Removes an API schedule and its mark; false when there is no such schedule.
     async fn remove_schedule(&self, id: &str) -> Result<bool, StoreError>;
     /// The mark of every key the store remembers, by key.

@@ -100,6 +100,7 @@ macro_rules! store_conformance {
             stale_executor_is_fenced,
             admit_skip_concurrent,
             schedules_fire_raced,
+            schedule_changes_are_counted,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

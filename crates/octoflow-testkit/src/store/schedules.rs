@@ -295,6 +295,44 @@ pub async fn schedules_fire_batch(store: &dyn Store) {
     assert!(store.fire(&[]).await.expect("empty").is_empty());
 }
 
+/// Every change to the schedules through one handle — an add, a pause, a resume, a remove —
+/// shows in the count another handle reads (how a scheduler learns of changes made by
+/// another node); fires do not count.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn schedule_changes_are_counted(store: &dyn Store, other: &dyn Store) {
+    let mut seen = store.schedule_changes().await.expect("changes");
+    let mut changed = async |what: &str| {
+        let now = store.schedule_changes().await.expect("changes");
+        assert!(now > seen, "{what} through another handle was not counted");
+        seen = now;
+    };
+    other
+        .add_schedule(&stored("counted", "flow-a", false, 0))
+        .await
+        .expect("add");
+    changed("an add").await;
+    other
+        .set_schedule_paused("counted", true, None)
+        .await
+        .expect("pause");
+    changed("a pause").await;
+    other
+        .set_schedule_paused("counted", false, None)
+        .await
+        .expect("resume");
+    changed("a resume").await;
+    assert!(other.remove_schedule("counted").await.expect("remove"));
+    changed("a remove").await;
+    assert!(fire_at(other, "flow:counted:0", 5).await.is_some());
+    assert_eq!(
+        store.schedule_changes().await.expect("changes"),
+        seen,
+        "a fire is not a change of the schedules"
+    );
+}
+
 /// Many fires of one tick at once: exactly one fires.
 ///
 /// # Panics

@@ -55,6 +55,8 @@ struct Inner {
     schedules: Vec<super::StoredSchedule>,
     /// Each schedule key's last fire time and pause flag.
     schedule_marks: BTreeMap<String, super::ScheduleMark>,
+    /// How many times the schedules were changed.
+    schedule_changes: u64,
 }
 
 impl Inner {

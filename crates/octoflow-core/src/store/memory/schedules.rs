@@ -56,7 +56,12 @@ impl ScheduleStore for MemoryStore {
         if schedule.paused {
             mark(&mut inner.schedule_marks, &schedule.id).paused = Some(true);
         }
+        inner.schedule_changes += 1;
         Ok(())
+    }
+
+    async fn schedule_changes(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().schedule_changes)
     }
 
     async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
@@ -81,6 +86,7 @@ impl ScheduleStore for MemoryStore {
         if removed {
             inner.schedule_marks.remove(id);
         }
+        inner.schedule_changes += 1;
         Ok(removed)
     }
 
@@ -102,6 +108,7 @@ impl ScheduleStore for MemoryStore {
         {
             mark.last_fire = Some(caught_up);
         }
+        inner.schedule_changes += 1;
         Ok(())
     }
 
