@@ -10,6 +10,7 @@
 Every figure is for one node with WORKERS runs at once (default 64).
 
 Usage: bench/serve/run.py [--duration 10] [--runs 20000] [--connections 32] [--workers 64]
+                         [--synchronous normal|full]
 Needs: wrk (Debian package `wrk`), a release build (`cargo build --release -p octoflow`;
 OCTOFLOW_BIN names another binary).
 """
@@ -112,6 +113,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--runs", type=int, default=20000)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--synchronous", choices=["normal", "full"], default="normal",
+                    help="store.synchronous of the node's config")
     ap.add_argument("--workers", type=int, default=64,
                     help="runs at once per node (slots, not threads: a one-step run mostly waits)")
     args = ap.parse_args()
@@ -120,6 +123,8 @@ def main():
         os.makedirs(f"{data}/flows")
         with open(f"{data}/flows/one.yml", "w") as f:
             f.write(FLOW)
+        with open(f"{data}/config.yml", "w") as f:
+            f.write(f"store: {{ synchronous: {args.synchronous} }}\n")
 
         # 1. Ready time and idle memory.
         proc, url, ready = start(data, args.workers)
@@ -144,6 +149,8 @@ def main():
         os.makedirs(f"{data}/flows")
         with open(f"{data}/flows/one.yml", "w") as f:
             f.write(FLOW)
+        with open(f"{data}/config.yml", "w") as f:
+            f.write(f"store: {{ synchronous: {args.synchronous} }}\n")
         # 3. Drain of queued runs.
         proc, url, _ = start(data, 0)
         wrk(url, 120, args.connections, runs=args.runs)
