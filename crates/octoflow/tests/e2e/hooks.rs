@@ -102,6 +102,9 @@ async fn upload(pitstop: &Server, auth: &str, bytes: Vec<u8>) -> (u16, Value) {
             pitstop.url
         ))
         .header("authorization", auth)
+        // A refused upload's connection is closed by the server before the body is read;
+        // it must not go back to the client's pool for the next request.
+        .header("connection", "close")
         .multipart(form)
         .send()
         .await
