@@ -205,7 +205,15 @@ async fn a_stale_executor_stops_when_its_run_is_taken_over() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A runs its step (recorded `running` once it lasts 100 ms).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while steps_of(&other, &id).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node A never started its step"
+        );
+        tokio::task::yield_now().await;
+    }
 
     // Node B finds the lease ended (as if A had stopped renewing), hands the run back and
     // claims it.

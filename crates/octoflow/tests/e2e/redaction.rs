@@ -170,48 +170,24 @@ async fn steps_see_no_server_settings_and_config_credentials_are_redacted() {
         .env("OCTOFLOW_API_TOKEN", TOKEN)
         .env("PASSED", "visible-value")
         .env("NOT_PASSED", "hidden-value");
-    let server = crate::server::Server::start(&o, &[]);
-    let auth = |r: reqwest::RequestBuilder| r.bearer_auth(TOKEN);
-    let answer = auth(
-        server
-            .http
-            .post(format!("{}/api/v1/flows/envs/runs", server.url)),
-    )
-    .json(&serde_json::json!({}))
-    .send()
-    .await
-    .unwrap();
-    let code = answer.status().as_u16();
-    let run: serde_json::Value = answer.json().await.unwrap();
+    let server = crate::server::Server::start(&o, &[]).bearer(TOKEN);
+    let (code, run) = server
+        .post("/api/v1/flows/envs/runs", &serde_json::json!({}))
+        .await;
     assert_eq!(code, 201, "{run}");
     let id = run["id"].as_str().unwrap().to_owned();
-    let run = loop {
-        let run: serde_json::Value =
-            auth(server.http.get(format!("{}/api/v1/runs/{id}", server.url)))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-        if run["status"] != "queued" && run["status"] != "running" {
-            break run;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let run = server.until(&id, &["succeeded", "failed"]).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["data"]["tpl"], "visible-value");
-    let logs = auth(
-        server
-            .http
-            .get(format!("{}/api/v1/runs/{id}/logs", server.url)),
-    )
-    .send()
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let logs = server
+        .http
+        .get(format!("{}/api/v1/runs/{id}/logs", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(logs.contains("PASSED=visible-value"), "{logs}");
     assert!(logs.contains("leaked *** ***"), "{logs}");
     for hidden in [TOKEN, PASSWORD, "OCTOFLOW_", "NOT_PASSED", "hidden-value"] {

@@ -72,6 +72,21 @@ impl Server {
         }
     }
 
+    /// Sends `token` as the bearer token of every later request.
+    pub(crate) fn bearer(mut self, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        self
+    }
+
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
