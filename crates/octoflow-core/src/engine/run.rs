@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::graph::{Graph, Jump};
 use super::lease::LeaseKeeper;
-use super::step::{Outcome, StepRunner};
+use super::step::{Outcome, StepRunner, Visits};
 use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
 use crate::flow::{Flow, Step, format_duration};
@@ -277,6 +277,7 @@ impl<'e> Execution<'e> {
         let run_token = self.cancel.child_token();
         let run_timed_out = AtomicBool::new(false);
         let observer = self.observer.clone();
+        let visits = Visits::default();
         let runner = StepRunner {
             engine: self.engine,
             fence: self.fence,
@@ -288,6 +289,7 @@ impl<'e> Execution<'e> {
             observer: observer.as_ref(),
             flow_retry: self.flow.retry,
             hold_records: true,
+            visits: &visits,
         };
 
         let flow = self.flow.clone();

@@ -68,6 +68,24 @@ pub(super) struct StepRunner<'a> {
     /// another step, or while other steps still run — or, when nothing follows, together
     /// with the run's end, one write instead of two.
     pub hold_records: bool,
+    /// How many times each step has started in this run.
+    pub visits: &'a Visits,
+}
+
+/// How many times each step of a run has started (not counting retries): a `goto` loop
+/// visits a step again. Kinds use it for ids that differ between visits but not between
+/// attempts ([`StepCx::visit`]).
+#[derive(Debug, Default)]
+pub(super) struct Visits(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Visits {
+    /// Counts a new visit of `step`; the first is 1.
+    fn next(&self, step: &str) -> u32 {
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(step.to_owned()).or_insert(0);
+        *count += 1;
+        *count
+    }
 }
 
 /// A step still going after this long is recorded `running` before it ends.
@@ -183,10 +201,11 @@ impl StepRunner<'_> {
             }
         }
         let policy = step.retry.or(self.flow_retry).unwrap_or(ONE_ATTEMPT);
+        let visit = self.visits.next(&step.name);
         let mut attempt = 1;
         loop {
             let (outcome, retry) = self
-                .attempt(step, &scope, attempt, attempt < policy.attempts)
+                .attempt(step, &scope, (visit, attempt), attempt < policy.attempts)
                 .await?;
             if !retry {
                 return Ok(outcome);
@@ -248,11 +267,12 @@ impl StepRunner<'_> {
         &'s self,
         step: &'s Step,
         scope: &Scope,
-        attempt: u32,
+        (visit, attempt): (u32, u32),
         token: CancellationToken,
     ) -> StepCx<'s> {
         StepCx {
             step: &step.name,
+            visit,
             attempt,
             scope: scope.clone(),
             data_key: step.data_key.as_deref(),
@@ -270,7 +290,7 @@ impl StepRunner<'_> {
         &self,
         step: &Step,
         scope: &Scope,
-        attempt: u32,
+        (visit, attempt): (u32, u32),
         may_retry: bool,
     ) -> Result<(Outcome, bool), StoreError> {
         let started = Instant::now();
@@ -290,7 +310,7 @@ impl StepRunner<'_> {
         });
 
         let token = self.token.child_token();
-        let mut cx = self.context(step, scope, attempt, token.clone());
+        let mut cx = self.context(step, scope, (visit, attempt), token.clone());
         let (result, id) = {
             let work = run_with_limits(step, &mut cx, &token, self.services.kill_grace);
             tokio::pin!(work);

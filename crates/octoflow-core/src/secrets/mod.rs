@@ -212,6 +212,19 @@ impl Secrets {
         )
     }
 
+    /// Renders a node-level setting written with secrets, such as a connection or sink URL
+    /// (`mysql://reader:{{ secrets.ew.password }}@db/x`); only `secrets` is in scope. The
+    /// result holds secret values: keep it out of messages (the redactor masks it anyway).
+    pub fn render(&self, text: &str) -> Result<String, crate::expr::ExprError> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_owned());
+        }
+        let scope = crate::expr::Scope::builder()
+            .name("secrets", self.to_scope_value())
+            .build();
+        crate::expr::render_str(text, &scope)
+    }
+
     /// `secrets` as templates see it: `secrets.<name>.<field>`.
     pub fn to_scope_value(&self) -> Value {
         let mut all = Map::new();
@@ -274,6 +287,17 @@ mod tests {
             r.text("s3cret abc123 pg-pass k-999 bot"),
             "*** *** *** *** bot"
         );
+    }
+
+    #[test]
+    fn node_settings_render_with_secrets_only() {
+        let s = Secrets::parse(FILE, "secrets.yml", &env()).unwrap();
+        assert_eq!(
+            s.render("mysql://r:{{ secrets.db.value }}@h/x").unwrap(),
+            "mysql://r:pg-pass@h/x"
+        );
+        assert_eq!(s.render("nats://h:4222").unwrap(), "nats://h:4222");
+        assert!(s.render("{{ secrets.nope.value }}").is_err());
     }
 
     #[test]

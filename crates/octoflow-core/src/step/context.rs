@@ -68,6 +68,7 @@ pub enum Control {
 /// The context of one step attempt.
 pub struct StepCx<'a> {
     pub(crate) step: &'a str,
+    pub(crate) visit: u32,
     pub(crate) attempt: u32,
     pub(crate) scope: Scope,
     pub(crate) data_key: Option<&'a str>,
@@ -83,6 +84,13 @@ impl StepCx<'_> {
     /// The step's name.
     pub fn step_name(&self) -> &str {
         self.step
+    }
+
+    /// How many times this step has started in this run, from 1: a `goto` loop visits a step
+    /// again; retries are attempts of the same visit. With the run id and the step name it
+    /// names one visit, the same in every attempt (a `publish` step's message ids).
+    pub fn visit(&self) -> u32 {
+        self.visit
     }
 
     /// The attempt number, from 1.

@@ -194,6 +194,7 @@ impl StepKind for Switch {
             .await;
         let mut inner = StepCx {
             step: cx.step,
+            visit: cx.visit,
             attempt: cx.attempt,
             scope: cx.scope.clone(),
             data_key: case.data_key.as_deref().or(cx.data_key),
