@@ -14,11 +14,15 @@ use serde::Deserialize;
 
 use crate::config::Config;
 
-/// Every step kind this binary knows: the engine's own (`flow`, `switch`, …) and the
-/// built-in leaf kinds, with the HTTP client of `rest` steps built from the config.
+/// Every step kind this binary knows: the engine's own (`flow`, `switch`, …), the built-in
+/// leaf kinds with the HTTP client of `rest` steps built from the config, and `sql` with
+/// the config's connections (opened at first use).
 pub(crate) fn registry(config: &Config) -> Registry {
     let mut registry = Registry::with_core_kinds();
     octoflow_steps::register_builtin_with(&mut registry, &config.http.steps_config());
+    registry.register(octoflow_sql::Sql::new(octoflow_sql::Connections::new(
+        config.connections.clone(),
+    )));
     registry
 }
 

@@ -9,6 +9,7 @@
 //! variables are relative to the current directory. A relative `sqlite:` path is relative to
 //! the current directory, as everywhere else that takes a database URL.
 
+use octoflow_sql::ConnectionConfig;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ mod step_env;
 #[cfg(test)]
 use sections::ByteSize;
 pub(crate) use sections::{
-    AuthConfig, ConnectionConfig, FilesConfig, HttpSection, LimitsConfig, SinkConfig, SmtpConfig,
+    AuthConfig, FilesConfig, HttpSection, LimitsConfig, SinkConfig, SmtpConfig,
     StoreSection, SynchronousMode,
 };
 
@@ -276,6 +277,11 @@ impl Config {
             .or_else(|| file.tracker_dir.map(in_data));
         let log = env.get("OCTOFLOW_LOG").unwrap_or("warn").to_owned();
         let step_env = step_env::step_env(&env.vars, &file.steps.unwrap_or_default())?;
+        for (name, connection) in &file.connections {
+            connection
+                .check()
+                .map_err(|e| anyhow::anyhow!("`connections.{name}.url`: {e}"))?;
+        }
 
         Ok(Self {
             data_dir: data_dir.clone(),

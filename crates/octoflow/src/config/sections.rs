@@ -117,15 +117,6 @@ pub(crate) enum SynchronousMode {
     Full,
 }
 
-/// One entry of `connections:`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
-pub(crate) struct ConnectionConfig {
-    /// The database URL (a template: `{{ secrets.db.password }}`).
-    pub(crate) url: String,
-}
-
 /// One entry of `sinks:`: a `kind` and that kind's settings, checked by the `publish` kind.
 #[derive(Debug, Clone, Deserialize)]
 #[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
