@@ -12,6 +12,7 @@ mod debug;
 mod exec;
 mod exit;
 mod file;
+mod hash;
 mod jinja;
 mod jira_names_merge;
 mod jq;
@@ -40,6 +41,7 @@ pub fn register_builtin_with(registry: &mut Registry, config: &StepsConfig) {
     registry.register(jq::Jq);
     registry.register(jinja::Jinja);
     registry.register(jira_names_merge::JiraNamesMerge);
+    registry.register(hash::Hash);
     registry.register(set_fact::SetFact);
     registry.register(debug::Debug);
     registry.register(sleep::Sleep);
