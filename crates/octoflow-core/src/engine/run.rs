@@ -1,7 +1,7 @@
 //! One run from start to end: the step graph, halting, `finally_step`, `on_failure`, and
 //! the final record.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::graph::{Graph, Jump};
 use super::lease::LeaseKeeper;
-use super::step::{Outcome, StepRunner, Visits};
+use super::step::{Outcome, PRIVATE_RESULT, StepRunner, Visits};
 use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
 use crate::flow::{Flow, Step, format_duration};
@@ -54,6 +54,8 @@ pub(super) struct Execution<'e> {
     cancel: CancellationToken,
     observer: Option<Arc<dyn Observer>>,
     data: Arc<Map<String, Value>>,
+    /// The keys of `data` that hold a `private` step's result: never written or shown.
+    private_keys: HashSet<String>,
     names: Arc<BTreeMap<String, Value>>,
     /// How many `flow` steps deep this run is.
     depth: u32,
@@ -82,6 +84,7 @@ impl<'e> Execution<'e> {
             cancel,
             observer,
             data: Arc::default(),
+            private_keys: HashSet::new(),
             names: Arc::default(),
             depth: 0,
             loop_index: None,
@@ -238,7 +241,7 @@ impl<'e> Execution<'e> {
                 && step_run
                     .result
                     .as_ref()
-                    .is_none_or(|r| r.get("$file").is_none());
+                    .is_none_or(|r| r.get("$file").is_none() && r.get(PRIVATE_RESULT).is_none());
             if reusable {
                 results.insert(step_run.step, step_run.result.unwrap_or(Value::Null));
             } else {
@@ -342,10 +345,7 @@ impl<'e> Execution<'e> {
         held: &[StepRun],
     ) -> Result<Run, StoreError> {
         let finished_at = Utc::now();
-        let data = self
-            .engine
-            .redactor
-            .value(&Value::Object((*self.data).clone()));
+        let data = self.shown_data();
         let mut update = RunUpdate::status(self.run.id, status);
         update.finished_at = Some(finished_at);
         update.error = failure.clone();
@@ -537,6 +537,11 @@ impl<'e> Execution<'e> {
                 self.engine.redactor.value(&value)
             };
             data.insert(step.result_key.clone(), value);
+            if step.private {
+                self.private_keys.insert(step.result_key.clone());
+            } else {
+                self.private_keys.remove(&step.result_key);
+            }
         }
         if let Some(error) = outcome.error
             && matches!(
@@ -556,13 +561,21 @@ impl<'e> Execution<'e> {
             }
         }
         if let Some(observer) = self.observer.as_ref().filter(|o| o.wants_data())
-            && let Value::Object(data) = self
-                .engine
-                .redactor
-                .value(&Value::Object((*self.data).clone()))
+            && let Value::Object(data) = self.shown_data()
         {
             observer.on_event(&RunEvent::DataChanged(&data));
         }
+    }
+
+    /// `data` as it may be written and shown: redacted, without `private` results.
+    fn shown_data(&self) -> Value {
+        let data = if self.private_keys.is_empty() {
+            Value::Object((*self.data).clone())
+        } else {
+            let kept = self.data.iter().filter(|(k, _)| !self.private_keys.contains(*k));
+            Value::Object(kept.map(|(k, v)| (k.clone(), v.clone())).collect())
+        };
+        self.engine.redactor.value(&data)
     }
 
     /// After a failure: the spooler's `finally_step` (when it was skipped), then `on_failure`.

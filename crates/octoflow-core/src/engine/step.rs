@@ -88,6 +88,9 @@ impl Visits {
     }
 }
 
+/// The key of the note that stands for a `private` step's result in its record.
+pub(super) const PRIVATE_RESULT: &str = "$private";
+
 /// A step still going after this long is recorded `running` before it ends.
 const RECORD_RUNNING_AFTER: Duration = Duration::from_millis(100);
 
@@ -280,7 +283,11 @@ impl StepRunner<'_> {
             services: self.services,
             engine: self.engine,
             cancel: token,
-            log: StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt),
+            log: if step.private {
+                StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt).muted()
+            } else {
+                StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt)
+            },
             control: None,
         }
     }
@@ -309,6 +316,11 @@ impl StepRunner<'_> {
             attempt,
         });
 
+        if step.private {
+            StepLog::new(self.logs.clone(), self.info.id, &step.name, attempt)
+                .note("Private step: its output and result are not kept.")
+                .await;
+        }
         let token = self.token.child_token();
         let mut cx = self.context(step, scope, (visit, attempt), token.clone());
         let (result, id) = {
@@ -458,8 +470,12 @@ impl StepRunner<'_> {
         Ok(held)
     }
 
-    /// A result small enough for the record, or a reference to the run file holding it.
+    /// A result small enough for the record, or a reference to the run file holding it; for
+    /// a `private` step, only a note saying the result was kept in memory.
     async fn cap_result(&self, step: &Step, attempt: u32, value: &Value) -> Value {
+        if step.private {
+            return json!({ PRIVATE_RESULT: true });
+        }
         let max = self.engine.config.max_result_bytes;
         let text = match serde_json::to_vec(&self.engine.redactor.value(value)) {
             Ok(t) if t.len() > max => t,

@@ -92,6 +92,9 @@ pub struct Step {
     pub depends: Option<Vec<String>>,
     /// Where to jump when this step fails.
     pub on_error_goto: Option<String>,
+    /// The result stays in the run's memory: later steps read it, but it is never written
+    /// to the step's record, the run's data, the tracker or a live view.
+    pub private: bool,
 }
 
 /// How a failed step is tried again.

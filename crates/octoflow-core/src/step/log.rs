@@ -14,6 +14,8 @@ pub struct StepLog {
     run_id: RunId,
     step: Arc<str>,
     attempt: u32,
+    /// Drops every line: the log of a `private` step.
+    muted: bool,
 }
 
 impl StepLog {
@@ -23,12 +25,23 @@ impl StepLog {
             run_id,
             step: step.into(),
             attempt,
+            muted: false,
         }
+    }
+
+    /// The same log, dropping every line (a `private` step's output is not kept).
+    #[must_use]
+    pub(crate) fn muted(mut self) -> Self {
+        self.muted = true;
+        self
     }
 
     /// Writes one line (without its line break). Waits when the writer is behind, so a
     /// chatty process cannot grow memory without bound.
     pub async fn line(&self, stream: LogStream, text: impl Into<String>) {
+        if self.muted {
+            return;
+        }
         let line = LogLine {
             run_id: self.run_id,
             step: self.step.to_string(),

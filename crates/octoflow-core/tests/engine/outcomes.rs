@@ -311,3 +311,27 @@ steps:
         .assert_status(RunStatus::Succeeded)
         .assert_data("pick", json!([null, report.run.flow]));
 }
+
+#[tokio::test]
+async fn a_private_result_is_used_but_never_recorded() {
+    let report = Harness::new(registry(counter()))
+        .flow(
+            r"
+steps:
+  - name: raw
+    private: true
+    echo: { value: { barcode: '25555000123' } }
+  - name: masked
+    echo: { value: '{{ raw.barcode[:5] }}…' }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("masked", json!("25555…"));
+    assert_eq!(report.run.data.get("raw"), None, "{:#}", report.run.data);
+    assert_eq!(report.step("raw").result, Some(json!({"$private": true})));
+    let everything = format!("{:?} {:?} {:?}", report.run, report.steps, report.logs);
+    assert!(!everything.contains("25555000123"), "{everything}");
+}

@@ -62,6 +62,7 @@ pub const STEP_FIELDS: &[&str] = &[
     "timeout",
     "depends",
     "on_error_goto",
+    "private",
 ];
 
 const DEFAULT_MAX_PARALLEL: usize = 8;

@@ -140,6 +140,10 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
     let on_error_goto = map
         .get("on_error_goto")
         .and_then(|v| c.field::<String>(v, &format!("{path}.on_error_goto")));
+    let private = map
+        .get("private")
+        .and_then(|v| c.field::<bool>(v, &format!("{path}.private")))
+        .unwrap_or(false);
 
     if c.problems.len() > before {
         return None;
@@ -159,6 +163,7 @@ fn check_step(c: &mut Checker<'_>, item: Value, path: &str) -> Option<Step> {
         timeout,
         depends,
         on_error_goto,
+        private,
     })
 }
 
