@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod harness;
+pub mod kinesalite;
 pub mod scheduler;
 pub mod services;
 pub mod store;

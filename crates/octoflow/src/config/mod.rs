@@ -9,6 +9,7 @@
 //! variables are relative to the current directory. A relative `sqlite:` path is relative to
 //! the current directory, as everywhere else that takes a database URL.
 
+use octoflow_publish::SinkConfig;
 use octoflow_sql::ConnectionConfig;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +27,7 @@ mod step_env;
 #[cfg(test)]
 use sections::ByteSize;
 pub(crate) use sections::{
-    AuthConfig, FilesConfig, HttpSection, LimitsConfig, SinkConfig, SmtpConfig,
+    AuthConfig, FilesConfig, HttpSection, LimitsConfig, SmtpConfig,
     StoreSection, SynchronousMode,
 };
 
@@ -342,7 +343,7 @@ impl Config {
         urls.extend(self.connections.values().map(|c| c.url.as_str()));
         urls.extend(self.smtp.values().map(|c| c.url.as_str()));
         for sink in self.sinks.values() {
-            urls.extend(sink.settings.values().filter_map(serde_json::Value::as_str));
+            urls.extend(sink.urls());
         }
         let mut hidden: Vec<String> = urls.into_iter().flat_map(step_env::url_password).collect();
         hidden.extend(self.api_token.as_ref().map(|t| t.expose().clone()));

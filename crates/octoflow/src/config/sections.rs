@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use octoflow_core::flow::Dur;
 use serde::Deserialize;
-use serde_json::Value;
 
 /// `auth:` of config.yml.
 #[derive(Debug, Clone, Deserialize)]
@@ -115,37 +114,6 @@ pub(crate) enum SynchronousMode {
     Normal,
     /// Synced at every commit.
     Full,
-}
-
-/// One entry of `sinks:`: a `kind` and that kind's settings, checked by the `publish` kind.
-#[derive(Debug, Clone, Deserialize)]
-#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
-pub(crate) struct SinkConfig {
-    /// What the sink talks to.
-    pub(crate) kind: SinkKind,
-    /// The kind's settings.
-    #[serde(flatten)]
-    pub(crate) settings: serde_json::Map<String, Value>,
-}
-
-/// The sink kinds of SPEC §4.3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum SinkKind {
-    /// NATS, with `JetStream`.
-    Nats,
-    /// Redis streams.
-    Redis,
-    /// AMQP 0.9.1.
-    Amqp,
-    /// Kafka.
-    Kafka,
-    /// AWS Kinesis.
-    Kinesis,
-    /// S3 and compatibles.
-    S3,
-    /// An HTTP endpoint.
-    Http,
 }
 
 /// One entry of `smtp:`.

@@ -12,6 +12,7 @@ mod hostile;
 mod init;
 mod kinds;
 mod once;
+mod pc_reserve;
 mod peer;
 mod recover;
 mod redaction;
