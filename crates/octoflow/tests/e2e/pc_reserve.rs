@@ -387,6 +387,16 @@ async fn every_reservation_reaches_the_stream_once_and_no_patron_is_seen() {
     assert_eq!(world.stream_count().await, 10_000);
     assert_eq!(cursor(&server).await, last_cursor(ROWS));
 
+    // A look from the params' cursor that sends nothing and keeps the saved cursor.
+    let look = poll(
+        &server,
+        json!({"ignore_cache": true, "ignore_sink": true, "max_batches": 1}),
+    )
+    .await;
+    assert_eq!(look["status"], "succeeded", "{look}");
+    assert_eq!(world.stream_count().await, 10_000);
+    assert_eq!(cursor(&server).await, last_cursor(ROWS));
+
     // No plain patron id or barcode anywhere: the stream, the runs, their logs, the store.
     let mut seen = payloads.iter().map(|p| base64::engine::general_purpose::STANDARD.encode(p)).collect::<Vec<_>>();
     seen.extend(payloads.iter().map(|p| String::from_utf8_lossy(p).into_owned()));
@@ -430,14 +440,16 @@ async fn a_node_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
 
     let server = Server::start(&node, &[]);
     let killed = finished(&server, run["id"].as_str().unwrap()).await;
-    // Handed back at start-up: ended `interrupted` (the next run takes over from the cursor).
-    assert_eq!(killed["status"], "interrupted", "{killed}");
+    // Handed back at start-up: ended with the reason; the next run goes on from the cursor.
+    assert_eq!(killed["status"], "failed", "{killed}");
+    assert_eq!(killed["error"]["message"], "interrupted", "{killed}");
     let again = poll(&server, json!({"batch_size": 100})).await;
     assert_eq!(again["status"], "succeeded", "{again}");
     let payloads = world.stream_messages().await;
     assert_eq!(payloads.len(), 10_000, "the stream holds each reservation once");
     let unique: HashSet<String> = keys(&payloads).into_iter().collect();
     assert_eq!(unique.len(), 10_000);
+    assert!(world.kinesis_count().await >= 10_000, "Kinesis does not drop re-sent records");
     assert_eq!(cursor(&server).await, last_cursor(ROWS));
     drop(server);
     world.teardown().await;
