@@ -202,3 +202,25 @@ async fn cancel_stops_a_waiting_batch() {
     report.assert_status(RunStatus::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn the_step_timeout_stops_a_waiting_batch() {
+    let peer = Peer::start().await;
+    let sinks = peer.sinks("/slow");
+    let yaml = "steps:\n  - name: send\n    timeout: 300ms\n    publish: { sink: partner, data_key: __input__ }\n";
+    let started = Instant::now();
+    let report = octoflow_testkit::harness::Harness::new(crate::common::registry(sinks))
+        .flow(yaml)
+        .secrets(SECRETS)
+        .input(records(3))
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Failed)
+        .assert_step("send", octoflow_core::store::StepStatus::TimedOut);
+    assert_eq!(
+        report.step("send").error.as_deref(),
+        Some("timed out after 300ms")
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -139,3 +139,30 @@ async fn a_missing_stream_is_named() {
     assert_eq!(stream.count().await, 0);
     stream.delete().await;
 }
+
+#[tokio::test]
+async fn a_second_visit_sends_new_ids() {
+    let Some(stream) = Stream::create().await else {
+        return;
+    };
+    let yaml = "steps:
+  - name: send
+    publish: { sink: events, data_key: __input__ }
+  - name: count
+    state: { set: { loops: \"{{ (state.loops if state.loops is defined else 0) + 1 }}\" } }
+  - name: again
+    when: state.loops < 2
+    goto: { step_name: send }
+";
+    let report = Harness::new(registry(stream.sinks()))
+        .flow(yaml)
+        .input(records(2))
+        .run()
+        .await;
+    report.assert_status(RunStatus::Succeeded);
+    assert_eq!(stream.count().await, 4);
+    let run = report.run.id;
+    assert_eq!(stream.message(2).await.0, format!("{run}:send:1:1"));
+    assert_eq!(stream.message(4).await.0, format!("{run}:send:2:1"));
+    stream.delete().await;
+}
