@@ -62,6 +62,15 @@ pub(crate) async fn deliver(
     }
 }
 
+/// `1 record`, `2 records`.
+pub(crate) fn count_records(n: usize) -> String {
+    if n == 1 {
+        "1 record".to_owned()
+    } else {
+        format!("{n} records")
+    }
+}
+
 impl Delivery {
     /// The step-log line of batch `number` of `total` (never a payload).
     pub(crate) fn describe(
@@ -72,8 +81,8 @@ impl Delivery {
         millis: u128,
     ) -> String {
         let mut line = format!(
-            "Batch {number}/{total}: {} records published to sink `{}` ({}) in {millis} ms",
-            self.accepted,
+            "Batch {number}/{total}: {} published to sink `{}` ({}) in {millis} ms",
+            count_records(self.accepted),
             sink.name,
             sink.config.kind()
         );

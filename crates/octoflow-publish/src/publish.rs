@@ -10,7 +10,7 @@ use octoflow_core::step::prelude::*;
 
 use crate::batch::{self, Naming};
 use crate::config::SinkConfig;
-use crate::deliver::deliver;
+use crate::deliver::{count_records, deliver};
 use crate::encode::Encoder;
 use crate::schema::SchemaCache;
 use crate::settings::{Encoding, PublishSettings, RecordExpr, unknown_sink};
@@ -154,14 +154,18 @@ impl StepKind for Publish {
                 .note(delivery.describe(sink, i + 1, plan.len(), millis))
                 .await;
             if delivery.refused > 0 {
+                let unsent = items.len() - published;
                 return Err(StepError::failed(format!(
-                    "sink `{}` refused {} records after {} re-sends (last: {}); {published} of {} records were published, {} were not",
+                    "sink `{}` refused {} after {} (last: {}); {published} of {} published, {unsent} {} not",
                     sink.name,
-                    delivery.refused,
-                    settings.retry.attempts,
+                    count_records(delivery.refused),
+                    match settings.retry.attempts {
+                        1 => "1 re-send".to_owned(),
+                        n => format!("{n} re-sends"),
+                    },
                     delivery.reason.as_deref().unwrap_or("no reason given"),
-                    items.len(),
-                    items.len() - published,
+                    count_records(items.len()),
+                    if unsent == 1 { "was" } else { "were" },
                 )));
             }
         }

@@ -86,7 +86,7 @@ async fn unroutable_records_are_resent_then_counted() {
     let error = report.step("send").error.clone().unwrap();
     assert!(
         error.starts_with(&format!(
-            "sink `queue` refused 2 records after 1 re-sends (last: exchange `` could not route it with key `{nowhere}` (312 NO_ROUTE)); 0 of 2 records were published, 2 were not"
+            "sink `queue` refused 2 records after 1 re-send (last: exchange `` could not route it with key `{nowhere}` (312 NO_ROUTE)); 0 of 2 records published, 2 were not"
         )),
         "{error}"
     );

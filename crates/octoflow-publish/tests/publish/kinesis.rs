@@ -323,7 +323,7 @@ async fn records_still_refused_fail_the_step_with_counts() {
     assert_eq!(
         report.step("send").error.as_deref(),
         Some(
-            "sink `stream` refused 1 records after 2 re-sends (last: ProvisionedThroughputExceededException: Rate exceeded for shard shardId-000000000000); 4 of 5 records were published, 1 were not"
+            "sink `stream` refused 1 record after 2 re-sends (last: ProvisionedThroughputExceededException: Rate exceeded for shard shardId-000000000000); 4 of 5 records published, 1 was not"
         )
     );
     assert_eq!(calls.lock().unwrap().len(), 3);

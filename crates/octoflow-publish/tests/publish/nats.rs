@@ -86,7 +86,7 @@ async fn a_resent_message_id_is_kept_once() {
             .assert_data("send", json!({"published": 5, "batches": 3}));
         let log = report.log_text("send");
         assert!(
-            log.contains("Batch 3/3: 1 records published to sink `events` (nats)"),
+            log.contains("Batch 3/3: 1 record published to sink `events` (nats)"),
             "{log}"
         );
         if round == 2 {
