@@ -9,6 +9,7 @@
 
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
 #![allow(missing_docs)] // a bench binary
+#![allow(clippy::cast_precision_loss)] // counts far below 2^52 turned into rates
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -42,7 +43,10 @@ async fn execute(conn: &mut sqlx::PgConnection, sql: &str) {
 }
 
 async fn pipeline() {
-    let pg = services::url("OCTOFLOW_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
+    let pg = services::url(
+        "OCTOFLOW_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    );
     let nats_url = services::url("OCTOFLOW_TEST_NATS_URL", "nats://127.0.0.1:4222");
     let Ok(mut conn) = sqlx::PgConnection::connect(&pg).await else {
         println!("skipped: PostgreSQL unreachable; set OCTOFLOW_TEST_POSTGRES_URL");
@@ -76,49 +80,8 @@ async fn pipeline() {
     .await
     .expect("stream");
 
-    // Floor 1: the driver alone reads the rows.
-    let mut select_floor = Duration::MAX;
-    for _ in 0..PASSES {
-        let started = Instant::now();
-        let text = AssertSqlSafe(select.clone()).into_sql_str();
-        let mut rows = sqlx::query(text).fetch(&mut conn);
-        let mut count = 0;
-        while let Some(row) = rows.try_next().await.expect("row") {
-            let _: i32 = row.get("id");
-            count += 1;
-        }
-        assert_eq!(count, ROWS);
-        select_floor = select_floor.min(started.elapsed());
-    }
-
-    // Floor 2: bare JetStream publishes of the same payloads, 500 acks in flight at most.
-    let payloads: Vec<Vec<u8>> = (1..=ROWS)
-        .map(|n| {
-            serde_json::to_vec(&json!({"id": n, "patron": format!("{:064x}", n % 5000),
-                "minutes": n % 120, "at": "2026-12-06T04:00:00.123456Z", "branch": format!("branch {}", n % 90)}))
-            .expect("json")
-        })
-        .collect();
-    let mut publish_floor = Duration::MAX;
-    for pass in 0..PASSES {
-        let started = Instant::now();
-        for (chunk_index, chunk) in payloads.chunks(500).enumerate() {
-            let mut acks = Vec::with_capacity(chunk.len());
-            for (i, payload) in chunk.iter().enumerate() {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", format!("floor-{pass}-{chunk_index}-{i}").as_str());
-                acks.push(
-                    js.publish_with_headers(subject.clone(), headers, payload.clone().into())
-                        .await
-                        .expect("publish"),
-                );
-            }
-            for ack in acks {
-                ack.await.expect("ack");
-            }
-        }
-        publish_floor = publish_floor.min(started.elapsed());
-    }
+    let select_floor = select_floor(&mut conn, &select).await;
+    let publish_floor = publish_floor(&js, &subject).await;
 
     // The pipeline: one run of three steps through the engine.
     let mut connections = BTreeMap::new();
@@ -153,9 +116,18 @@ steps:
     }
     let rate = |d: Duration| ROWS as f64 / d.as_secs_f64();
     println!("sql → hash (hmac-sha256) → publish (nats), {ROWS} rows, best of {PASSES}:");
-    println!("  pipeline        {:>8.0} records/s ({pipeline:.2?})", rate(pipeline));
-    println!("  floor: SELECT   {:>8.0} rows/s    ({select_floor:.2?})", rate(select_floor));
-    println!("  floor: publish  {:>8.0} msgs/s    ({publish_floor:.2?})", rate(publish_floor));
+    println!(
+        "  pipeline        {:>8.0} records/s ({pipeline:.2?})",
+        rate(pipeline)
+    );
+    println!(
+        "  floor: SELECT   {:>8.0} rows/s    ({select_floor:.2?})",
+        rate(select_floor)
+    );
+    println!(
+        "  floor: publish  {:>8.0} msgs/s    ({publish_floor:.2?})",
+        rate(publish_floor)
+    );
     let slowest = select_floor.max(publish_floor);
     println!(
         "  pipeline / slowest floor = {:.2}",
@@ -164,6 +136,62 @@ steps:
 
     let _ = js.delete_stream(&stream).await;
     execute(&mut conn, &format!("DROP SCHEMA {schema} CASCADE")).await;
+}
+
+/// The driver alone reads the rows: best of [`PASSES`].
+async fn select_floor(conn: &mut sqlx::PgConnection, select: &str) -> Duration {
+    let mut select_floor = Duration::MAX;
+    for _ in 0..PASSES {
+        let started = Instant::now();
+        let text = AssertSqlSafe(select.to_owned()).into_sql_str();
+        let mut rows = sqlx::query(text).fetch(&mut *conn);
+        let mut count = 0;
+        while let Some(row) = rows.try_next().await.expect("row") {
+            let _: i32 = row.get("id");
+            count += 1;
+        }
+        assert_eq!(count, ROWS);
+        select_floor = select_floor.min(started.elapsed());
+    }
+
+    select_floor
+}
+
+/// Bare `JetStream` publishes of the pipeline's payloads, 500 acks in flight at most: best
+/// of [`PASSES`].
+async fn publish_floor(js: &jetstream::Context, subject: &str) -> Duration {
+    let payloads: Vec<Vec<u8>> = (1..=ROWS)
+        .map(|n| {
+            serde_json::to_vec(&json!({"id": n, "patron": format!("{:064x}", n % 5000),
+                "minutes": n % 120, "at": "2026-12-06T04:00:00.123456Z", "branch": format!("branch {}", n % 90)}))
+            .expect("json")
+        })
+        .collect();
+    let mut publish_floor = Duration::MAX;
+    for pass in 0..PASSES {
+        let started = Instant::now();
+        for (chunk_index, chunk) in payloads.chunks(500).enumerate() {
+            let mut acks = Vec::with_capacity(chunk.len());
+            for (i, payload) in chunk.iter().enumerate() {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(
+                    "Nats-Msg-Id",
+                    format!("floor-{pass}-{chunk_index}-{i}").as_str(),
+                );
+                acks.push(
+                    js.publish_with_headers(subject.to_owned(), headers, payload.clone().into())
+                        .await
+                        .expect("publish"),
+                );
+            }
+            for ack in acks {
+                ack.await.expect("ack");
+            }
+        }
+        publish_floor = publish_floor.min(started.elapsed());
+    }
+
+    publish_floor
 }
 
 /// Digests per second of a `hash` step (bcrypt, cost 4 and 10) next to the bcrypt crate
@@ -194,7 +222,9 @@ async fn bcrypt_rates() {
         }
         let raw_all = values as f64 / started.elapsed().as_secs_f64();
 
-        let records: Vec<_> = (0..values).map(|n| json!({"patron": format!("patron-{n}")})).collect();
+        let records: Vec<_> = (0..values)
+            .map(|n| json!({"patron": format!("patron-{n}")}))
+            .collect();
         let mut registry = Registry::with_core_kinds();
         octoflow_steps::register_builtin(&mut registry);
         let harness = Harness::new(registry)

@@ -227,11 +227,17 @@ mod tests {
     async fn a_pool_is_made_without_dialing() {
         let mut configs = BTreeMap::new();
         // Port 1: nothing listens; a lazy pool does not notice.
-        configs.insert("db".to_owned(), ConnectionConfig::new("postgres://u@127.0.0.1:1/x"));
+        configs.insert(
+            "db".to_owned(),
+            ConnectionConfig::new("postgres://u@127.0.0.1:1/x"),
+        );
         let connections = Connections::new(configs);
         let pool = connections.pool("db", &Secrets::default()).await;
         assert!(matches!(pool, Ok(Pool::Postgres(_))));
-        let missing = connections.pool("nope", &Secrets::default()).await.unwrap_err();
+        let missing = connections
+            .pool("nope", &Secrets::default())
+            .await
+            .unwrap_err();
         assert_eq!(
             missing.to_string(),
             "connection `nope`: no such connection in `connections:`"

@@ -33,12 +33,14 @@ impl StepKind for Sql {
         let mut problems = settings.problems();
         if !self.connections.contains(&settings.connection) {
             let names: Vec<&str> = self.connections.names().collect();
-            let hint = match octoflow_core::flow::suggest(&settings.connection, names.iter().copied())
-            {
-                Some(best) => format!("; did you mean `{best}`?"),
-                None if names.is_empty() => "; `connections:` in config.yml is empty".to_owned(),
-                None => format!("; known: {}", names.join(", ")),
-            };
+            let hint =
+                match octoflow_core::flow::suggest(&settings.connection, names.iter().copied()) {
+                    Some(best) => format!("; did you mean `{best}`?"),
+                    None if names.is_empty() => {
+                        "; `connections:` in config.yml is empty".to_owned()
+                    }
+                    None => format!("; known: {}", names.join(", ")),
+                };
             problems.push(Problem::at(
                 "connection",
                 format!("unknown connection `{}`{hint}", settings.connection),
@@ -66,7 +68,10 @@ impl StepKind for Sql {
             transaction: settings.transaction,
             batch_size: settings.batch_size(),
         };
-        let pool = self.connections.pool(&settings.connection, cx.secrets()).await?;
+        let pool = self
+            .connections
+            .pool(&settings.connection, cx.secrets())
+            .await?;
         let token = cx.cancel_token().clone();
         match pool {
             Pool::Postgres(pool) => session.on_postgres(&pool, sink, &token).await,
@@ -192,11 +197,9 @@ fn finish(
     outcome: Option<Result<Value, StepError>>,
     close: impl FnOnce(),
 ) -> Result<Value, StepError> {
-    match outcome {
-        Some(result) => result,
-        None => {
-            close();
-            Err(StepError::Cancelled)
-        }
+    if let Some(result) = outcome {
+        return result;
     }
+    close();
+    Err(StepError::Cancelled)
 }

@@ -104,13 +104,12 @@ fn bind<'q>(query: MySqlQuery<'q>, value: &Value) -> MySqlQuery<'q> {
 fn row_json(row: &MySqlRow, index: usize) -> Result<Map<String, Value>, SqlError> {
     let mut object = Map::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
-        let value = column_json(row, i, column.type_info().name()).map_err(|e| {
-            SqlError::Column {
+        let value =
+            column_json(row, i, column.type_info().name()).map_err(|e| SqlError::Column {
                 index,
                 column: column.name().to_owned(),
                 message: e,
-            }
-        })?;
+            })?;
         object.insert(column.name().to_owned(), value);
     }
     Ok(object)

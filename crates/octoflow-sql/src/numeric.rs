@@ -2,6 +2,8 @@
 //! stays `1.50`), read from the server's binary form: a sign, a weight and base-10000
 //! digits. `NaN` and the infinities come back as their names.
 
+use std::fmt::Write as _;
+
 /// The text of a binary `numeric` value, or `None` when the bytes are not one.
 pub(crate) fn numeric_text(bytes: &[u8]) -> Option<String> {
     let word = |i: usize| -> Option<u16> {
@@ -37,9 +39,9 @@ pub(crate) fn numeric_text(bytes: &[u8]) -> Option<String> {
         for place in (0..=weight).rev() {
             let group = digit_at(place);
             if place == weight {
-                text.push_str(&group.to_string());
+                let _ = write!(text, "{group}");
             } else {
-                text.push_str(&format!("{group:04}"));
+                let _ = write!(text, "{group:04}");
             }
         }
     }
@@ -48,7 +50,7 @@ pub(crate) fn numeric_text(bytes: &[u8]) -> Option<String> {
         let mut fraction = String::new();
         let mut place = -1;
         while fraction.len() < scale {
-            fraction.push_str(&format!("{:04}", digit_at(place)));
+            let _ = write!(fraction, "{:04}", digit_at(place));
             place -= 1;
         }
         fraction.truncate(scale);
@@ -65,7 +67,10 @@ mod tests {
     fn binary(weight: i16, sign: u16, scale: u16, digits: &[u16]) -> Vec<u8> {
         let count = u16::try_from(digits.len()).unwrap();
         let mut out = Vec::new();
-        for word in [count, weight.cast_unsigned(), sign, scale].iter().chain(digits) {
+        for word in [count, weight.cast_unsigned(), sign, scale]
+            .iter()
+            .chain(digits)
+        {
             out.extend_from_slice(&word.to_be_bytes());
         }
         out
@@ -89,7 +94,13 @@ mod tests {
         case(0, 0x4000, 3, &[7, 1230], "-7.123");
         case(0, 0, 0, &[], "0");
         case(0, 0, 2, &[], "0.00");
-        case(4, 0, 10, &[1234, 5678, 9012, 3456, 7890, 123, 4567, 8900], "12345678901234567890.0123456789");
+        case(
+            4,
+            0,
+            10,
+            &[1234, 5678, 9012, 3456, 7890, 123, 4567, 8900],
+            "12345678901234567890.0123456789",
+        );
         case(0, 0xC000, 0, &[], "NaN");
         case(0, 0xD000, 0, &[], "Infinity");
         assert_eq!(numeric_text(&[0, 1]), None);

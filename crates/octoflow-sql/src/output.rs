@@ -60,8 +60,7 @@ impl RowSink {
             } => {
                 pending.clear();
                 for row in &batch {
-                    serde_json::to_writer(&mut *pending, row)
-                        .map_err(|e| save_error(shown, &e))?;
+                    serde_json::to_writer(&mut *pending, row).map_err(|e| save_error(shown, &e))?;
                     pending.push(b'\n');
                 }
                 writer

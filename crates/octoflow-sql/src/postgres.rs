@@ -139,12 +139,21 @@ fn bind<'q>(query: PgQuery<'q>, value: &Value, ty: &PgTypeInfo) -> Result<PgQuer
         "INT8[]" => bind_as!(query, value, Vec<Option<i64>>, |v| {
             values::list(v, values::integer::<i64>)
         }),
-        "FLOAT8[]" => bind_as!(query, value, Vec<Option<f64>>, |v| values::list(v, values::float)),
+        "FLOAT8[]" => bind_as!(query, value, Vec<Option<f64>>, |v| values::list(
+            v,
+            values::float
+        )),
         "NUMERIC[]" => bind_as!(query, value, Vec<Option<BigDecimal>>, |v| {
             values::list(v, values::decimal)
         }),
-        "BOOL[]" => bind_as!(query, value, Vec<Option<bool>>, |v| values::list(v, values::boolean)),
-        "UUID[]" => bind_as!(query, value, Vec<Option<Uuid>>, |v| values::list(v, values::uuid)),
+        "BOOL[]" => bind_as!(query, value, Vec<Option<bool>>, |v| values::list(
+            v,
+            values::boolean
+        )),
+        "UUID[]" => bind_as!(query, value, Vec<Option<Uuid>>, |v| values::list(
+            v,
+            values::uuid
+        )),
         other => {
             return Err(format!(
                 "placeholders of type `{other}` are not supported; cast the placeholder in the \
@@ -159,13 +168,12 @@ fn bind<'q>(query: PgQuery<'q>, value: &Value, ty: &PgTypeInfo) -> Result<PgQuer
 fn row_json(row: &PgRow, index: usize) -> Result<Map<String, Value>, SqlError> {
     let mut object = Map::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
-        let value = column_json(row, i, column.type_info().name()).map_err(|e| {
-            SqlError::Column {
+        let value =
+            column_json(row, i, column.type_info().name()).map_err(|e| SqlError::Column {
                 index,
                 column: column.name().to_owned(),
                 message: e,
-            }
-        })?;
+            })?;
         object.insert(column.name().to_owned(), value);
     }
     Ok(object)
@@ -235,10 +243,7 @@ fn numeric(row: &PgRow, i: usize) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     let text = match raw.format() {
-        PgValueFormat::Binary => raw
-            .as_bytes()
-            .ok()
-            .and_then(crate::numeric::numeric_text),
+        PgValueFormat::Binary => raw.as_bytes().ok().and_then(crate::numeric::numeric_text),
         PgValueFormat::Text => raw.as_str().ok().map(ToOwned::to_owned),
     };
     text.map(Value::String)

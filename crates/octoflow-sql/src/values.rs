@@ -17,7 +17,10 @@ pub(crate) fn text(value: &Value) -> String {
 }
 
 fn expected(what: &str, value: &Value) -> String {
-    format!("expected {what}, got {}", octoflow_core::step::value_kind(value))
+    format!(
+        "expected {what}, got {}",
+        octoflow_core::step::value_kind(value)
+    )
 }
 
 pub(crate) fn boolean(value: &Value) -> Result<bool, String> {

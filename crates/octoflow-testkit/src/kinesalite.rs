@@ -37,7 +37,14 @@ impl Kinesalite {
         #[allow(clippy::disallowed_methods)] // a test's own helper process
         let child = std::process::Command::new(&program)
             .args(["--port", &port.to_string()])
-            .args(["--createStreamMs", "0", "--deleteStreamMs", "0", "--updateStreamMs", "0"])
+            .args([
+                "--createStreamMs",
+                "0",
+                "--deleteStreamMs",
+                "0",
+                "--updateStreamMs",
+                "0",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();

@@ -29,7 +29,9 @@ pub(crate) fn registry(config: &Config) -> Registry {
             registry.register(octoflow_publish::Publish::new(config.sinks.clone(), http));
         }
         // Only when TLS cannot start; `rest` steps report the same error when they run.
-        Err(error) => tracing::error!(error = %error, "The HTTP client of `publish` steps cannot be built."),
+        Err(error) => {
+            tracing::error!(error = %error, "The HTTP client of `publish` steps cannot be built.")
+        }
     }
     registry
 }

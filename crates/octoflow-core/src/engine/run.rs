@@ -572,7 +572,10 @@ impl<'e> Execution<'e> {
         let data = if self.private_keys.is_empty() {
             Value::Object((*self.data).clone())
         } else {
-            let kept = self.data.iter().filter(|(k, _)| !self.private_keys.contains(*k));
+            let kept = self
+                .data
+                .iter()
+                .filter(|(k, _)| !self.private_keys.contains(*k));
             Value::Object(kept.map(|(k, v)| (k.clone(), v.clone())).collect())
         };
         self.engine.redactor.value(&data)

@@ -81,7 +81,10 @@ pub(super) struct Visits(std::sync::Mutex<std::collections::HashMap<String, u32>
 impl Visits {
     /// Counts a new visit of `step`; the first is 1.
     fn next(&self, step: &str) -> u32 {
-        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = counts.entry(step.to_owned()).or_insert(0);
         *count += 1;
         *count

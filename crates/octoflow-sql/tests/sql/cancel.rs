@@ -9,7 +9,9 @@ use crate::support::{Scratch, Server};
 /// Runs a 60-second sleep statement with a one-second step timeout; the step ends timed out
 /// within seconds and the server runs no such statement afterwards.
 async fn long_statement_stops(server: Server, sleep: &str, running: &str) {
-    let Some(db) = Scratch::new(server).await else { return };
+    let Some(db) = Scratch::new(server).await else {
+        return;
+    };
     let started = Instant::now();
     let report = db
         .harness()
@@ -21,8 +23,16 @@ async fn long_statement_stops(server: Server, sleep: &str, running: &str) {
     report
         .assert_status(RunStatus::Failed)
         .assert_step("slow", StepStatus::TimedOut);
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
-    assert_eq!(db.count(running).await, 0, "the statement still runs on the server");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        db.count(running).await,
+        0,
+        "the statement still runs on the server"
+    );
     db.drop_all().await;
 }
 

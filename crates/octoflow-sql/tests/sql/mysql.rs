@@ -7,7 +7,9 @@ use crate::support::{Scratch, Server};
 
 #[tokio::test]
 async fn types_round_trip() {
-    let Some(db) = Scratch::new(Server::MySql).await else { return };
+    let Some(db) = Scratch::new(Server::MySql).await else {
+        return;
+    };
     db.exec(
         "CREATE TABLE t (flag tinyint(1), small smallint, n int, big bigint unsigned,
          num decimal(30,10), f double, name varchar(50), at datetime(3), stamp timestamp NULL,
@@ -50,7 +52,9 @@ steps:
 
 #[tokio::test]
 async fn a_value_that_looks_like_sql_stays_a_value() {
-    let Some(db) = Scratch::new(Server::MySql).await else { return };
+    let Some(db) = Scratch::new(Server::MySql).await else {
+        return;
+    };
     db.exec("CREATE TABLE people (name varchar(100))").await;
     let evil = "x'); DROP TABLE people; --";
     let report = db

@@ -7,7 +7,9 @@ use crate::support::{Scratch, Server, harness_with};
 
 #[tokio::test]
 async fn types_round_trip() {
-    let Some(db) = Scratch::new(Server::Postgres).await else { return };
+    let Some(db) = Scratch::new(Server::Postgres).await else {
+        return;
+    };
     db.exec(
         "CREATE TABLE t (i2 int2, i4 int4, i8 int8, num numeric(30,10), f8 float8, txt text,
          flag bool, day date, at timestamp, at_tz timestamptz, raw bytea, doc jsonb, id uuid,
@@ -52,7 +54,9 @@ steps:
 
 #[tokio::test]
 async fn a_value_that_looks_like_sql_stays_a_value() {
-    let Some(db) = Scratch::new(Server::Postgres).await else { return };
+    let Some(db) = Scratch::new(Server::Postgres).await else {
+        return;
+    };
     db.exec("CREATE TABLE people (name text)").await;
     let evil = "x'); DROP TABLE people; --";
     let report = db
@@ -78,7 +82,9 @@ steps:
 
 #[tokio::test]
 async fn a_failed_statement_rolls_the_transaction_back() {
-    let Some(db) = Scratch::new(Server::Postgres).await else { return };
+    let Some(db) = Scratch::new(Server::Postgres).await else {
+        return;
+    };
     db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
     let report = db
         .harness()
@@ -96,7 +102,9 @@ steps:
         )
         .run()
         .await;
-    report.assert_status(RunStatus::Failed).assert_step("both", StepStatus::Failed);
+    report
+        .assert_status(RunStatus::Failed)
+        .assert_step("both", StepStatus::Failed);
     let error = report.step("both").error.clone().unwrap();
     assert!(
         error.starts_with("statement 2: duplicate key value violates unique constraint"),
@@ -109,7 +117,9 @@ steps:
 
 #[tokio::test]
 async fn many_rows_go_to_a_file_a_batch_at_a_time() {
-    let Some(db) = Scratch::new(Server::Postgres).await else { return };
+    let Some(db) = Scratch::new(Server::Postgres).await else {
+        return;
+    };
     let report = db
         .harness()
         .flow(
@@ -138,7 +148,9 @@ steps:
 
 #[tokio::test]
 async fn wrong_values_and_placeholders_are_named() {
-    let Some(db) = Scratch::new(Server::Postgres).await else { return };
+    let Some(db) = Scratch::new(Server::Postgres).await else {
+        return;
+    };
     db.exec("CREATE TABLE t (n int4, at timestamptz)").await;
     let report = db
         .harness()
@@ -161,18 +173,24 @@ steps:
         Some("statement 1: `params[0]`: expected an integer in range, got a string")
     );
     let syntax = report.step("syntax").error.clone().unwrap();
-    assert!(syntax.starts_with("statement 1: syntax error at or near"), "{syntax}");
+    assert!(
+        syntax.starts_with("statement 1: syntax error at or near"),
+        "{syntax}"
+    );
     db.drop_all().await;
 }
 
 #[tokio::test]
 async fn a_connection_error_names_the_connection_and_hides_the_password() {
     // Port 1 on loopback: nothing listens. The password comes from a secret.
-    let report = harness_with("warehouse", "postgres://reader:{{ secrets.wh.password }}@127.0.0.1:1/x")
-        .secrets("- { name: wh, type: credential, username: reader, password: hunter2-pw }")
-        .flow("steps: [{ name: q, sql: { connection: warehouse, query: 'SELECT 1' } }]")
-        .run()
-        .await;
+    let report = harness_with(
+        "warehouse",
+        "postgres://reader:{{ secrets.wh.password }}@127.0.0.1:1/x",
+    )
+    .secrets("- { name: wh, type: credential, username: reader, password: hunter2-pw }")
+    .flow("steps: [{ name: q, sql: { connection: warehouse, query: 'SELECT 1' } }]")
+    .run()
+    .await;
     report.assert_status(RunStatus::Failed);
     let error = report.step("q").error.clone().unwrap();
     assert!(error.starts_with("connection `warehouse`: "), "{error}");
@@ -194,12 +212,17 @@ steps:
         .unwrap_err();
     let text = problems.join("\n");
     assert!(
-        text.contains("steps[0].sql.connection: unknown connection `warehous`; did you mean `warehouse`?"),
+        text.contains(
+            "steps[0].sql.connection: unknown connection `warehous`; did you mean `warehouse`?"
+        ),
         "{text}"
     );
     assert!(
         text.contains("steps[1].sql.query: a list of statements needs `transaction: true`"),
         "{text}"
     );
-    assert!(text.contains("steps[2].sql.batch_size: must be at least 1"), "{text}");
+    assert!(
+        text.contains("steps[2].sql.batch_size: must be at least 1"),
+        "{text}"
+    );
 }

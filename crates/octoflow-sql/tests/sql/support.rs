@@ -38,12 +38,19 @@ impl Scratch {
                     services::url(POSTGRES_VAR, "postgres://postgres@127.0.0.1:5432/test");
                 let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
                     Ok(conn) => conn,
-                    Err(e) => return services::unreachable("PostgreSQL", POSTGRES_VAR, &e.to_string()),
+                    Err(e) => {
+                        return services::unreachable("PostgreSQL", POSTGRES_VAR, &e.to_string());
+                    }
                 };
                 run(&mut conn, &format!("CREATE SCHEMA {name}")).await;
                 let sep = if admin_url.contains('?') { '&' } else { '?' };
                 let url = format!("{admin_url}{sep}options=-csearch_path%3D{name}");
-                Some(Self { server, url, admin_url, name })
+                Some(Self {
+                    server,
+                    url,
+                    admin_url,
+                    name,
+                })
             }
             Server::MySql => {
                 let admin_url = services::url(MYSQL_VAR, "mysql://root@127.0.0.1:3306/test");
@@ -52,9 +59,16 @@ impl Scratch {
                     Err(e) => return services::unreachable("MariaDB", MYSQL_VAR, &e.to_string()),
                 };
                 run(&mut conn, &format!("CREATE DATABASE {name}")).await;
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
                 let url = format!("{base}/{name}");
-                Some(Self { server, url, admin_url, name })
+                Some(Self {
+                    server,
+                    url,
+                    admin_url,
+                    name,
+                })
             }
         }
     }
@@ -79,11 +93,17 @@ impl Scratch {
         match self.server {
             Server::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut conn).await.unwrap()
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
             }
             Server::MySql => {
                 let mut conn = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut conn).await.unwrap()
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
             }
         }
     }
@@ -101,7 +121,9 @@ impl Scratch {
                 run(&mut conn, &format!("DROP SCHEMA {} CASCADE", self.name)).await;
             }
             Server::MySql => {
-                let mut conn = sqlx::MySqlConnection::connect(&self.admin_url).await.unwrap();
+                let mut conn = sqlx::MySqlConnection::connect(&self.admin_url)
+                    .await
+                    .unwrap();
                 run(&mut conn, &format!("DROP DATABASE {}", self.name)).await;
             }
         }
@@ -123,7 +145,8 @@ where
     for<'c> &'c mut C: Executor<'c>,
 {
     let text = AssertSqlSafe(sql.to_owned()).into_sql_str();
-    (&mut *conn).execute(text)
+    (&mut *conn)
+        .execute(text)
         .await
         .unwrap_or_else(|e| panic!("`{sql}`: {e}"));
 }

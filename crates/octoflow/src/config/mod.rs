@@ -27,8 +27,7 @@ mod step_env;
 #[cfg(test)]
 use sections::ByteSize;
 pub(crate) use sections::{
-    AuthConfig, FilesConfig, HttpSection, LimitsConfig, SmtpConfig,
-    StoreSection, SynchronousMode,
+    AuthConfig, FilesConfig, HttpSection, LimitsConfig, SmtpConfig, StoreSection, SynchronousMode,
 };
 
 /// The data directory when none is given.

@@ -74,22 +74,42 @@ struct World {
 
 impl World {
     async fn new() -> Option<Self> {
-        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let mysql_admin = services::url("OCTOFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
-        let postgres_admin =
-            services::url("OCTOFLOW_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
+        let id: String = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .chars()
+            .take(12)
+            .collect();
+        let mysql_admin = services::url(
+            "OCTOFLOW_TEST_MYSQL_URL",
+            "mysql://root@127.0.0.1:3306/test",
+        );
+        let postgres_admin = services::url(
+            "OCTOFLOW_TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        );
         let nats_url = services::url("OCTOFLOW_TEST_NATS_URL", "nats://127.0.0.1:4222");
         if let Err(e) = sqlx::MySqlConnection::connect(&mysql_admin).await {
             return services::unreachable("MariaDB", "OCTOFLOW_TEST_MYSQL_URL", &e.to_string());
         }
         if let Err(e) = sqlx::PgConnection::connect(&postgres_admin).await {
-            return services::unreachable("PostgreSQL", "OCTOFLOW_TEST_POSTGRES_URL", &e.to_string());
+            return services::unreachable(
+                "PostgreSQL",
+                "OCTOFLOW_TEST_POSTGRES_URL",
+                &e.to_string(),
+            );
         }
         if let Err(e) = async_nats::connect(&nats_url).await {
             return services::unreachable("NATS", "OCTOFLOW_TEST_NATS_URL", &e.to_string());
         }
         let kinesalite = Kinesalite::start().await?;
-        let world = Self { id, mysql_admin, postgres_admin, nats_url, kinesalite };
+        let world = Self {
+            id,
+            mysql_admin,
+            postgres_admin,
+            nats_url,
+            kinesalite,
+        };
         world.setup().await;
         Some(world)
     }
@@ -103,18 +123,26 @@ impl World {
     }
 
     async fn mysql(&self, statements: &[String]) {
-        let mut conn = sqlx::MySqlConnection::connect(&self.mysql_admin).await.unwrap();
+        let mut conn = sqlx::MySqlConnection::connect(&self.mysql_admin)
+            .await
+            .unwrap();
         for sql in statements {
             let text = AssertSqlSafe(sql.clone()).into_sql_str();
-            conn.execute(text).await.unwrap_or_else(|e| panic!("`{sql}`: {e}"));
+            conn.execute(text)
+                .await
+                .unwrap_or_else(|e| panic!("`{sql}`: {e}"));
         }
     }
 
     async fn postgres(&self, statements: &[String]) {
-        let mut conn = sqlx::PgConnection::connect(&self.postgres_admin).await.unwrap();
+        let mut conn = sqlx::PgConnection::connect(&self.postgres_admin)
+            .await
+            .unwrap();
         for sql in statements {
             let text = AssertSqlSafe(sql.clone()).into_sql_str();
-            conn.execute(text).await.unwrap_or_else(|e| panic!("`{sql}`: {e}"));
+            conn.execute(text)
+                .await
+                .unwrap_or_else(|e| panic!("`{sql}`: {e}"));
         }
     }
 
@@ -154,7 +182,8 @@ impl World {
             })
             .await
             .unwrap();
-        self.kinesis("CreateStream", json!({"StreamName": db, "ShardCount": 2})).await;
+        self.kinesis("CreateStream", json!({"StreamName": db, "ShardCount": 2}))
+            .await;
     }
 
     async fn insert_rows(&self, range: std::ops::RangeInclusive<u64>) {
@@ -171,7 +200,11 @@ impl World {
                             barcode(*p),
                             p % 120,
                             p % 7,
-                            if p % 5 == 0 { "NULL".to_owned() } else { format!("'area {}'", p % 3) }
+                            if p % 5 == 0 {
+                                "NULL".to_owned()
+                            } else {
+                                format!("'area {}'", p % 3)
+                            }
                         )
                     })
                     .collect();
@@ -183,7 +216,9 @@ impl World {
 
     /// One call of kinesalite's JSON API.
     async fn kinesis(&self, action: &str, body: Value) -> Value {
-        let answer = reqwest::Client::new()
+        let answer = reqwest::Client::builder()
+            .build()
+            .unwrap()
             .post(self.kinesalite.endpoint())
             .header("X-Amz-Target", format!("Kinesis_20131202.{action}"))
             .header("Content-Type", "application/x-amz-json-1.1")
@@ -204,7 +239,9 @@ impl World {
     /// How many records the Kinesis stream holds, over its shards.
     async fn kinesis_count(&self) -> usize {
         let stream = self.db();
-        let shards = self.kinesis("ListShards", json!({"StreamName": stream})).await;
+        let shards = self
+            .kinesis("ListShards", json!({"StreamName": stream}))
+            .await;
         let mut count = 0;
         for shard in shards["Shards"].as_array().unwrap() {
             let iterator = self
@@ -215,7 +252,9 @@ impl World {
                 .await;
             let mut next = iterator["ShardIterator"].clone();
             loop {
-                let page = self.kinesis("GetRecords", json!({"ShardIterator": next, "Limit": 10000})).await;
+                let page = self
+                    .kinesis("GetRecords", json!({"ShardIterator": next, "Limit": 10000}))
+                    .await;
                 let records = page["Records"].as_array().unwrap();
                 count += records.len();
                 if records.is_empty() {
@@ -244,7 +283,10 @@ impl World {
 
     async fn stream_count(&self) -> u64 {
         let nats = async_nats::connect(&self.nats_url).await.unwrap();
-        let mut stream = jetstream::new(nats).get_stream(self.stream()).await.unwrap();
+        let mut stream = jetstream::new(nats)
+            .get_stream(self.stream())
+            .await
+            .unwrap();
         stream.info().await.unwrap().state.messages
     }
 
@@ -254,7 +296,10 @@ impl World {
         let db = self.db();
         let postgres = format!(
             "postgres://postgres:{{{{ secrets.sierra.value }}}}@{}",
-            self.postgres_admin.trim_start_matches("postgres://").split_once('@').map_or("127.0.0.1:5432/test", |(_, rest)| rest)
+            self.postgres_admin
+                .trim_start_matches("postgres://")
+                .split_once('@')
+                .map_or("127.0.0.1:5432/test", |(_, rest)| rest)
         );
         let sep = if postgres.contains('?') { '&' } else { '?' };
         let config = format!(
@@ -276,7 +321,10 @@ impl World {
             .file("data/config.yml", &config)
             .file("data/secrets.yml", &read("data/secrets.yml"))
             .file("data/flows/poll.yml", &read("data/flows/poll.yml"))
-            .file("data/schemas/pc_reserve.avsc", &read("data/schemas/pc_reserve.avsc"))
+            .file(
+                "data/schemas/pc_reserve.avsc",
+                &read("data/schemas/pc_reserve.avsc"),
+            )
             .env("ENVISIONWARE_DB_PASSWORD", EW_PASSWORD)
             .env("SIERRA_DB_PASSWORD", "sierra-pw-unused")
             .env("REDSHIFT_DB_PASSWORD", "redshift-pw-unused")
@@ -315,7 +363,10 @@ async fn finished(server: &Server, id: &str) -> Value {
         if !matches!(run["status"].as_str(), Some("queued" | "running")) {
             return run;
         }
-        assert!(tokio::time::Instant::now() < deadline, "run {id} still going: {run}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {id} still going: {run}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -329,7 +380,12 @@ async fn cursor(server: &Server) -> Value {
 
 /// The cursor of the last of the first `n` rows, in cursor order.
 fn last_cursor(n: u64) -> Value {
-    let mut rows: Vec<(String, u64)> = (1..=n).map(|i| { let (k, t, _) = row(i); (t, k) }).collect();
+    let mut rows: Vec<(String, u64)> = (1..=n)
+        .map(|i| {
+            let (k, t, _) = row(i);
+            (t, k)
+        })
+        .collect();
     rows.sort();
     let (time, key) = rows.last().unwrap().clone();
     json!({"dt": time.replace(' ', "T"), "key": key})
@@ -341,12 +397,16 @@ fn keys(payloads: &[Vec<u8>]) -> Vec<String> {
         &std::fs::read_to_string(example("data/schemas/pc_reserve.avsc")).unwrap(),
     )
     .unwrap();
-    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema).build().unwrap();
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap();
     payloads
         .iter()
         .map(|bytes| {
             let value = reader.read_value(&mut bytes.as_slice()).unwrap();
-            let apache_avro::types::Value::Record(fields) = value else { panic!("not a record") };
+            let apache_avro::types::Value::Record(fields) = value else {
+                panic!("not a record")
+            };
             match &fields[0] {
                 (name, apache_avro::types::Value::String(key)) if name == "key" => key.clone(),
                 other => panic!("first field is {other:?}"),
@@ -357,12 +417,16 @@ fn keys(payloads: &[Vec<u8>]) -> Vec<String> {
 
 /// Every plain patron id and barcode the rows hold.
 fn plain_values() -> Vec<String> {
-    (0..700).flat_map(|p| [barcode(p), patron_id(p).to_string()]).collect()
+    (0..700)
+        .flat_map(|p| [barcode(p), patron_id(p).to_string()])
+        .collect()
 }
 
 #[tokio::test]
 async fn every_reservation_reaches_the_stream_once_and_no_patron_is_seen() {
-    let Some(world) = World::new().await else { return };
+    let Some(world) = World::new().await else {
+        return;
+    };
     let node = world.node();
     let server = Server::start(&node, &[]);
 
@@ -377,7 +441,10 @@ async fn every_reservation_reaches_the_stream_once_and_no_patron_is_seen() {
     assert_eq!(payloads.len(), 10_000);
     let unique: HashSet<String> = keys(&payloads).into_iter().collect();
     assert_eq!(unique.len(), 10_000, "a reservation was sent twice or lost");
-    assert!(unique.iter().all(|k| k.len() == 31), "keys are digests without their salt");
+    assert!(
+        unique.iter().all(|k| k.len() == 31),
+        "keys are digests without their salt"
+    );
     assert_eq!(world.kinesis_count().await, 10_000);
     assert_eq!(cursor(&server).await, last_cursor(ROWS));
 
@@ -398,12 +465,30 @@ async fn every_reservation_reaches_the_stream_once_and_no_patron_is_seen() {
     assert_eq!(cursor(&server).await, last_cursor(ROWS));
 
     // No plain patron id or barcode anywhere: the stream, the runs, their logs, the store.
-    let mut seen = payloads.iter().map(|p| base64::engine::general_purpose::STANDARD.encode(p)).collect::<Vec<_>>();
-    seen.extend(payloads.iter().map(|p| String::from_utf8_lossy(p).into_owned()));
+    let mut seen = payloads
+        .iter()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p))
+        .collect::<Vec<_>>();
+    seen.extend(
+        payloads
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+    );
     for run in [&first, &rest, &idle] {
         let id = run["id"].as_str().unwrap();
-        seen.push(server.get(&format!("/api/v1/runs/{id}")).await.1.to_string());
-        let logs = server.http.get(format!("{}/api/v1/runs/{id}/logs", server.url)).send().await.unwrap();
+        seen.push(
+            server
+                .get(&format!("/api/v1/runs/{id}"))
+                .await
+                .1
+                .to_string(),
+        );
+        let logs = server
+            .http
+            .get(format!("{}/api/v1/runs/{id}/logs", server.url))
+            .send()
+            .await
+            .unwrap();
         seen.push(logs.text().await.unwrap());
     }
     server.kill();
@@ -421,17 +506,25 @@ async fn every_reservation_reaches_the_stream_once_and_no_patron_is_seen() {
 
 #[tokio::test]
 async fn a_node_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
-    let Some(world) = World::new().await else { return };
+    let Some(world) = World::new().await else {
+        return;
+    };
     let node = world.node();
     let server = Server::start(&node, &[]);
     let (code, run) = server
-        .post("/api/v1/flows/poll/runs", &json!({"params": {"batch_size": 100}}))
+        .post(
+            "/api/v1/flows/poll/runs",
+            &json!({"params": {"batch_size": 100}}),
+        )
         .await;
     assert_eq!(code, 201, "{run}");
     // Kill the node once part of the rows are out.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while world.stream_count().await < 1500 {
-        assert!(tokio::time::Instant::now() < deadline, "the run sends nothing");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run sends nothing"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill();
@@ -446,10 +539,17 @@ async fn a_node_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
     let again = poll(&server, json!({"batch_size": 100})).await;
     assert_eq!(again["status"], "succeeded", "{again}");
     let payloads = world.stream_messages().await;
-    assert_eq!(payloads.len(), 10_000, "the stream holds each reservation once");
+    assert_eq!(
+        payloads.len(),
+        10_000,
+        "the stream holds each reservation once"
+    );
     let unique: HashSet<String> = keys(&payloads).into_iter().collect();
     assert_eq!(unique.len(), 10_000);
-    assert!(world.kinesis_count().await >= 10_000, "Kinesis does not drop re-sent records");
+    assert!(
+        world.kinesis_count().await >= 10_000,
+        "Kinesis does not drop re-sent records"
+    );
     assert_eq!(cursor(&server).await, last_cursor(ROWS));
     drop(server);
     world.teardown().await;
