@@ -145,7 +145,7 @@ impl StepKind for Publish {
                 &settings.retry,
             );
             let delivery = tokio::select! {
-                delivery = sending => delivery.map_err(SinkError::into_step)?,
+                delivery = sending => delivery.map_err(|e| failed_after(e, published, items.len()))?,
                 () = cx.cancel_token().cancelled() => return Err(StepError::Cancelled),
             };
             published += delivery.accepted;
@@ -170,5 +170,19 @@ impl StepKind for Publish {
             }
         }
         Ok(json!({"published": published, "batches": plan.len()}))
+    }
+}
+
+/// The step's failure for a sink error, saying how many records were published before it.
+fn failed_after(err: SinkError, published: usize, total: usize) -> StepError {
+    match err.into_step() {
+        StepError::Failed { message, retryable } if published > 0 => StepError::Failed {
+            message: format!(
+                "{message}; {published} of {} published before",
+                count_records(total)
+            ),
+            retryable,
+        },
+        other => other,
     }
 }
