@@ -9,7 +9,7 @@
 
 pub mod cli;
 pub mod harness;
-pub mod kinesalite;
 pub mod scheduler;
 pub mod services;
 pub mod store;
+pub mod tools;

@@ -30,7 +30,7 @@ pub(crate) fn registry(config: &Config) -> Registry {
         }
         // Only when TLS cannot start; `rest` steps report the same error when they run.
         Err(error) => {
-            tracing::error!(error = %error, "The HTTP client of `publish` steps cannot be built.")
+            tracing::error!(error = %error, "The HTTP client of `publish` steps cannot be built.");
         }
     }
     registry

@@ -1,10 +1,8 @@
-//! Shared helpers: the registry with sinks, unique names, service probes, and local tools
-//! (kinesalite, moto) started on a free port and stopped when dropped.
+//! Shared helpers: the registry with sinks, unique names and service probes.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use octoflow_core::step::Registry;
 use octoflow_publish::{Publish, SinkConfig};
@@ -81,59 +79,5 @@ pub(crate) async fn service(name: &str, var: &str, default: &str) -> Option<Stri
         Some(url)
     } else {
         unreachable(name, var, &format!("nothing answers at {}", address(&url)))
-    }
-}
-
-/// A port nothing listens on right now.
-pub(crate) fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A server program this test started; killed when dropped.
-pub(crate) struct Tool {
-    _child: tokio::process::Child,
-    /// Its port on 127.0.0.1.
-    pub(crate) port: u16,
-}
-
-impl Tool {
-    /// Starts `program` (from `var`, else `default`) with `args(port)`, and waits until it
-    /// answers; `None` after the skip line when it cannot be started.
-    pub(crate) async fn start(
-        name: &str,
-        var: &str,
-        default: &str,
-        args: impl Fn(u16) -> Vec<String>,
-    ) -> Option<Self> {
-        let program = url(var, default);
-        let port = free_port();
-        // tokio's Command: a test tool, killed on drop, never a step's process.
-        let child = tokio::process::Command::new(&program)
-            .args(args(port))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(e) => return unreachable(name, var, &format!("cannot start `{program}`: {e}")),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !answers(&format!("127.0.0.1:{port}")).await {
-            if let Ok(Some(status)) = child.try_wait() {
-                return unreachable(name, var, &format!("`{program}` exited with {status}"));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not answer on port {port} within 30s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Some(Self {
-            _child: child,
-            port,
-        })
     }
 }

@@ -18,7 +18,8 @@ use axum::routing::post;
 use octoflow_core::store::RunStatus;
 use serde_json::{Value, json};
 
-use crate::common::{Tool, harness, http_client, records, unique};
+use crate::common::{harness, http_client, records, unique};
+use octoflow_testkit::tools::Tool;
 
 /// A kinesalite server with one fresh stream.
 struct Kinesalite {
@@ -30,25 +31,8 @@ struct Kinesalite {
 
 impl Kinesalite {
     async fn start() -> Option<Self> {
-        let tool = Tool::start(
-            "kinesalite",
-            "OCTOFLOW_TEST_KINESALITE",
-            "kinesalite",
-            |port| {
-                [
-                    "--port",
-                    &port.to_string(),
-                    "--createStreamMs",
-                    "0",
-                    "--deleteStreamMs",
-                    "0",
-                ]
-                .map(str::to_owned)
-                .to_vec()
-            },
-        )
-        .await?;
-        let endpoint = format!("http://127.0.0.1:{}", tool.port);
+        let tool = Tool::kinesalite().await?;
+        let endpoint = tool.endpoint();
         let config = aws_sdk_kinesis::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))

@@ -10,7 +10,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use octoflow_core::store::RunStatus;
 use serde_json::{Value, json};
 
-use crate::common::{Tool, harness, http_client, records, unique};
+use crate::common::{harness, http_client, records, unique};
+use octoflow_testkit::tools::Tool;
 
 /// A moto server with one fresh bucket.
 struct Moto {

@@ -533,7 +533,9 @@ mod tests {
         assert!(parse_config("# workers: 8\n").is_ok());
         assert!(parse_config("").is_ok());
         assert!(parse_config("auth: { public_read: true, token_ttl: 15m }\n").is_ok());
-        assert!(parse_config("sinks: { s: { kind: kinesis, stream: x } }\n").is_ok());
+        assert!(
+            parse_config("sinks: { s: { kind: kinesis, stream: x, region: us-east-1 } }\n").is_ok()
+        );
         let err = parse_config("kill_grace: 10 minutes\n").unwrap_err();
         assert!(
             err.starts_with("1:13: invalid duration `10 minutes`"),

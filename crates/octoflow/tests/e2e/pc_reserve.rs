@@ -15,8 +15,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 use base64::Engine as _;
 use octoflow_testkit::cli::Octo;
-use octoflow_testkit::kinesalite::Kinesalite;
 use octoflow_testkit::services;
+use octoflow_testkit::tools::Tool;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor, SqlSafeStr};
 
@@ -69,7 +69,7 @@ struct World {
     mysql_admin: String,
     postgres_admin: String,
     nats_url: String,
-    kinesalite: Kinesalite,
+    kinesalite: Tool,
 }
 
 impl World {
@@ -102,7 +102,7 @@ impl World {
         if let Err(e) = async_nats::connect(&nats_url).await {
             return services::unreachable("NATS", "OCTOFLOW_TEST_NATS_URL", &e.to_string());
         }
-        let kinesalite = Kinesalite::start().await?;
+        let kinesalite = Tool::kinesalite().await?;
         let world = Self {
             id,
             mysql_admin,
