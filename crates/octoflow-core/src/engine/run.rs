@@ -531,11 +531,7 @@ impl<'e> Execution<'e> {
         if let Some(value) = outcome.value {
             // Results are redacted before later steps see them, so no step can pass a secret
             // on through `data` (templates reach secrets only through `secrets`).
-            let value = if self.engine.redactor.is_empty() {
-                value
-            } else {
-                self.engine.redactor.value(&value)
-            };
+            let value = self.engine.redactor.redact(value);
             data.insert(step.result_key.clone(), value);
             if step.private {
                 self.private_keys.insert(step.result_key.clone());
@@ -578,7 +574,7 @@ impl<'e> Execution<'e> {
                 .filter(|(k, _)| !self.private_keys.contains(*k));
             Value::Object(kept.map(|(k, v)| (k.clone(), v.clone())).collect())
         };
-        self.engine.redactor.value(&data)
+        self.engine.redactor.redact(data)
     }
 
     /// After a failure: the spooler's `finally_step` (when it was skipped), then `on_failure`.

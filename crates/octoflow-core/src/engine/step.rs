@@ -436,7 +436,7 @@ impl StepRunner<'_> {
         let finish = StepFinish {
             status,
             finished_at: Utc::now(),
-            result: result.map(|v| self.engine.redactor.value(&v)),
+            result: result.map(|v| self.engine.redactor.redact(v)),
             error: error.map(ToOwned::to_owned),
         };
         let mut held = None;
@@ -480,7 +480,13 @@ impl StepRunner<'_> {
             return json!({ PRIVATE_RESULT: true });
         }
         let max = self.engine.config.max_result_bytes;
-        let text = match serde_json::to_vec(&self.engine.redactor.value(value)) {
+        let redactor = &self.engine.redactor;
+        let written = if redactor.needs(value) {
+            serde_json::to_vec(&redactor.value(value))
+        } else {
+            serde_json::to_vec(value)
+        };
+        let text = match written {
             Ok(t) if t.len() > max => t,
             _ => return value.clone(),
         };

@@ -54,6 +54,51 @@ impl Redactor {
         out
     }
 
+    /// Whether some string of the value (keys included) would be masked.
+    pub fn needs(&self, value: &Value) -> bool {
+        match value {
+            Value::String(s) => self.matches(s),
+            Value::Array(items) => items.iter().any(|v| self.needs(v)),
+            Value::Object(map) => map.iter().any(|(k, v)| self.matches(k) || self.needs(v)),
+            _ => false,
+        }
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        self.secrets.iter().any(|s| text.contains(s.as_str()))
+            || (text.contains("://") && URL_CREDENTIALS.is_match(text))
+    }
+
+    /// The value redacted in place: only the strings that hold a secret are rewritten, so
+    /// a large value with none is neither copied nor rebuilt.
+    pub fn redact(&self, mut value: Value) -> Value {
+        self.redact_in_place(&mut value);
+        value
+    }
+
+    fn redact_in_place(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(masked) = self.text(s) {
+                    *s = masked;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_in_place(v)),
+            Value::Object(map) => {
+                if map.keys().any(|k| self.matches(k)) {
+                    let old = std::mem::take(map);
+                    *map = old
+                        .into_iter()
+                        .map(|(k, v)| (self.text(&k).into_owned(), self.redact(v)))
+                        .collect();
+                } else {
+                    map.values_mut().for_each(|v| self.redact_in_place(v));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The value with every string (keys included) redacted.
     pub fn value(&self, value: &Value) -> Value {
         match value {
@@ -82,6 +127,19 @@ mod tests {
         assert_eq!(
             r.value(&json!({"a": ["xs3cretx"]})),
             json!({"a": ["x***x"]})
+        );
+    }
+
+    #[test]
+    fn redacts_in_place_what_holds_a_secret() {
+        let r = Redactor::new(["s3cret".to_owned()]);
+        let value = json!({"a": ["xs3cretx", "plain"], "ks3cret": {"u": "https://u:p@h/"}, "n": 1});
+        assert!(r.needs(&value));
+        assert!(!r.needs(&json!({"a": ["plain", 1, null], "b": "http://h/x"})));
+        assert_eq!(r.redact(value.clone()), r.value(&value));
+        assert_eq!(
+            r.redact(value),
+            json!({"a": ["x***x", "plain"], "k***": {"u": "https://***@h/"}, "n": 1})
         );
     }
 
