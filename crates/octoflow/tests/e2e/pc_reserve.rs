@@ -391,6 +391,37 @@ fn last_cursor(n: u64) -> Value {
     json!({"dt": time.replace(' ', "T"), "key": key})
 }
 
+/// The times of the rows in cursor order.
+fn times_in_order() -> Vec<String> {
+    let mut rows: Vec<(String, u64)> = (1..=ROWS)
+        .map(|i| {
+            let (key, time, _) = row(i);
+            (time, key)
+        })
+        .collect();
+    rows.sort();
+    rows.into_iter().map(|(time, _)| time).collect()
+}
+
+#[test]
+fn rows_sharing_a_time_straddle_batch_edges() {
+    let times = times_in_order();
+    let split = (1..20)
+        .filter(|b| times[b * 500 - 1] == times[b * 500])
+        .count();
+    assert!(split >= 5, "only {split} batch edges split a time");
+}
+
+#[test]
+fn the_example_validates_without_its_databases() {
+    // The example's config names databases that do not exist here: nothing is dialled.
+    octo()
+        .args(["validate", example("data/flows").to_str().unwrap()])
+        .run()
+        .success()
+        .stderr_contains("1 flow ok");
+}
+
 /// The reservation keys of Avro payloads (digests), checked against the schema.
 fn keys(payloads: &[Vec<u8>]) -> Vec<String> {
     let schema = apache_avro::Schema::parse_str(
