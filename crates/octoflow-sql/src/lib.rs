@@ -22,6 +22,7 @@
 //! assert!(registry.contains("sql"));
 //! ```
 
+mod backend;
 mod cancel;
 mod connections;
 mod error;
@@ -30,6 +31,7 @@ mod mysql;
 mod numeric;
 mod output;
 mod postgres;
+mod session;
 mod settings;
 mod values;
 

@@ -2,35 +2,51 @@
 //! column's), rows read into JSON by each column's type.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use futures::TryStreamExt;
 use serde_json::{Map, Value};
-use sqlx::mysql::{MySql, MySqlArguments, MySqlConnection, MySqlRow};
+use sqlx::mysql::{MySqlArguments, MySqlConnection, MySqlRow};
 use sqlx::query::Query;
 use sqlx::types::{BigDecimal, Json};
 use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement as _, TypeInfo};
 
+use crate::backend::{Backend, Done};
 use crate::error::SqlError;
 use crate::output::RowSink;
-use crate::postgres::Done;
 use crate::settings::Statement;
 use crate::values;
 
-/// The server's id of the session, for stopping its statement from another session.
-pub(crate) async fn backend_id(conn: &mut MySqlConnection) -> Result<u64, sqlx::Error> {
-    sqlx::query_scalar("SELECT CONNECTION_ID()")
-        .fetch_one(conn)
-        .await
-}
+/// MySQL and MariaDB.
+pub(crate) struct MySql;
 
-/// Stops the statement session `id` is running (the session stays open).
-pub(crate) async fn cancel(conn: &mut MySqlConnection, id: u64) -> Result<(), sqlx::Error> {
-    // `KILL QUERY` takes no placeholder; the id is a number read from the server.
-    let sql = AssertSqlSafe(format!("KILL QUERY {id}")).into_sql_str();
-    conn.execute(sql).await.map(|_| ())
+impl Backend for MySql {
+    type Db = sqlx::MySql;
+    type SessionId = u64;
+
+    async fn session_id(conn: &mut MySqlConnection) -> Result<u64, sqlx::Error> {
+        sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(conn)
+            .await
+    }
+
+    /// `KILL QUERY`: the statement stops, the session stays open.
+    async fn stop(conn: &mut MySqlConnection, id: u64) -> Result<(), sqlx::Error> {
+        // `KILL QUERY` takes no placeholder; the id is a number read from the server.
+        let sql = AssertSqlSafe(format!("KILL QUERY {id}")).into_sql_str();
+        conn.execute(sql).await.map(|_| ())
+    }
+
+    async fn run(
+        conn: &mut MySqlConnection,
+        index: usize,
+        statement: &Statement,
+        sink: &mut RowSink,
+        batch_size: usize,
+    ) -> Result<Done, SqlError> {
+        run(conn, index, statement, sink, batch_size).await
+    }
 }
 
 /// Runs statement number `index` (1-based).
-pub(crate) async fn run(
+async fn run(
     conn: &mut MySqlConnection,
     index: usize,
     statement: &Statement,
@@ -67,23 +83,12 @@ pub(crate) async fn run(
             .map_err(|e| SqlError::statement(index, &e))?;
         return Ok(Done::Affected(done.rows_affected()));
     }
-    let mut rows = query.fetch(&mut *conn);
-    let mut batch = Vec::with_capacity(batch_size.min(4096));
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(|e| SqlError::statement(index, &e))?
-    {
-        batch.push(row_json(&row, index)?);
-        if batch.len() >= batch_size {
-            sink.push(std::mem::take(&mut batch)).await?;
-        }
-    }
-    sink.push(batch).await?;
+    sink.drain(query.fetch(&mut *conn), index, batch_size, row_json)
+        .await?;
     Ok(Done::Rows)
 }
 
-type MySqlQuery<'q> = Query<'q, MySql, MySqlArguments>;
+type MySqlQuery<'q> = Query<'q, sqlx::MySql, MySqlArguments>;
 
 /// Binds one value by its JSON type; lists and objects as JSON text.
 fn bind<'q>(query: MySqlQuery<'q>, value: &Value) -> MySqlQuery<'q> {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use futures::{Stream, TryStreamExt};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
@@ -71,6 +72,28 @@ impl RowSink {
             }
         }
         Ok(())
+    }
+
+    /// Takes every row of `rows`, turned into JSON by `to_json`, `batch_size` at a time.
+    pub(crate) async fn drain<R>(
+        &mut self,
+        mut rows: impl Stream<Item = Result<R, sqlx::Error>> + Unpin,
+        index: usize,
+        batch_size: usize,
+        to_json: impl Fn(&R, usize) -> Result<Map<String, Value>, SqlError>,
+    ) -> Result<(), SqlError> {
+        let mut batch = Vec::with_capacity(batch_size.min(4096));
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| SqlError::statement(index, &e))?
+        {
+            batch.push(to_json(&row, index)?);
+            if batch.len() >= batch_size {
+                self.push(std::mem::take(&mut batch)).await?;
+            }
+        }
+        self.push(batch).await
     }
 
     /// The step's result for a statement that returned rows.

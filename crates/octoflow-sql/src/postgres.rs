@@ -2,44 +2,54 @@
 //! into JSON by each column's type.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use futures::TryStreamExt;
 use serde_json::{Map, Value};
-use sqlx::postgres::{PgArguments, PgConnection, PgRow, PgTypeInfo, PgValueFormat, Postgres};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow, PgTypeInfo, PgValueFormat};
 use sqlx::query::Query;
 use sqlx::types::{BigDecimal, Json, Uuid};
 use sqlx::{
     AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement as _, TypeInfo, ValueRef,
 };
 
+use crate::backend::{Backend, Done};
 use crate::error::SqlError;
 use crate::output::RowSink;
 use crate::settings::Statement;
 use crate::values;
 
-/// What a statement did: rows went to the sink, or rows were changed.
-pub(crate) enum Done {
-    Rows,
-    Affected(u64),
-}
+/// PostgreSQL.
+pub(crate) struct Postgres;
 
-/// The server's id of the session, for cancelling its statement from another session.
-pub(crate) async fn backend_id(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(conn)
-        .await
-}
+impl Backend for Postgres {
+    type Db = sqlx::Postgres;
+    type SessionId = i32;
 
-/// Asks the server to stop the statement session `id` is running.
-pub(crate) async fn cancel(conn: &mut PgConnection, id: i32) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_cancel_backend($1)")
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    async fn session_id(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(conn)
+            .await
+    }
+
+    async fn stop(conn: &mut PgConnection, id: i32) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_cancel_backend($1)")
+            .bind(id)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
+
+    async fn run(
+        conn: &mut PgConnection,
+        index: usize,
+        statement: &Statement,
+        sink: &mut RowSink,
+        batch_size: usize,
+    ) -> Result<Done, SqlError> {
+        run(conn, index, statement, sink, batch_size).await
+    }
 }
 
 /// Runs statement number `index` (1-based).
-pub(crate) async fn run(
+async fn run(
     conn: &mut PgConnection,
     index: usize,
     statement: &Statement,
@@ -80,23 +90,12 @@ pub(crate) async fn run(
             .map_err(|e| SqlError::statement(index, &e))?;
         return Ok(Done::Affected(done.rows_affected()));
     }
-    let mut rows = query.fetch(&mut *conn);
-    let mut batch = Vec::with_capacity(batch_size.min(4096));
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(|e| SqlError::statement(index, &e))?
-    {
-        batch.push(row_json(&row, index)?);
-        if batch.len() >= batch_size {
-            sink.push(std::mem::take(&mut batch)).await?;
-        }
-    }
-    sink.push(batch).await?;
+    sink.drain(query.fetch(&mut *conn), index, batch_size, row_json)
+        .await?;
     Ok(Done::Rows)
 }
 
-type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+type PgQuery<'q> = Query<'q, sqlx::Postgres, PgArguments>;
 
 /// Binds `value` as `$T`, or as a typed NULL.
 macro_rules! bind_as {
