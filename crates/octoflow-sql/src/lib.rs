@@ -31,6 +31,7 @@ mod mysql;
 mod numeric;
 mod output;
 mod postgres;
+mod rows;
 mod session;
 mod settings;
 mod values;

@@ -2,15 +2,16 @@
 //! column's), rows read into JSON by each column's type.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::mysql::{MySqlArguments, MySqlConnection, MySqlRow};
 use sqlx::query::Query;
 use sqlx::types::{BigDecimal, Json};
-use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement as _, TypeInfo};
+use sqlx::{AssertSqlSafe, Either, Executor, Row, SqlSafeStr, Statement as _};
 
 use crate::backend::{Backend, Done};
 use crate::error::SqlError;
 use crate::output::RowSink;
+use crate::rows::{read_as, row_json};
 use crate::settings::Statement;
 use crate::values;
 
@@ -41,51 +42,42 @@ impl Backend for MySql {
         sink: &mut RowSink,
         batch_size: usize,
     ) -> Result<Done, SqlError> {
-        run(conn, index, statement, sink, batch_size).await
-    }
-}
-
-/// Runs statement number `index` (1-based).
-async fn run(
-    conn: &mut MySqlConnection,
-    index: usize,
-    statement: &Statement,
-    sink: &mut RowSink,
-    batch_size: usize,
-) -> Result<Done, SqlError> {
-    let sql = AssertSqlSafe(statement.sql.clone()).into_sql_str();
-    let prepared = (&mut *conn)
-        .prepare(sql)
-        .await
-        .map_err(|e| SqlError::statement(index, &e))?;
-    let expected = match prepared.parameters() {
-        Some(Either::Left(types)) => types.len(),
-        Some(Either::Right(count)) => count,
-        None => statement.params.len(),
-    };
-    if expected != statement.params.len() {
-        return Err(SqlError::Statement {
-            index,
-            message: format!(
-                "the statement has {expected} placeholder(s) but {} value(s) are in `params`",
-                statement.params.len()
-            ),
-        });
-    }
-    let mut query = prepared.query();
-    for value in &statement.params {
-        query = bind(query, value);
-    }
-    if prepared.columns().is_empty() {
-        let done = query
-            .execute(&mut *conn)
+        let sql = AssertSqlSafe(statement.sql.clone()).into_sql_str();
+        let prepared = (&mut *conn)
+            .prepare(sql)
             .await
             .map_err(|e| SqlError::statement(index, &e))?;
-        return Ok(Done::Affected(done.rows_affected()));
-    }
-    sink.drain(query.fetch(&mut *conn), index, batch_size, row_json)
+        let expected = match prepared.parameters() {
+            Some(Either::Left(types)) => types.len(),
+            Some(Either::Right(count)) => count,
+            None => statement.params.len(),
+        };
+        if expected != statement.params.len() {
+            return Err(SqlError::Statement {
+                index,
+                message: format!(
+                    "the statement has {expected} placeholder(s) but {} value(s) are in `params`",
+                    statement.params.len()
+                ),
+            });
+        }
+        let mut query = prepared.query();
+        for value in &statement.params {
+            query = bind(query, value);
+        }
+        if prepared.columns().is_empty() {
+            let done = query
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| SqlError::statement(index, &e))?;
+            return Ok(Done::Affected(done.rows_affected()));
+        }
+        sink.drain(query.fetch(&mut *conn), index, batch_size, |row, index| {
+            row_json(row, index, column_json)
+        })
         .await?;
-    Ok(Done::Rows)
+        Ok(Done::Rows)
+    }
 }
 
 type MySqlQuery<'q> = Query<'q, sqlx::MySql, MySqlArguments>;
@@ -103,30 +95,6 @@ fn bind<'q>(query: MySqlQuery<'q>, value: &Value) -> MySqlQuery<'q> {
         Value::String(s) => query.bind(s.clone()),
         Value::Array(_) | Value::Object(_) => query.bind(Json(value.clone())),
     }
-}
-
-/// One row as a JSON object, each column by its type.
-fn row_json(row: &MySqlRow, index: usize) -> Result<Map<String, Value>, SqlError> {
-    let mut object = Map::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let value =
-            column_json(row, i, column.type_info().name()).map_err(|e| SqlError::Column {
-                index,
-                column: column.name().to_owned(),
-                message: e,
-            })?;
-        object.insert(column.name().to_owned(), value);
-    }
-    Ok(object)
-}
-
-/// Reads column `i` as `T` (NULL as JSON null) and turns it into JSON with `to`.
-macro_rules! read_as {
-    ($row:expr, $i:expr, $t:ty, $to:expr) => {
-        $row.try_get::<Option<$t>, _>($i)
-            .map_err(|e| octoflow_core::error::chain(&e))?
-            .map_or(Value::Null, $to)
-    };
 }
 
 fn column_json(row: &MySqlRow, i: usize, ty: &str) -> Result<Value, String> {

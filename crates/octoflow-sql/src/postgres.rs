@@ -2,17 +2,16 @@
 //! into JSON by each column's type.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgConnection, PgRow, PgTypeInfo, PgValueFormat};
 use sqlx::query::Query;
 use sqlx::types::{BigDecimal, Json, Uuid};
-use sqlx::{
-    AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement as _, TypeInfo, ValueRef,
-};
+use sqlx::{AssertSqlSafe, Either, Executor, Row, SqlSafeStr, Statement as _, TypeInfo, ValueRef};
 
 use crate::backend::{Backend, Done};
 use crate::error::SqlError;
 use crate::output::RowSink;
+use crate::rows::{read_as, row_json};
 use crate::settings::Statement;
 use crate::values;
 
@@ -44,55 +43,46 @@ impl Backend for Postgres {
         sink: &mut RowSink,
         batch_size: usize,
     ) -> Result<Done, SqlError> {
-        run(conn, index, statement, sink, batch_size).await
-    }
-}
-
-/// Runs statement number `index` (1-based).
-async fn run(
-    conn: &mut PgConnection,
-    index: usize,
-    statement: &Statement,
-    sink: &mut RowSink,
-    batch_size: usize,
-) -> Result<Done, SqlError> {
-    let sql = AssertSqlSafe(statement.sql.clone()).into_sql_str();
-    let prepared = (&mut *conn)
-        .prepare(sql)
-        .await
-        .map_err(|e| SqlError::statement(index, &e))?;
-    let types: &[PgTypeInfo] = match prepared.parameters() {
-        Some(Either::Left(types)) => types,
-        _ => &[],
-    };
-    if types.len() != statement.params.len() {
-        return Err(SqlError::Statement {
-            index,
-            message: format!(
-                "the statement has {} placeholder(s) but {} value(s) are in `params`",
-                types.len(),
-                statement.params.len()
-            ),
-        });
-    }
-    let mut query = prepared.query();
-    for (param, (value, ty)) in statement.params.iter().zip(types).enumerate() {
-        query = bind(query, value, ty).map_err(|message| SqlError::Param {
-            index,
-            param,
-            message,
-        })?;
-    }
-    if prepared.columns().is_empty() {
-        let done = query
-            .execute(&mut *conn)
+        let sql = AssertSqlSafe(statement.sql.clone()).into_sql_str();
+        let prepared = (&mut *conn)
+            .prepare(sql)
             .await
             .map_err(|e| SqlError::statement(index, &e))?;
-        return Ok(Done::Affected(done.rows_affected()));
-    }
-    sink.drain(query.fetch(&mut *conn), index, batch_size, row_json)
+        let types: &[PgTypeInfo] = match prepared.parameters() {
+            Some(Either::Left(types)) => types,
+            _ => &[],
+        };
+        if types.len() != statement.params.len() {
+            return Err(SqlError::Statement {
+                index,
+                message: format!(
+                    "the statement has {} placeholder(s) but {} value(s) are in `params`",
+                    types.len(),
+                    statement.params.len()
+                ),
+            });
+        }
+        let mut query = prepared.query();
+        for (param, (value, ty)) in statement.params.iter().zip(types).enumerate() {
+            query = bind(query, value, ty).map_err(|message| SqlError::Param {
+                index,
+                param,
+                message,
+            })?;
+        }
+        if prepared.columns().is_empty() {
+            let done = query
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| SqlError::statement(index, &e))?;
+            return Ok(Done::Affected(done.rows_affected()));
+        }
+        sink.drain(query.fetch(&mut *conn), index, batch_size, |row, index| {
+            row_json(row, index, column_json)
+        })
         .await?;
-    Ok(Done::Rows)
+        Ok(Done::Rows)
+    }
 }
 
 type PgQuery<'q> = Query<'q, sqlx::Postgres, PgArguments>;
@@ -161,30 +151,6 @@ fn bind<'q>(query: PgQuery<'q>, value: &Value, ty: &PgTypeInfo) -> Result<PgQuer
             ));
         }
     })
-}
-
-/// One row as a JSON object, each column by its type.
-fn row_json(row: &PgRow, index: usize) -> Result<Map<String, Value>, SqlError> {
-    let mut object = Map::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let value =
-            column_json(row, i, column.type_info().name()).map_err(|e| SqlError::Column {
-                index,
-                column: column.name().to_owned(),
-                message: e,
-            })?;
-        object.insert(column.name().to_owned(), value);
-    }
-    Ok(object)
-}
-
-/// Reads column `i` as `T` (NULL as JSON null) and turns it into JSON with `to`.
-macro_rules! read_as {
-    ($row:expr, $i:expr, $t:ty, $to:expr) => {
-        $row.try_get::<Option<$t>, _>($i)
-            .map_err(|e| octoflow_core::error::chain(&e))?
-            .map_or(Value::Null, $to)
-    };
 }
 
 fn column_json(row: &PgRow, i: usize, ty: &str) -> Result<Value, String> {
