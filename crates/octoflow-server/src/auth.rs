@@ -2,8 +2,9 @@
 //! role, checked against the role each route needs ([`Access`]); and `POST
 //! /api/v1/auth/login`, which trades a username and password for a session token.
 //!
-//! A token is, in order: `OCTOFLOW_API_TOKEN` (admin, compared in constant time), or a token
-//! found by its digest in the store, usable when neither revoked nor expired. While no user
+//! A token is, in order: `OCTOFLOW_API_TOKEN` (admin, compared in constant time), a JWT of
+//! the outside issuer of `auth.jwt` (its role from a claim), or a token found by its digest
+//! in the store, usable when neither revoked nor expired. While no user
 //! or token exists and no admin token is set, the API is open and every caller is admin.
 //! With `auth.public_read`, `GET` and `HEAD` need no token (the caller is a viewer).
 
@@ -14,13 +15,14 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use octoflow_core::store::{Role, TokenKind};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::access::{TokenRequest, digest, dummy_hash, issue_token, verify_password};
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{parse_json, read_body};
-use crate::{AppState, Shared};
+use crate::jwt::looks_like_jwt;
+use crate::{AppState, IssuerTokens, Shared};
 
 /// The role a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -107,7 +109,9 @@ pub(crate) async fn caller(
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
     let admin_token = state.auth.admin_token.as_ref();
-    let required = admin_token.is_some() || state.service.store().auth_configured().await?;
+    let required = admin_token.is_some()
+        || state.auth.jwt.is_some()
+        || state.service.store().auth_configured().await?;
     if !required {
         return Ok(Caller {
             role: Role::Admin,
@@ -136,6 +140,11 @@ pub(crate) async fn caller(
             anonymous: false,
         });
     }
+    if let Some(issuer) = &state.auth.jwt
+        && looks_like_jwt(token)
+    {
+        return issuer_caller(issuer, token);
+    }
     let Some(record) = state
         .service
         .store()
@@ -159,6 +168,38 @@ pub(crate) async fn caller(
     Ok(Caller {
         role: record.role,
         name: Some(record.user.unwrap_or(record.name)),
+        anonymous: false,
+    })
+}
+
+/// The caller a token of the outside issuer names: its role from the role claim (`viewer`
+/// without one), its name from `sub`.
+fn issuer_caller(issuer: &IssuerTokens, token: &str) -> Result<Caller, ApiError> {
+    let claims = issuer
+        .check
+        .verify(token)
+        .map_err(ApiError::unauthenticated)?;
+    let role = match claims.get(&issuer.role_claim) {
+        None | Some(Value::Null) => Role::Viewer,
+        Some(Value::String(text)) => text.parse::<Role>().map_err(|_| {
+            ApiError::unauthenticated(format!(
+                "the JWT's `{}` claim is `{text}`; expected viewer, operator or admin",
+                issuer.role_claim
+            ))
+        })?,
+        Some(_) => {
+            return Err(ApiError::unauthenticated(format!(
+                "the JWT's `{}` claim is not text",
+                issuer.role_claim
+            )));
+        }
+    };
+    Ok(Caller {
+        role,
+        name: claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(ToOwned::to_owned),
         anonymous: false,
     })
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 mod hooks;
 mod http_metrics;
+mod jwt;
 pub mod openapi;
 mod routes;
 
@@ -43,6 +44,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::{Access, Caller, LoginAnswer, LoginRequest};
 pub use browser::{AllowedHosts, Body};
 pub use hooks::HookSettings;
+pub use jwt::JwtCheck;
 pub use routes::{Route, routes};
 
 /// Who may use the API (config `auth:`, SPEC §11.1 and §12).
@@ -54,6 +56,18 @@ pub struct AuthSettings {
     pub token_ttl: Duration,
     /// `OCTOFLOW_API_TOKEN`: the spooler's single token, an admin token.
     pub admin_token: Option<Secret<String>>,
+    /// Tokens from an outside issuer (`auth.jwt`).
+    pub jwt: Option<IssuerTokens>,
+}
+
+/// Bearer tokens that an outside issuer signs (`auth.jwt` of config.yml): checked with
+/// `check`, the role read from the claim `role_claim` (`viewer` without it).
+#[derive(Debug, Clone)]
+pub struct IssuerTokens {
+    /// The key, algorithms, audience and issuer.
+    pub check: JwtCheck,
+    /// The claim that holds the role: `viewer`, `operator` or `admin`.
+    pub role_claim: String,
 }
 
 impl Default for AuthSettings {
@@ -62,6 +76,7 @@ impl Default for AuthSettings {
             public_read: false,
             token_ttl: Duration::from_secs(15 * 60),
             admin_token: None,
+            jwt: None,
         }
     }
 }

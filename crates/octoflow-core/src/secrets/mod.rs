@@ -104,6 +104,28 @@ pub enum SecretsError {
     },
 }
 
+/// The secret fields a secret named without a field stands for, in the order tried.
+const SECRET_FIELDS: [&str; 4] = ["value", "token", "key", "password"];
+
+/// Why a reference to a secret ([`Secrets::lookup`]) found no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MissingSecret {
+    /// No secret of that name.
+    #[error("no such secret in secrets.yml")]
+    Unknown,
+    /// The secret has no secret field (only plain ones).
+    #[error("the secret has no secret value; name one of its fields")]
+    NoSecretField,
+    /// The secret exists but not that field.
+    #[error("secret `{name}` has no secret field `{field}`")]
+    NoField {
+        /// The secret.
+        name: String,
+        /// The field asked for.
+        field: String,
+    },
+}
+
 /// Every resolved secret, by name and field.
 #[derive(Clone, Default)]
 pub struct Secrets {
@@ -183,6 +205,33 @@ impl Secrets {
     /// A secret's non-secret field, such as `username`.
     pub fn plain_field(&self, name: &str, field: &str) -> Option<&str> {
         self.plain.get(name)?.get(field).map(String::as_str)
+    }
+
+    /// The value a setting names: `name` — the secret's one secret field (`value`, `token`,
+    /// `key` or `password`: every type has exactly one) — or `name.field`. Also returns the
+    /// secret's name, for messages.
+    pub fn lookup<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> Result<(&'a str, &'a Secret<String>), MissingSecret> {
+        if let Some(fields) = self.entries.get(reference) {
+            return SECRET_FIELDS
+                .iter()
+                .find_map(|field| fields.get(field))
+                .map(|value| (reference, value))
+                .ok_or(MissingSecret::NoSecretField);
+        }
+        if let Some((name, field)) = reference.rsplit_once('.')
+            && let Some(fields) = self.entries.get(name)
+        {
+            return fields.get(field).map(|value| (name, value)).ok_or_else(|| {
+                MissingSecret::NoField {
+                    name: name.to_owned(),
+                    field: field.to_owned(),
+                }
+            });
+        }
+        Err(MissingSecret::Unknown)
     }
 
     /// Whether a secret of that name exists.
@@ -286,6 +335,24 @@ mod tests {
         assert_eq!(
             r.text("s3cret abc123 pg-pass k-999 bot"),
             "*** *** *** *** bot"
+        );
+    }
+
+    #[test]
+    fn a_reference_names_a_secret_or_one_of_its_fields() {
+        let s = Secrets::parse(FILE, "secrets.yml", &env()).unwrap();
+        let value = |r| s.lookup(r).map(|(name, v)| (name, v.expose().as_str()));
+        assert_eq!(value("jira"), Ok(("jira", "s3cret")));
+        assert_eq!(value("jira.password"), Ok(("jira", "s3cret")));
+        assert_eq!(value("key"), Ok(("key", "k-999")));
+        assert_eq!(value("salt"), Ok(("salt", "$2b$12$abcdefghijklmnopqrstuv")));
+        assert_eq!(value("nope"), Err(MissingSecret::Unknown));
+        assert_eq!(
+            value("jira.username"),
+            Err(MissingSecret::NoField {
+                name: "jira".to_owned(),
+                field: "username".to_owned()
+            })
         );
     }
 

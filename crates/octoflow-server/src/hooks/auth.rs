@@ -18,8 +18,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use octoflow_core::flow::WebhookAuth;
 use octoflow_core::secrets::Secrets;
 use octoflow_core::store::Role;
@@ -29,6 +27,7 @@ use subtle::ConstantTimeEq;
 use super::Refused;
 use crate::AppState;
 use crate::error::{ApiError, Code};
+use crate::jwt::JwtCheck;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -108,12 +107,11 @@ pub(super) async fn check(
 }
 
 /// The value of a secret that is one value: a `token`, `value`, `env` or `api-key` secret.
-fn secret_value<'s>(secrets: &'s Secrets, name: &str) -> Result<&'s str, Refused> {
-    ["token", "value", "key", "password"]
-        .iter()
-        .find_map(|field| secrets.field(name, field))
-        .map(|s| s.expose().as_str())
-        .ok_or_else(|| missing_secret(name))
+fn secret_value<'s>(secrets: &'s Secrets, name: &'s str) -> Result<&'s str, Refused> {
+    secrets
+        .lookup(name)
+        .map(|(_, value)| value.expose().as_str())
+        .map_err(|_| missing_secret(name))
 }
 
 fn missing_secret(name: &str) -> Refused {
@@ -245,65 +243,13 @@ fn jwt(
             Some("Bearer"),
         ));
     };
-    let rs256 = algorithm.is_some_and(|a| a.eq_ignore_ascii_case("RS256"));
-    let mut validation = Validation::new(if rs256 {
-        Algorithm::RS256
-    } else {
-        Algorithm::HS256
-    });
-    let mut required = vec!["exp"];
-    match audience {
-        Some(audience) => {
-            validation.set_audience(&[audience]);
-            required.push("aud");
-        }
-        None => validation.validate_aud = false,
+    let check = JwtCheck::new(secret, &[algorithm.unwrap_or("HS256")], audience, None)
+        .map_err(|e| ApiError::internal(format!("secret `{name}`: {e}")))?;
+    match check.verify(token) {
+        Ok(claims) => Ok(Checked {
+            by: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+            body: None,
+        }),
+        Err(reason) => Err(Refused::unauthenticated(reason, Some("Bearer"))),
     }
-    validation.set_required_spec_claims(&required);
-    let keys: Vec<DecodingKey> = if rs256 {
-        vec![DecodingKey::from_rsa_pem(secret.as_bytes()).map_err(|e| {
-            ApiError::internal(format!(
-                "secret `{name}` is not an RSA public key (PEM): {e}"
-            ))
-        })?]
-    } else {
-        // The key as written, then, when it is base64, the bytes it encodes.
-        let mut keys = vec![DecodingKey::from_secret(secret.as_bytes())];
-        keys.extend(DecodingKey::from_base64_secret(secret.trim()).ok());
-        keys
-    };
-    let mut last = None;
-    for key in &keys {
-        match jsonwebtoken::decode::<Value>(token, key, &validation) {
-            Ok(data) => {
-                let by = data.claims.get("sub").and_then(Value::as_str);
-                return Ok(Checked {
-                    by: by.map(str::to_owned),
-                    body: None,
-                });
-            }
-            Err(error) => {
-                let signature = matches!(error.kind(), ErrorKind::InvalidSignature);
-                last = Some(error);
-                if !signature {
-                    break;
-                }
-            }
-        }
-    }
-    let reason = match last.as_ref().map(jsonwebtoken::errors::Error::kind) {
-        Some(ErrorKind::ExpiredSignature) => "the JWT has expired".to_owned(),
-        Some(ErrorKind::InvalidAudience) => format!(
-            "the JWT's audience is not `{}`",
-            audience.unwrap_or_default()
-        ),
-        Some(ErrorKind::InvalidSignature) => "the JWT's signature does not verify".to_owned(),
-        Some(ErrorKind::MissingRequiredClaim(claim)) => {
-            format!("the JWT lacks the `{claim}` claim")
-        }
-        Some(ErrorKind::InvalidAlgorithm) => "the JWT is signed with another algorithm".to_owned(),
-        Some(other) => format!("invalid JWT: {other:?}"),
-        None => "invalid JWT".to_owned(),
-    };
-    Err(Refused::unauthenticated(reason, Some("Bearer")))
 }

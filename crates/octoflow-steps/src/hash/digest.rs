@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{GeneralPurpose, general_purpose};
 use hmac::{Hmac, KeyInit, Mac};
-use octoflow_core::secrets::Secrets;
+use octoflow_core::secrets::{MissingSecret, Secrets};
 use octoflow_core::step::StepError;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
@@ -34,10 +34,6 @@ const BCRYPT_BASE64: GeneralPurpose =
 /// The most values one blocking task hashes, by algorithm speed.
 const SLOW_CHUNK: usize = 8;
 const FAST_CHUNK: usize = 4096;
-
-/// The secret fields tried, in order, for a secret named without a field: every secret type
-/// has exactly one of them (`value` and `env` secrets: `value`).
-const SECRET_FIELDS: [&str; 4] = ["value", "token", "key", "password"];
 
 /// A bcrypt salt, parsed from its string form.
 #[derive(Clone)]
@@ -291,30 +287,16 @@ pub(super) async fn digest_all(
 /// The value of the secret a setting names: `name` (the secret's one secret field) or
 /// `name.field`. Returns the secret's name, for messages, with the value.
 fn secret(secrets: &Secrets, setting: &str, written: &str) -> Result<(String, String), StepError> {
-    if secrets.contains(written) {
-        return SECRET_FIELDS
-            .iter()
-            .find_map(|field| secrets.field(written, field))
-            .map(|value| (written.to_owned(), value.expose().clone()))
-            .ok_or_else(|| {
-                StepError::fatal(format!(
-                    "secret `{written}` in `{setting}` has no secret value; name one of its fields, as in `{written}.password`"
-                ))
-            });
+    match secrets.lookup(written) {
+        Ok((name, value)) => Ok((name.to_owned(), value.expose().clone())),
+        Err(MissingSecret::Unknown) => Err(StepError::fatal(format!(
+            "unknown secret `{written}` in `{setting}`; add it to secrets.yml"
+        ))),
+        Err(MissingSecret::NoSecretField) => Err(StepError::fatal(format!(
+            "secret `{written}` in `{setting}` has no secret value; name one of its fields, as in `{written}.password`"
+        ))),
+        Err(MissingSecret::NoField { name, field }) => Err(StepError::fatal(format!(
+            "secret `{name}` in `{setting}` has no secret field `{field}`"
+        ))),
     }
-    if let Some((name, field)) = written.rsplit_once('.')
-        && secrets.contains(name)
-    {
-        return secrets
-            .field(name, field)
-            .map(|value| (name.to_owned(), value.expose().clone()))
-            .ok_or_else(|| {
-                StepError::fatal(format!(
-                    "secret `{name}` in `{setting}` has no secret field `{field}`"
-                ))
-            });
-    }
-    Err(StepError::fatal(format!(
-        "unknown secret `{written}` in `{setting}`; add it to secrets.yml"
-    )))
 }

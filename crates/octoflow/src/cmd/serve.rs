@@ -15,7 +15,7 @@ use octoflow_core::library::FlowLibrary;
 use octoflow_core::scheduler::{Autostart, Scheduler, SystemClock};
 use octoflow_core::service::{CallbackSigner, Service, ServiceConfig};
 use octoflow_core::store::Store;
-use octoflow_server::{AppState, AuthSettings};
+use octoflow_server::{AppState, AuthSettings, IssuerTokens, JwtCheck};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument::WithSubscriber;
 
@@ -103,6 +103,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             public_read: config.auth.public_read,
             token_ttl: config.auth.token_ttl.get(),
             admin_token: config.api_token.clone(),
+            jwt: issuer_tokens(&config)?,
         },
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
@@ -155,6 +156,29 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     Ok(())
 }
 
+/// The check of tokens from an outside issuer (`auth.jwt`), its key from `secrets.yml`.
+fn issuer_tokens(config: &Config) -> Result<Option<IssuerTokens>> {
+    let Some(jwt) = &config.auth.jwt else {
+        return Ok(None);
+    };
+    let secrets = load_secrets(config)?;
+    let (_, key) = secrets
+        .lookup(&jwt.key)
+        .map_err(|e| anyhow::anyhow!("`auth.jwt.key`: secret `{}`: {e}", jwt.key))?;
+    let algorithms: Vec<&str> = jwt.algorithms.iter().map(String::as_str).collect();
+    let check = JwtCheck::new(
+        key.expose(),
+        &algorithms,
+        jwt.audience.as_deref(),
+        jwt.issuer.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("`auth.jwt`: {e}"))?;
+    Ok(Some(IssuerTokens {
+        check,
+        role_claim: jwt.role_claim.clone(),
+    }))
+}
+
 /// This node: the engine with its secrets, flows and callback URLs, and its workers'
 /// settings.
 async fn node_service(
@@ -194,7 +218,7 @@ async fn refuse_open_api_beyond_loopback(
     store: &dyn Store,
     address: SocketAddr,
 ) -> Result<()> {
-    if address.ip().is_loopback() || config.api_token.is_some() {
+    if address.ip().is_loopback() || config.api_token.is_some() || config.auth.jwt.is_some() {
         return Ok(());
     }
     let configured = store

@@ -16,6 +16,8 @@ pub(crate) struct AuthConfig {
     pub(crate) public_read: bool,
     /// Lifetime of login tokens.
     pub(crate) token_ttl: Dur,
+    /// Tokens from an outside issuer.
+    pub(crate) jwt: Option<JwtConfig>,
 }
 
 impl Default for AuthConfig {
@@ -23,7 +25,40 @@ impl Default for AuthConfig {
         Self {
             public_read: false,
             token_ttl: Dur(Duration::from_secs(15 * 60)),
+            jwt: None,
         }
+    }
+}
+
+/// `auth.jwt:` of config.yml: bearer tokens an outside issuer signs (SPEC §11.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JwtConfig {
+    /// The `iss` a token must carry; none: not checked.
+    #[serde(default)]
+    pub(crate) issuer: Option<String>,
+    /// The `aud` a token must carry; none: not checked.
+    #[serde(default)]
+    pub(crate) audience: Option<String>,
+    /// `HS256` and/or `RS256`; default `[HS256]`.
+    #[serde(default = "JwtConfig::default_algorithms")]
+    pub(crate) algorithms: Vec<String>,
+    /// The secret holding the key: the HS256 key, or the RS256 public key (PEM); `name` or
+    /// `name.field`.
+    pub(crate) key: String,
+    /// The claim holding the role (`viewer`, `operator`, `admin`); default `role`. A token
+    /// without it is a viewer.
+    #[serde(default = "JwtConfig::default_role_claim")]
+    pub(crate) role_claim: String,
+}
+
+impl JwtConfig {
+    fn default_algorithms() -> Vec<String> {
+        vec!["HS256".to_owned()]
+    }
+
+    fn default_role_claim() -> String {
+        "role".to_owned()
     }
 }
 

@@ -193,3 +193,170 @@ fn an_open_server_refuses_to_listen_beyond_loopback() {
     serving.wait(Duration::from_secs(10));
     assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
 }
+
+/// The key the outside issuer of `auth_jwt` signs with.
+const ISSUER_KEY: &str = "outside-issuer-hs256-key-5b2e";
+
+/// A JWT signed with `key`, with these claims and `exp` `expires_in` seconds from now.
+fn jwt(key: &str, claims: serde_json::Value, expires_in: i64) -> String {
+    let mut claims = claims;
+    claims["exp"] = json!(chrono::Utc::now().timestamp() + expires_in);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_an_outside_issuer_are_checked_and_carry_their_role() {
+    let o = octo()
+        .flow("hello", HELLO)
+        .file(
+            "data/config.yml",
+            "auth:\n  jwt: { issuer: https://sso.example.org, audience: syncrator, algorithms: [HS256], key: sso, role_claim: octoflow_role }\n",
+        )
+        .file(
+            "data/secrets.yml",
+            &format!("- {{ name: sso, type: value, value: {ISSUER_KEY} }}\n"),
+        );
+    let server = Server::start(&o, &[]);
+    let ask = |token: String, method: Method, path: &'static str| {
+        let request = server
+            .http
+            .request(method, format!("{}{path}", server.url))
+            .bearer_auth(token)
+            .json(&json!({}));
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let body: serde_json::Value = answer.json().await.unwrap_or_default();
+            (
+                status,
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    let base = json!({"iss": "https://sso.example.org", "aud": "syncrator", "sub": "ci-bot"});
+    let with_role = |role: &str| {
+        let mut claims = base.clone();
+        claims["octoflow_role"] = json!(role);
+        claims
+    };
+
+    // An operator may start a run; a token without the role claim is a viewer.
+    let operator = jwt(ISSUER_KEY, with_role("operator"), 300);
+    assert_eq!(
+        ask(operator, Method::POST, "/api/v1/flows/hello/runs")
+            .await
+            .0,
+        201
+    );
+    let viewer = jwt(ISSUER_KEY, base.clone(), 300);
+    assert_eq!(
+        ask(viewer.clone(), Method::GET, "/api/v1/runs").await.0,
+        200
+    );
+    assert_eq!(
+        ask(viewer, Method::POST, "/api/v1/flows/hello/runs")
+            .await
+            .0,
+        403
+    );
+
+    // Refused: expired, signed by another key, for another audience or issuer, a bad role.
+    let refused = [
+        (
+            jwt(ISSUER_KEY, with_role("admin"), -120),
+            "the JWT has expired",
+        ),
+        (
+            jwt("someone-else's-key", with_role("admin"), 300),
+            "the JWT's signature does not verify",
+        ),
+        (
+            jwt(
+                ISSUER_KEY,
+                json!({"iss": "https://sso.example.org", "aud": "other", "octoflow_role": "admin"}),
+                300,
+            ),
+            "the JWT's audience is not `syncrator`",
+        ),
+        (
+            jwt(
+                ISSUER_KEY,
+                json!({"iss": "https://evil.example.org", "aud": "syncrator", "octoflow_role": "admin"}),
+                300,
+            ),
+            "the JWT's issuer is not `https://sso.example.org`",
+        ),
+        (
+            jwt(ISSUER_KEY, with_role("root"), 300),
+            "the JWT's `octoflow_role` claim is `root`; expected viewer, operator or admin",
+        ),
+    ];
+    for (token, reason) in refused {
+        assert_eq!(
+            ask(token, Method::GET, "/api/v1/runs").await,
+            (401, reason.to_owned())
+        );
+    }
+    // Without any token the API is closed.
+    let answer = server
+        .http
+        .get(format!("{}/api/v1/runs", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs256_tokens_verify_with_the_public_key_and_hs256_forgeries_with_it_do_not() {
+    let fixture = |name: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/e2e/fixtures")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let (private, public) = (fixture("issuer-rs256.key"), fixture("issuer-rs256.pub"));
+    let indented = public
+        .lines()
+        .fold(String::new(), |text, line| text + "    " + line + "\n");
+    let o = octo()
+        .flow("hello", HELLO)
+        .file(
+            "data/config.yml",
+            "auth:\n  jwt: { audience: syncrator, algorithms: [RS256], key: sso_public }\n",
+        )
+        .file(
+            "data/secrets.yml",
+            &format!("- name: sso_public\n  type: value\n  value: |\n{indented}"),
+        );
+    let server = Server::start(&o, &[]);
+    let claims = json!({"aud": "syncrator", "role": "viewer",
+                        "exp": chrono::Utc::now().timestamp() + 300});
+    let signed = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    // The classic forgery: HS256 with the public key's text as the HMAC key.
+    let forged = jwt(&public, claims.clone(), 300);
+    let status = |token: String| {
+        let request = server
+            .http
+            .get(format!("{}/api/v1/runs", server.url))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(signed).await, 200);
+    assert_eq!(status(forged).await, 401);
+}
