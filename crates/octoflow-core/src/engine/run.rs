@@ -314,7 +314,7 @@ impl<'e> Execution<'e> {
                 hold_records: false,
                 ..runner
             };
-            self.run_recovery(&recovery, &flow, skipped, failure.as_ref())
+            self.run_recovery(&recovery, &flow, skipped, failure.as_ref(), status)
                 .await?;
         }
         if self.cancel.is_cancelled() && status == RunStatus::Succeeded {
@@ -323,6 +323,19 @@ impl<'e> Execution<'e> {
                 step: None,
                 message: "cancelled".to_owned(),
             });
+        }
+        if status == RunStatus::Cancelled && !flow.on_cancel.is_empty() {
+            self.write_held(&mut held).await?;
+            // The run's token is cancelled: the cleanup gets a token of its own (each step's
+            // `timeout` still bounds it).
+            let token = CancellationToken::new();
+            let cleanup = StepRunner {
+                token: &token,
+                hold_records: false,
+                ..runner
+            };
+            let error = json!({"step": null, "message": "cancelled", "kind": "cancelled"});
+            self.run_after(&cleanup, &flow.on_cancel, &error).await?;
         }
 
         drop(log_tx);
@@ -584,6 +597,7 @@ impl<'e> Execution<'e> {
         flow: &Flow,
         skipped: Vec<usize>,
         failure: Option<&RunError>,
+        status: RunStatus,
     ) -> Result<(), StoreError> {
         if let Some(name) = &flow.finally_step
             && let Some(i) = flow.steps.iter().position(|s| &s.name == name)
@@ -595,8 +609,19 @@ impl<'e> Execution<'e> {
         let error = json!({
             "step": failure.and_then(|f| f.step.clone()),
             "message": failure.map(|f| f.message.clone()).unwrap_or_default(),
+            "kind": status.as_str(),
         });
-        for step in &flow.on_failure {
+        self.run_after(runner, &flow.on_failure, &error).await
+    }
+
+    /// The steps of `on_failure` or `on_cancel`, in order, each seeing `error`.
+    async fn run_after(
+        &mut self,
+        runner: &StepRunner<'_>,
+        steps: &[Step],
+        error: &Value,
+    ) -> Result<(), StoreError> {
+        for step in steps {
             let scope = self.scope().with_name("error", error.clone());
             let outcome = runner.run(step, scope, false).await?;
             self.apply(step, outcome);

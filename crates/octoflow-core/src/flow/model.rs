@@ -38,6 +38,8 @@ pub struct Flow {
     pub steps: Vec<Step>,
     /// Steps run after a failed run.
     pub on_failure: Vec<Step>,
+    /// Steps run after a cancelled run.
+    pub on_cancel: Vec<Step>,
     /// The spooler's `finally_step`: a step run after a failure, `when` ignored.
     pub finally_step: Option<String>,
     /// How many steps may run at once.

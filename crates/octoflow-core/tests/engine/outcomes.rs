@@ -156,6 +156,36 @@ steps:
 }
 
 #[tokio::test]
+async fn a_cancelled_run_runs_on_cancel_with_the_error() {
+    let report = Harness::new(registry(counter()))
+        .cancel_after(Duration::from_millis(200))
+        .flow(
+            r"
+steps:
+  - { name: work, nap: { ms: 60000 } }
+on_failure:
+  - { name: tell, echo: { value: never } }
+on_cancel:
+  - name: cleanup
+    echo: { value: '{{ error.kind }}: {{ error.message }}' }
+  - { name: slow_cleanup, nap: { ms: 50 } }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Cancelled)
+        .assert_step("work", StepStatus::Cancelled)
+        .assert_step("cleanup", StepStatus::Succeeded)
+        .assert_step("slow_cleanup", StepStatus::Succeeded)
+        .assert_data("cleanup", json!("cancelled: cancelled"));
+    assert!(
+        report.steps.iter().all(|s| s.step != "tell"),
+        "on_failure ran"
+    );
+}
+
+#[tokio::test]
 async fn on_failure_sees_the_error_and_finally_step_runs() {
     let report = Harness::new(registry(counter()))
         .flow(

@@ -361,9 +361,9 @@ async fn a_started_job_reports_through_its_callback_and_a_cancel_kills_it() {
 }
 
 /// A custom job (`POST /run`) that would run for minutes: a cancel kills its pod, the
-/// launcher's trap removes the cluster job, and the run ends `cancelled`; its id.
+/// flow's `on_cancel` step removes the cluster job, and the run ends `cancelled`; its id.
 async fn a_cancel_kills_the_pod(server: &Server, seen: &mut Seen, bearer: &str) -> String {
-    // A custom job (POST /run): a cancel kills the pod and the trap removes the job.
+    // A custom job (POST /run): a cancel kills the pod and `on_cancel` removes the job.
     let fields = json!({
         "target": "cataloguspro", "env": "qas", "action_name": "sync", "action": "sync",
         "options": "-n 5 --fake-delay 60",
@@ -414,5 +414,13 @@ async fn a_cancel_kills_the_pod(server: &Server, seen: &mut Seen, bearer: &str) 
         after.contains("oc delete jobs syncrator-qas-cataloguspro-sync"),
         "{log}"
     );
+    let (_, steps) = server.get(&format!("/api/v1/runs/{custom}")).await;
+    let cleanup = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "cleanup")
+        .unwrap_or_else(|| panic!("no cleanup step: {steps}"));
+    assert_eq!(cleanup["status"], "succeeded", "{cleanup}");
     custom
 }

@@ -41,6 +41,7 @@ pub const FLOW_FIELDS: &[&str] = &[
     "env",
     "steps",
     "on_failure",
+    "on_cancel",
     "finally_step",
     "max_parallel",
     "max_jumps",
@@ -180,6 +181,10 @@ pub(crate) fn check_document(
         .get("on_failure")
         .map(|v| check_steps(&mut c, v, "on_failure").0)
         .unwrap_or_default();
+    let on_cancel = root
+        .get("on_cancel")
+        .map(|v| check_steps(&mut c, v, "on_cancel").0)
+        .unwrap_or_default();
     check_order(&mut c, &heads);
     let finally_step = root
         .get("finally_step")
@@ -202,6 +207,7 @@ pub(crate) fn check_document(
         env,
         steps,
         on_failure,
+        on_cancel,
         finally_step,
         max_parallel,
         max_jumps,
