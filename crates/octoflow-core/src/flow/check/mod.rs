@@ -177,14 +177,8 @@ pub(crate) fn check_document(
         }
         Some(v) => check_steps(&mut c, v, "steps"),
     };
-    let on_failure = root
-        .get("on_failure")
-        .map(|v| check_steps(&mut c, v, "on_failure").0)
-        .unwrap_or_default();
-    let on_cancel = root
-        .get("on_cancel")
-        .map(|v| check_steps(&mut c, v, "on_cancel").0)
-        .unwrap_or_default();
+    let on_failure = after_steps(&mut c, &root, "on_failure");
+    let on_cancel = after_steps(&mut c, &root, "on_cancel");
     check_order(&mut c, &heads);
     let finally_step = root
         .get("finally_step")
@@ -217,6 +211,17 @@ pub(crate) fn check_document(
         source: Arc::from(text),
         version: flow_version(text),
     })
+}
+
+/// The steps of `on_failure` or `on_cancel` (none when the key is absent).
+fn after_steps(
+    c: &mut Checker<'_>,
+    root: &Map<String, Value>,
+    key: &str,
+) -> Vec<crate::flow::Step> {
+    root.get(key)
+        .map(|v| check_steps(c, v, key).0)
+        .unwrap_or_default()
 }
 
 fn scalar_text(v: &Value) -> String {
