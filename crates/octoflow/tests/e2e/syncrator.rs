@@ -424,3 +424,68 @@ async fn a_cancel_kills_the_pod(server: &Server, seen: &mut Seen, bearer: &str) 
     assert_eq!(cleanup["status"], "succeeded", "{cleanup}");
     custom
 }
+
+/// `POST /diff/avo`: a delta, then a delete, each a child run of its own flow; the jobs'
+/// history pages through the run list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_runs_a_delta_then_a_delete_and_the_history_pages() {
+    let (o, admin) = node();
+    let server = start(&o, &admin);
+    let mut seen = Seen::default();
+    let bearer = login(&server).await;
+    let (code, started) = seen
+        .send(
+            &server,
+            reqwest::Method::POST,
+            "/diff/avo",
+            Some(&bearer),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{started}");
+    assert_eq!(started["action"], "diff");
+    let diff = started["job_id"].as_str().unwrap().to_owned();
+    let run = server
+        .until(&diff, &["succeeded", "failed", "cancelled"])
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+
+    // Each step ran its flow as a linked child run, the delta first.
+    let mut children = Vec::new();
+    for flow in ["delta", "delete"] {
+        let list = seen
+            .api(&server, &format!("/api/v1/runs?flow={flow}"))
+            .await;
+        let child = &list["items"][0];
+        assert_eq!(child["parent_run_id"], diff.as_str(), "{list}");
+        assert_eq!(child["status"], "succeeded", "{list}");
+        children.push(child["id"].as_str().unwrap().to_owned());
+    }
+    let log = oc_log(&server);
+    let delta_done = log.find("pod syncrator-qas-avo-delta completed").unwrap();
+    let delete_started = log.find("pod syncrator-qas-avo-delete started").unwrap();
+    assert!(delta_done < delete_started, "{log}");
+
+    // A second delta: the history has two, newest first, one per page.
+    let (code, again) = seen
+        .send(
+            &server,
+            reqwest::Method::POST,
+            "/delta/avo",
+            Some(&bearer),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{again}");
+    let second = again["job_id"].as_str().unwrap().to_owned();
+    server
+        .until(&second, &["succeeded", "failed", "cancelled"])
+        .await;
+    let page = seen
+        .api(&server, "/api/v1/runs?flow=delta&page=2&per_page=1")
+        .await;
+    assert_eq!(page["total"], 2, "{page}");
+    assert_eq!(page["page"], 2);
+    assert_eq!(page["items"][0]["id"], children[0].as_str(), "{page}");
+    no_token_left(server);
+}
