@@ -177,6 +177,18 @@ fn dry_answer(env: &str, target: &str, action: &str, tag: &str, options: &str) -
     })
 }
 
+/// Whether process `pid` runs: it exists and is not a zombie (an orphan whose parent, the
+/// killed launcher, can no longer reap it).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(')')?;
+            after_name.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
 /// The stand-in `oc`'s log of its calls.
 fn oc_log(server: &Server) -> String {
     std::fs::read_to_string(server.octo.path("data/oc.log")).unwrap_or_default()
@@ -402,10 +414,7 @@ async fn a_cancel_kills_the_pod(server: &Server, seen: &mut Seen, bearer: &str) 
         .until(&custom, &["succeeded", "failed", "cancelled"])
         .await;
     assert_eq!(run["status"], "cancelled", "{run}");
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "the pod {pid} outlived the cancel"
-    );
+    assert!(!running(pid), "the pod {pid} outlived the cancel");
     let log = logged(server, "oc delete jobs syncrator-qas-cataloguspro-sync\n").await;
     let (_, after) = log
         .split_once("pod syncrator-qas-cataloguspro-sync started")
@@ -425,14 +434,41 @@ async fn a_cancel_kills_the_pod(server: &Server, seen: &mut Seen, bearer: &str) 
     custom
 }
 
-/// `POST /diff/avo`: a delta, then a delete, each a child run of its own flow; the jobs'
-/// history pages through the run list.
+/// The single sign-on key of the example's `secrets.yml`.
+const SSO_KEY: &str = "sso-demo-hs256-key-2f9a";
+
+/// A token of the single sign-on: audience `syncrator`, this role, expiring in `expires_in`
+/// seconds, signed with `key`.
+fn sso_token(key: &str, role: &str, expires_in: i64) -> String {
+    let claims = json!({"aud": "syncrator", "sub": "jenkins", "role": role,
+                        "exp": chrono::Utc::now().timestamp() + expires_in});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// `POST /diff/avo` with a token of the single sign-on: a delta, then a delete, each a child
+/// run of its own flow; the jobs' history pages through the run list. An expired or
+/// foreign-signed token is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_runs_a_delta_then_a_delete_and_the_history_pages() {
     let (o, admin) = node();
     let server = start(&o, &admin);
     let mut seen = Seen::default();
-    let bearer = login(&server).await;
+    let post = reqwest::Method::POST;
+    for refused in [
+        sso_token(SSO_KEY, "operator", -120),
+        sso_token("not-the-sso-key", "operator", 300),
+    ] {
+        let (code, _) = seen
+            .send(&server, post.clone(), "/diff/avo", Some(&refused), None)
+            .await;
+        assert_eq!(code, 401);
+    }
+    let bearer = sso_token(SSO_KEY, "operator", 300);
     let (code, started) = seen
         .send(
             &server,
