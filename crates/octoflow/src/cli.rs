@@ -117,6 +117,16 @@ pub(crate) struct GlobalArgs {
         help_heading = "Global options"
     )]
     pub(crate) config: Option<PathBuf>,
+
+    /// An environment: `config.<ENV>.yml` beside the config file is merged over it (`--env qa`:
+    /// `config.qa.yml` over `config.yml`) [env: OCTOFLOW_ENV]
+    #[arg(
+        long = "env",
+        global = true,
+        value_name = "ENV",
+        help_heading = "Global options"
+    )]
+    pub(crate) environment: Option<String>,
 }
 
 /// The commands.

@@ -31,6 +31,7 @@ pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<E
     let flags = Flags {
         data: global.data.clone(),
         config: global.config.clone(),
+        environment: global.environment.clone(),
         database: args.database.clone(),
         data_hint: None,
     };

@@ -48,6 +48,7 @@ pub(super) fn with_store<T>(
     let flags = Flags {
         data: global.data.clone(),
         config: global.config.clone(),
+        environment: global.environment.clone(),
         database: store.database.clone(),
         data_hint: None,
     };

@@ -19,6 +19,7 @@ pub(crate) fn validate(global: &GlobalArgs, args: &ValidateArgs, env: Env) -> Re
     let flags = Flags {
         data: global.data.clone(),
         config: global.config.clone(),
+        environment: global.environment.clone(),
         database: None,
         data_hint: args.paths.first().cloned(),
     };

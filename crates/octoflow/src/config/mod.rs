@@ -21,6 +21,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use octoflow_core::flow::{Dur, parse_duration, suggest};
 use octoflow_core::secrets::Secret;
 use serde::Deserialize;
+mod environment;
 mod sections;
 mod step_env;
 
@@ -107,6 +108,8 @@ pub(crate) struct Flags {
     pub(crate) data: Option<PathBuf>,
     /// `--config`.
     pub(crate) config: Option<PathBuf>,
+    /// `--env`: the environment whose `config.<env>.yml` is merged over the config file.
+    pub(crate) environment: Option<String>,
     /// `--database`.
     pub(crate) database: Option<String>,
     /// A path the command works on (a flow file, a flows directory) from which the data
@@ -220,9 +223,17 @@ impl Config {
             .or_else(|| env.path("OCTOFLOW_CONFIG_FILE"));
         let default_file = data_dir.join(CONFIG_FILE_NAME);
         let config_file = explicit_file.or_else(|| default_file.is_file().then_some(default_file));
-        let file = match &config_file {
-            Some(path) => read_config_file(path)?,
-            None => ConfigFile::default(),
+        let environment = flags
+            .environment
+            .clone()
+            .or_else(|| env.get("OCTOFLOW_ENV").map(ToOwned::to_owned));
+        let file = match (&config_file, environment) {
+            (Some(path), Some(environment)) => environment::read_merged(path, &environment)?,
+            (Some(path), None) => read_config_file(path)?,
+            (None, Some(environment)) => bail!(
+                "`--env {environment}` needs a config file to merge `config.{environment}.yml` over"
+            ),
+            (None, None) => ConfigFile::default(),
         };
         let in_data = |p: PathBuf| data_dir.join(p);
 

@@ -117,6 +117,38 @@ fn config_comes_from_the_file_then_the_environment_then_flags() {
 }
 
 #[test]
+fn an_environment_file_is_merged_over_the_config_file() {
+    // Only the `qa` file lets steps see STAGE; both files set the database.
+    let o = octo()
+        .flow(
+            "a",
+            "steps: [{name: stage, set_fact: {value: '{{ env.STAGE }}'}}]",
+        )
+        .file("data/config.yml", "database: sqlite://base.db\n")
+        .file(
+            "data/config.qa.yml",
+            "database: sqlite://qa.db\nsteps: { env_pass: [STAGE] }\n",
+        )
+        .env("STAGE", "qa-stage");
+    let qa = o.clone().args(["--env", "qa", "run", "a", "--json"]).run();
+    qa.success();
+    assert_eq!(qa.json()["data"]["stage"], "qa-stage");
+    assert!(o.path("qa.db").exists() && !o.path("base.db").exists());
+    o.clone()
+        .env("OCTOFLOW_ENV", "qa")
+        .args(["run", "a"])
+        .run()
+        .success();
+    // Without it the variable is not passed; an unknown environment is an error.
+    o.clone().args(["run", "a"]).run().failure();
+    o.clone()
+        .args(["--env", "prd", "run", "a"])
+        .run()
+        .code(2)
+        .stderr_contains("`--env prd`: no `data/config.prd.yml` beside `data/config.yml`");
+}
+
+#[test]
 fn the_data_dir_comes_from_the_flag_or_the_environment() {
     let flow = "steps: [{name: a, set_fact: {value: 1}}]";
     let o = octo().file("elsewhere/flows/f.yml", flow);

@@ -31,6 +31,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
     let flags = Flags {
         data: global.data.clone(),
         config: global.config.clone(),
+        environment: global.environment.clone(),
         database: args.database.clone(),
         data_hint: flows::looks_like_path(&args.flow).then(|| PathBuf::from(&args.flow)),
     };
