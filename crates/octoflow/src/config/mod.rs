@@ -217,24 +217,7 @@ impl Config {
             .or_else(|| flags.data_hint.as_deref().and_then(infer_data_dir))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
 
-        let explicit_file = flags
-            .config
-            .clone()
-            .or_else(|| env.path("OCTOFLOW_CONFIG_FILE"));
-        let default_file = data_dir.join(CONFIG_FILE_NAME);
-        let config_file = explicit_file.or_else(|| default_file.is_file().then_some(default_file));
-        let environment = flags
-            .environment
-            .clone()
-            .or_else(|| env.get("OCTOFLOW_ENV").map(ToOwned::to_owned));
-        let file = match (&config_file, environment) {
-            (Some(path), Some(environment)) => environment::read_merged(path, &environment)?,
-            (Some(path), None) => read_config_file(path)?,
-            (None, Some(environment)) => bail!(
-                "`--env {environment}` needs a config file to merge `config.{environment}.yml` over"
-            ),
-            (None, None) => ConfigFile::default(),
-        };
+        let (config_file, file) = read_file(flags, &env, &data_dir)?;
         let in_data = |p: PathBuf| data_dir.join(p);
 
         let flows_dir = env
@@ -417,6 +400,30 @@ fn read_config_file(path: &Path) -> Result<ConfigFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file `{}`", path.display()))?;
     parse_config(&text).map_err(|message| anyhow!("{}:{message}", path.display()))
+}
+
+/// The config file (`--config`, `OCTOFLOW_CONFIG_FILE`, else `<data>/config.yml` when it
+/// exists) and its settings, with the environment's file merged over it (`--env`).
+fn read_file(flags: &Flags, env: &Env, data_dir: &Path) -> Result<(Option<PathBuf>, ConfigFile)> {
+    let explicit_file = flags
+        .config
+        .clone()
+        .or_else(|| env.path("OCTOFLOW_CONFIG_FILE"));
+    let default_file = data_dir.join(CONFIG_FILE_NAME);
+    let config_file = explicit_file.or_else(|| default_file.is_file().then_some(default_file));
+    let environment = flags
+        .environment
+        .clone()
+        .or_else(|| env.get("OCTOFLOW_ENV").map(ToOwned::to_owned));
+    let file = match (&config_file, environment) {
+        (Some(path), Some(environment)) => environment::read_merged(path, &environment)?,
+        (Some(path), None) => read_config_file(path)?,
+        (None, Some(environment)) => bail!(
+            "`--env {environment}` needs a config file to merge `config.{environment}.yml` over"
+        ),
+        (None, None) => ConfigFile::default(),
+    };
+    Ok((config_file, file))
 }
 
 /// Parses config text; the error is `line:column: message`.
