@@ -221,6 +221,11 @@ pub(crate) struct ServeArgs {
     /// listed and changed through the API
     #[arg(long)]
     pub(crate) no_scheduler: bool,
+
+    /// How the node writes its own log to stderr: `text`, or `json` (one object per line,
+    /// for a log collector) [env: OCTOFLOW_LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) log_format: Option<crate::config::LogFormat>,
 }
 
 /// `octoflow validate`.

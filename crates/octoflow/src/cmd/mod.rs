@@ -17,7 +17,7 @@ use anyhow::Result;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
-use crate::config::{Config, Env};
+use crate::config::{Config, Env, LogFormat};
 
 /// Runs the command the line asked for.
 pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
@@ -45,14 +45,16 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> ExitCode {
 /// The log of a command, on stderr, filtered by `OCTOFLOW_LOG` (default `warn`).
 ///
 /// It is attached to the command's future (`WithSubscriber`), not installed process-wide.
-fn log_subscriber(config: &Config) -> impl tracing::Subscriber + Send + Sync + 'static {
+fn log_subscriber(config: &Config) -> Box<dyn tracing::Subscriber + Send + Sync + 'static> {
     // The CLI reports interrupted runs itself, in its own words.
     let directives = format!("{},octoflow_core::engine::recover=off", config.log);
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .finish()
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => Box::new(builder.without_time().with_target(false).finish()),
+        // For a log collector: every event with its time and target.
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+    }
 }

@@ -39,6 +39,9 @@ pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<E
     if let Some(listen) = &args.listen {
         listen.clone_into(&mut config.listen);
     }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
     if let Some(workers) = args.workers {
         // 0 is allowed here only: an API-only node, whose runs another node's workers run.
         config.workers = workers;

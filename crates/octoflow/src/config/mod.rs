@@ -175,6 +175,8 @@ pub(crate) struct Config {
     pub(crate) shutdown_grace: Duration,
     /// The log filter (`OCTOFLOW_LOG`, tracing's env-filter syntax).
     pub(crate) log: String,
+    /// How the node's own log lines are written (`OCTOFLOW_LOG_FORMAT`, `--log-format`).
+    pub(crate) log_format: LogFormat,
     /// The process environment, for `type: env` secrets.
     pub(crate) process_env: BTreeMap<String, String>,
     /// What steps see of it: templates (`env`) and processes (`steps.env_pass`).
@@ -270,6 +272,12 @@ impl Config {
             .path("OCTOFLOW_TRACKER_DIR")
             .or_else(|| file.tracker_dir.map(in_data));
         let log = env.get("OCTOFLOW_LOG").unwrap_or("warn").to_owned();
+        let log_format = match env.get("OCTOFLOW_LOG_FORMAT") {
+            Some(text) => text
+                .parse()
+                .map_err(|e| anyhow!("`OCTOFLOW_LOG_FORMAT`: {e}"))?,
+            None => LogFormat::Text,
+        };
         let step_env = step_env::step_env(&env.vars, &file.steps.unwrap_or_default())?;
         for (name, connection) in &file.connections {
             connection
@@ -301,6 +309,7 @@ impl Config {
             kill_grace,
             shutdown_grace,
             log,
+            log_format,
             process_env: env.vars,
             step_env,
         })
@@ -346,6 +355,28 @@ impl Config {
     /// The store the database URL names; only `sqlite:` in this build.
     pub(crate) fn database(&self) -> Result<Database> {
         parse_database_url(self.database.expose())
+    }
+}
+
+/// How the node writes its own log lines to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event, with its time, level, message and fields.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("`{other}` is not `text` or `json`")),
+        }
     }
 }
 

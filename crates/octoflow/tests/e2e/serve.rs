@@ -433,3 +433,36 @@ post({"status": "succeeded", "data": {"rows": 3}, "message": "done"})
         "the job reported failure: disk full"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_log_can_be_json_lines() {
+    let o = octo()
+        .flow("hello", "steps:\n  - name: a\n    set_fact: { value: 1 }\n")
+        .env("OCTOFLOW_LOG", "info");
+    let server = Server::start(&o, &["--log-format", "json"]);
+    let (_, run) = server.post("/api/v1/flows/hello/runs", &json!({})).await;
+    server.until(&run_id(&run), &["succeeded"]).await;
+    let (out, stderr) = server.signal_and_wait(Signal::SIGTERM);
+    out.success();
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let listening = events
+        .iter()
+        .find(|e| e["message"] == "Listening.")
+        .unwrap_or_else(|| panic!("no `Listening.` event:\n{stderr}"));
+    assert_eq!(listening["level"], "INFO");
+    assert!(listening["timestamp"].is_string(), "{listening}");
+    assert!(
+        listening["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    // Text lines are only the command's own notes (`octoflow serve: …`), never log events.
+    for line in stderr.lines().filter(|l| !l.starts_with('{')) {
+        assert!(line.starts_with("octoflow serve"), "{line}");
+    }
+}
