@@ -125,6 +125,11 @@ impl FilesRoot {
         &self.data_dir
     }
 
+    /// The workspace of run `id`: `runs/<id>` in the data directory.
+    pub fn run_dir(&self, id: &crate::store::RunId) -> PathBuf {
+        self.data_dir.join(RUNS_DIR).join(id.to_string())
+    }
+
     /// Resolves a path given by a flow: relative to the data directory, `..` and symlinks
     /// followed, and refused when the result is outside the allowed directories.
     pub fn resolve(&self, user_path: &str) -> Result<SafePath, PathError> {

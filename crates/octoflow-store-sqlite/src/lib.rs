@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use octoflow_core::store::{
     Fence, LogLine, Page, Paged, Progress, Run, RunFilter, RunId, RunStatus, RunStore, RunUpdate,
     StateStore, StepFinish, StepRun, StepRunId, StoreError,
@@ -257,6 +258,14 @@ impl RunStore for SqliteStore {
         let (id, progress) = (*id, progress.clone());
         self.write(move |c| runs::set_progress(c, &id, &progress))
             .await
+    }
+
+    async fn prune_runs(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError> {
+        self.write(move |c| runs::prune(c, before, limit)).await
     }
 }
 

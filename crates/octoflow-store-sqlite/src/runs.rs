@@ -1,5 +1,6 @@
 //! The `runs` table: insert, update, read, list with filters, and interrupted-run recovery.
 
+use chrono::{DateTime, Utc};
 use octoflow_core::store::{
     Fence, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus, RunUpdate,
     StepStatus, StoreError,
@@ -118,6 +119,26 @@ pub(crate) fn set_progress(
         params![codec::json("progress", progress)?, codec::run_id(id)],
     )?;
     Ok(())
+}
+
+/// Removes up to `limit` runs that ended before `before`, oldest first; their step runs and
+/// log lines go with them (`ON DELETE CASCADE`).
+pub(crate) fn prune(
+    conn: &Connection,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<RunId>, StoreError> {
+    all(
+        conn,
+        "DELETE FROM runs WHERE id IN (\
+           SELECT id FROM runs \
+           WHERE status IN ('succeeded', 'failed', 'cancelled', 'timed_out') \
+             AND finished_at < ? \
+           ORDER BY finished_at LIMIT ?) \
+         RETURNING id",
+        params![codec::time(before), limit],
+        |row| codec::get_word(row, "id"),
+    )
 }
 
 /// Ends the run `fence` holds with `update`; fields the update leaves `None` keep their

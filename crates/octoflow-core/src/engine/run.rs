@@ -155,13 +155,7 @@ impl<'e> Execution<'e> {
         } else {
             Map::new()
         };
-        let workdir = self
-            .engine
-            .config
-            .files
-            .data_dir()
-            .join("runs")
-            .join(self.run.id.to_string());
+        let workdir = self.engine.config.files.run_dir(&self.run.id);
         // Writers into the workspace (uploads, spilled results, `file` steps) make it when
         // they write; a flow that names `run.workdir` gets it made first, for its commands.
         // Other runs never touch the disk for it.

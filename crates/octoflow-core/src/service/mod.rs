@@ -5,6 +5,7 @@
 
 mod ended;
 mod feed;
+mod retention;
 mod step_metrics;
 mod worker;
 

@@ -102,6 +102,11 @@ pub trait RunStore: Send + Sync {
     async fn mark_interrupted(&self, fence: &Fence) -> Result<bool, StoreError>;
     /// Records what an external job last reported about its progress.
     async fn set_progress(&self, id: &RunId, progress: &Progress) -> Result<(), StoreError>;
+    /// Removes up to `limit` runs that ended before `before`, oldest first, with their step
+    /// runs and log lines (`limits.run_retention`); returns their ids. A run that has not
+    /// ended is never removed.
+    async fn prune_runs(&self, before: DateTime<Utc>, limit: u32)
+    -> Result<Vec<RunId>, StoreError>;
 }
 
 /// Each flow's small key/value state, kept between runs (cursors, last seen ids).

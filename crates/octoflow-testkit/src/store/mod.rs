@@ -63,6 +63,7 @@ macro_rules! store_conformance {
             logs_in_order_and_by_step,
             list_filters,
             list_pagination,
+            prune_removes_old_ended_runs,
             running_runs,
             mark_interrupted,
             concurrent_writes,

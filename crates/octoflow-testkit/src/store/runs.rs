@@ -415,3 +415,77 @@ pub async fn list_pagination(store: &dyn Store) {
         "pages together hold every run once, newest first"
     );
 }
+
+/// Retention: `prune_runs` removes runs that ended before the cutoff, oldest first and at
+/// most `limit`, with their step runs and log lines; running runs and newer ones stay.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn prune_removes_old_ended_runs(store: &dyn Store) {
+    let ended_at = |secs| async move {
+        let run = insert(store, "old", RunStatus::Running, at(0, 0)).await;
+        store
+            .insert_step_run(&run.fence(), &step(run.id, "a", 1, at(0, 1)))
+            .await
+            .expect("step run");
+        let line = LogLine {
+            run_id: run.id,
+            step: "a".to_owned(),
+            attempt: 1,
+            ts: at(0, 2),
+            stream: LogStream::Stdout,
+            line: "hello".to_owned(),
+            seq: 0,
+        };
+        store.append_logs(&[line]).await.expect("log line");
+        let mut update = RunUpdate::status(run.id, RunStatus::Succeeded);
+        update.finished_at = Some(at(secs, 0));
+        store
+            .end_run(&run.fence(), &[], &update)
+            .await
+            .expect("end run");
+        run.id
+    };
+    let oldest = ended_at(10).await;
+    let older = ended_at(20).await;
+    let recent = ended_at(100).await;
+    let running = insert(store, "old", RunStatus::Running, at(0, 0)).await;
+
+    let cutoff = at(50, 0);
+    let first = store.prune_runs(cutoff, 1).await.expect("prune");
+    assert_eq!(first, vec![oldest], "the oldest first, at most `limit`");
+    let second = store.prune_runs(cutoff, 10).await.expect("prune");
+    assert_eq!(second, vec![older], "then the next");
+    assert!(
+        store
+            .prune_runs(cutoff, 10)
+            .await
+            .expect("prune")
+            .is_empty()
+    );
+    for gone in [oldest, older] {
+        assert!(
+            store.run(&gone).await.expect("read").is_none(),
+            "run removed"
+        );
+        assert!(
+            store.step_runs(&gone).await.expect("steps").is_empty(),
+            "steps removed"
+        );
+        assert!(
+            store.logs(&gone, None, 0).await.expect("logs").is_empty(),
+            "logs removed"
+        );
+    }
+    assert_eq!(
+        read(store, &recent).await.status,
+        RunStatus::Succeeded,
+        "newer stays"
+    );
+    assert_eq!(
+        read(store, &running.id).await.status,
+        RunStatus::Running,
+        "running stays"
+    );
+    assert_eq!(store.step_runs(&recent).await.expect("steps").len(), 1);
+}

@@ -138,6 +138,13 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             }
         }
     });
+    // Runs past `limits.run_retention` are removed in the background (`0s`: kept forever).
+    let keep = config.limits.run_retention.get();
+    if !keep.is_zero() {
+        let service = service.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { service.run_retention(keep, shutdown).await });
+    }
     // Folder watches and flow triggers; the watches stop with the shutdown, flow triggers
     // once the runs still running have ended.
     let triggers = octoflow_core::triggers::start(&service, &triggers_library, shutdown.clone());

@@ -466,3 +466,48 @@ async fn the_node_log_can_be_json_lines() {
         assert!(line.starts_with("octoflow serve"), "{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_past_their_retention_are_removed_with_their_workspaces() {
+    let flow = "steps:\n  - { name: text, set_fact: { value: hello } }\n  - name: keep\n    file: { path: \"runs/{{ run.id }}/note.txt\", mode: write, format: text, data_key: text }\n";
+    let o = octo()
+        .flow("noted", flow)
+        .file("data/config.yml", "limits: { run_retention: 2s }\n");
+    let server = Server::start(&o, &[]);
+    let (code, run) = server.post("/api/v1/flows/noted/runs", &json!({})).await;
+    assert_eq!(code, 201, "{run}");
+    let id = run_id(&run);
+    server.until(&id, &["succeeded"]).await;
+    let workspace = o.path(&format!("data/runs/{id}"));
+    assert!(workspace.join("note.txt").is_file());
+    // Gone within its retention and a few rounds of the pruner.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, _) = server.get(&format!("/api/v1/runs/{id}")).await;
+        if code == 404 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run {id} was kept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!workspace.exists(), "its workspace was kept");
+    let (_, logs) = server.get(&format!("/api/v1/runs/{id}/logs")).await;
+    assert!(
+        logs.is_null() || logs["error"]["code"] == "not_found",
+        "{logs}"
+    );
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pruned = metrics
+        .lines()
+        .find(|l| l.starts_with("octoflow_runs_pruned_total"))
+        .unwrap_or_else(|| panic!("no pruned metric:\n{metrics}"));
+    assert!(!pruned.ends_with(" 0"), "{pruned}");
+}

@@ -296,6 +296,34 @@ impl RunStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn prune_runs(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let mut inner = self.lock();
+        let mut old: Vec<(DateTime<Utc>, RunId)> = inner
+            .runs
+            .iter()
+            .filter(|r| r.status.is_final())
+            .filter_map(|r| r.finished_at.filter(|t| *t < before).map(|t| (t, r.id)))
+            .collect();
+        old.sort();
+        old.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let ids: Vec<RunId> = old.into_iter().map(|(_, id)| id).collect();
+        inner.runs.retain(|r| !ids.contains(&r.id));
+        inner.steps.retain(|s| !ids.contains(&s.run_id));
+        inner.logs.retain(|l| !ids.contains(&l.run_id));
+        inner.idempotency.retain(|_, run| !ids.contains(run));
+        for id in &ids {
+            inner.leases.remove(id);
+            inner.limits.remove(id);
+            inner.cancel_requested.remove(id);
+            inner.lock_released.remove(id);
+        }
+        Ok(ids)
+    }
 }
 
 #[async_trait]
