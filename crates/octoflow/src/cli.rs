@@ -160,6 +160,22 @@ pub(crate) enum Command {
     /// Create, list and revoke API tokens (works on the store, no server needed)
     #[command(after_help = ADMIN_AFTER_HELP)]
     Token(TokenArgs),
+    /// Seal a value for secrets.yml (`type: encrypted`), or make a key to seal with
+    #[command(subcommand, after_help = SECRET_AFTER_HELP)]
+    Secret(SecretCommand),
+}
+
+const SECRET_AFTER_HELP: &str = "The key is 32 bytes as base64, from OCTOFLOW_SECRETS_KEY or the file \
+`secrets_key_file` names in config.yml; the server opens sealed values with the same key.";
+
+/// `octoflow secret …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Read a value on standard input and print its sealed form, `ENC[v1:…]`, for a
+    /// `type: encrypted` entry of secrets.yml (one final line break is dropped)
+    Seal,
+    /// Print a new random key (base64) for OCTOFLOW_SECRETS_KEY or `secrets_key_file`
+    Key,
 }
 
 /// `octoflow run`.

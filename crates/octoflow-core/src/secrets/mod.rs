@@ -3,6 +3,7 @@
 //! [`Redactor`] so it never reaches a log, a result or an error.
 
 mod redact;
+mod sealed;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 pub use redact::{MASK, Redactor};
+pub use sealed::{SealError, SealKey};
 
 /// A value that must not be shown: `Debug`, `Display` and `Serialize` print `***`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -74,6 +76,10 @@ enum SecretSpec {
         name: String,
         env: String,
     },
+    Encrypted {
+        name: String,
+        value: String,
+    },
 }
 
 /// A resolved entry: its name, its secret fields and its plain fields.
@@ -101,6 +107,22 @@ pub enum SecretsError {
         name: String,
         /// The variable.
         var: String,
+    },
+    /// An `encrypted` secret, but no key to open it.
+    #[error(
+        "secret `{name}` is sealed; give the key in OCTOFLOW_SECRETS_KEY or the file `secrets_key_file` names"
+    )]
+    NoKey {
+        /// The secret.
+        name: String,
+    },
+    /// An `encrypted` secret that does not open.
+    #[error("secret `{name}`: {source}")]
+    Sealed {
+        /// The secret.
+        name: String,
+        /// Why.
+        source: SealError,
     },
 }
 
@@ -144,11 +166,23 @@ impl fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Parses `secrets.yml` text; `env` resolves `type: env` secrets.
+    /// Parses `secrets.yml` text; `env` resolves `type: env` secrets. A `type: encrypted`
+    /// secret needs [`Secrets::parse_with_key`].
     pub fn parse(
         text: &str,
         file: &str,
         env: &BTreeMap<String, String>,
+    ) -> Result<Self, SecretsError> {
+        Self::parse_with_key(text, file, env, None)
+    }
+
+    /// Parses `secrets.yml` text; `env` resolves `type: env` secrets and `key` opens
+    /// `type: encrypted` ones.
+    pub fn parse_with_key(
+        text: &str,
+        file: &str,
+        env: &BTreeMap<String, String>,
+        key: Option<&SealKey>,
     ) -> Result<Self, SecretsError> {
         let invalid = |message: String| SecretsError::Invalid {
             file: file.to_owned(),
@@ -184,6 +218,16 @@ impl Secrets {
                         var: var.clone(),
                     })?;
                     (name, vec![("value", Secret::new(value.clone()))], vec![])
+                }
+                SecretSpec::Encrypted { name, value } => {
+                    let Some(key) = key else {
+                        return Err(SecretsError::NoKey { name });
+                    };
+                    let opened = key.open(&value).map_err(|source| SecretsError::Sealed {
+                        name: name.clone(),
+                        source,
+                    })?;
+                    (name, vec![("value", Secret::new(opened))], vec![])
                 }
             };
             if secrets.entries.contains_key(&name) {
@@ -299,7 +343,7 @@ impl Secrets {
 fn scrub(message: &str) -> String {
     let first = message.lines().next().unwrap_or("invalid secrets file");
     if first.contains("unknown variant") {
-        let variants = "credential, token, api-key, value, env";
+        let variants = "credential, token, api-key, value, env, encrypted";
         return format!("unknown secret type; use one of {variants}");
     }
     first.to_owned()
@@ -353,6 +397,31 @@ mod tests {
                 name: "jira".to_owned(),
                 field: "username".to_owned()
             })
+        );
+    }
+
+    #[test]
+    fn encrypted_secrets_open_with_the_key_only() {
+        let key = SealKey::from_base64(&SealKey::generate().unwrap()).unwrap();
+        let other = SealKey::from_base64(&SealKey::generate().unwrap()).unwrap();
+        let text = format!(
+            "- {{ name: enc, type: encrypted, value: '{}' }}\n",
+            key.seal("opened-value").unwrap()
+        );
+        let s = Secrets::parse_with_key(&text, "secrets.yml", &env(), Some(&key)).unwrap();
+        assert_eq!(s.field("enc", "value").unwrap().expose(), "opened-value");
+        assert_eq!(s.redactor().text("x opened-value"), "x ***");
+        let wrong = Secrets::parse_with_key(&text, "secrets.yml", &env(), Some(&other));
+        assert_eq!(
+            wrong.unwrap_err().to_string(),
+            "secret `enc`: the value does not open with this key (sealed with another key, or altered)"
+        );
+        let none = Secrets::parse(&text, "secrets.yml", &env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            none.starts_with("secret `enc` is sealed; give the key"),
+            "{none}"
         );
     }
 

@@ -30,7 +30,7 @@ impl Service {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        tracing::warn!(run_id = %id, error = %e, "Cannot remove a pruned run's workspace.")
+                        tracing::warn!(run_id = %id, error = %e, "Cannot remove a pruned run's workspace.");
                     }
                 }
             }

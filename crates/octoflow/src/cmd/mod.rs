@@ -6,6 +6,7 @@ mod init;
 mod locks;
 mod run;
 mod runs;
+mod secret;
 mod serve;
 mod token;
 mod user;
@@ -33,6 +34,7 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Locks(args) => locks::locks(args),
         Command::User(args) => user::user(&cli.global, args, env),
         Command::Token(args) => token::token(&cli.global, args, env),
+        Command::Secret(command) => secret::secret(&cli.global, command, env),
     }
 }
 

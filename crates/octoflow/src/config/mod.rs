@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use octoflow_core::flow::{Dur, parse_duration, suggest};
-use octoflow_core::secrets::Secret;
+use octoflow_core::secrets::{SealKey, Secret};
 use serde::Deserialize;
 mod environment;
 mod sections;
@@ -138,6 +138,8 @@ pub(crate) struct Config {
     pub(crate) templates_dir: PathBuf,
     /// Secrets (SPEC §10).
     pub(crate) secrets_file: PathBuf,
+    /// The file holding the key of sealed secrets (`secrets_key_file`), if any.
+    pub(crate) secrets_key_file: Option<PathBuf>,
     /// The store's URL (it may hold a password).
     pub(crate) database: Secret<String>,
     /// Where `serve` listens.
@@ -147,6 +149,8 @@ pub(crate) struct Config {
     pub(crate) public_url: Option<String>,
     /// `OCTOFLOW_API_TOKEN`: a bearer token with the admin role.
     pub(crate) api_token: Option<Secret<String>>,
+    /// `OCTOFLOW_SECRETS_KEY`: the key of sealed secrets, as base64.
+    pub(crate) secrets_key: Option<Secret<String>>,
     /// Concurrent runs per node.
     pub(crate) workers: u32,
     /// Flows whose schedules start at boot; `None` means all.
@@ -210,6 +214,7 @@ struct ConfigFile {
     flows_path: Option<PathBuf>,
     templates_path: Option<PathBuf>,
     secrets_path: Option<PathBuf>,
+    secrets_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -291,10 +296,15 @@ impl Config {
             flows_dir,
             templates_dir,
             secrets_file,
+            secrets_key_file: file.secrets_key_file.map(in_data),
             database: Secret::new(database),
             listen,
             public_url,
             api_token,
+            secrets_key: env
+                .get("OCTOFLOW_SECRETS_KEY")
+                .filter(|k| !k.is_empty())
+                .map(|k| Secret::new(k.to_owned())),
             workers,
             autostart: file.autostart,
             auth: file.auth.unwrap_or_default(),
@@ -349,7 +359,22 @@ impl Config {
         }
         let mut hidden: Vec<String> = urls.into_iter().flat_map(step_env::url_password).collect();
         hidden.extend(self.api_token.as_ref().map(|t| t.expose().clone()));
+        hidden.extend(self.secrets_key.as_ref().map(|k| k.expose().clone()));
         hidden
+    }
+
+    /// The key of sealed secrets: `OCTOFLOW_SECRETS_KEY` (base64), else the file
+    /// `secrets_key_file` names; `None` without either.
+    pub(crate) fn seal_key(&self) -> Result<Option<SealKey>> {
+        let text = match (&self.secrets_key, &self.secrets_key_file) {
+            (Some(text), _) => text.expose().clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read `secrets_key_file` `{}`", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        SealKey::from_base64(&text)
+            .map(Some)
+            .map_err(|e| anyhow!("the secrets key: {e}"))
     }
 
     /// The store the database URL names; only `sqlite:` in this build.

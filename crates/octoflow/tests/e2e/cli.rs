@@ -191,3 +191,69 @@ fn a_closed_pipe_ends_the_command_quietly() {
     out.success();
     assert_eq!(out.stderr(), "");
 }
+
+#[test]
+fn a_sealed_secret_opens_only_with_its_key() {
+    let o = octo().flow(
+        "check",
+        "steps: [{name: same, set_fact: {value: \"{{ secrets.db.value == 'pg-pass' }}\"}}]",
+    );
+    let key = o.clone().args(["secret", "key"]).run();
+    key.success();
+    let key = key.stdout().trim().to_owned();
+    let sealed = o
+        .clone()
+        .env("OCTOFLOW_SECRETS_KEY", &key)
+        .args(["secret", "seal"])
+        .stdin("pg-pass\n")
+        .run();
+    sealed.success();
+    let sealed = sealed.stdout().trim().to_owned();
+    assert!(
+        sealed.starts_with("ENC[v1:") && !sealed.contains("pg-pass"),
+        "{sealed}"
+    );
+
+    let o = o.file(
+        "data/secrets.yml",
+        &format!("- {{ name: db, type: encrypted, value: '{sealed}' }}\n"),
+    );
+    let run = o
+        .clone()
+        .env("OCTOFLOW_SECRETS_KEY", &key)
+        .args(["run", "check", "--json"])
+        .run();
+    run.success();
+    assert_eq!(run.json()["data"]["same"], true);
+    let other = octo()
+        .args(["secret", "key"])
+        .run()
+        .stdout()
+        .trim()
+        .to_owned();
+    o.clone()
+        .env("OCTOFLOW_SECRETS_KEY", &other)
+        .args(["run", "check"])
+        .run()
+        .code(2)
+        .stderr_contains("secret `db`: the value does not open with this key");
+    o.clone()
+        .args(["run", "check"])
+        .run()
+        .code(2)
+        .stderr_contains("secret `db` is sealed; give the key in OCTOFLOW_SECRETS_KEY");
+    // The key may also come from the file `secrets_key_file` names.
+    o.clone()
+        .file("data/config.yml", "secrets_key_file: secrets.key\n")
+        .file("data/secrets.key", &format!("{key}\n"))
+        .args(["run", "check"])
+        .run()
+        .success();
+
+    octo()
+        .args(["secret", "seal"])
+        .stdin("x\n")
+        .run()
+        .code(2)
+        .stderr_contains("no key to seal with");
+}

@@ -154,7 +154,12 @@ pub(super) fn load_secrets(config: &Config) -> Result<Secrets> {
     let path = &config.secrets_file;
     warn_if_shared(path);
     let mut secrets = match std::fs::read_to_string(path) {
-        Ok(text) => Secrets::parse(&text, &path.display().to_string(), &config.process_env)?,
+        Ok(text) => Secrets::parse_with_key(
+            &text,
+            &path.display().to_string(),
+            &config.process_env,
+            config.seal_key()?.as_ref(),
+        )?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Secrets::default(),
         Err(e) => {
             return Err(e)
