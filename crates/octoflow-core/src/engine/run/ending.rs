@@ -5,7 +5,6 @@
 use serde_json::{Value, json};
 
 use super::{Execution, Halt};
-
 use crate::engine::step::StepRunner;
 use crate::flow::{Flow, Step, format_duration};
 use crate::store::{RunError, RunStatus, StoreError};
