@@ -15,6 +15,7 @@ mod node;
 mod output;
 mod remote;
 mod store;
+mod vault;
 
 use std::process::ExitCode;
 

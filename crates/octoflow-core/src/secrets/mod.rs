@@ -80,6 +80,23 @@ enum SecretSpec {
         name: String,
         value: String,
     },
+    Vault {
+        name: String,
+        path: String,
+        key: String,
+    },
+}
+
+/// A secret kept in HashiCorp Vault (`type: vault`): the binary reads it from the KV v2 API
+/// ([`Secrets::vault_refs`]) and hands the value back ([`Secrets::set_vault_value`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultRef {
+    /// The secret's name.
+    pub name: String,
+    /// The KV v2 path, such as `secret/data/app`.
+    pub path: String,
+    /// The key inside the secret's data.
+    pub key: String,
 }
 
 /// A resolved entry: its name, its secret fields and its plain fields.
@@ -157,6 +174,8 @@ pub struct Secrets {
     /// Values no template can reach that must never be shown either: the node's admin
     /// token, the passwords in configured URLs.
     hidden: Vec<Secret<String>>,
+    /// `type: vault` secrets not read yet.
+    vault: Vec<VaultRef>,
 }
 
 impl fmt::Debug for Secrets {
@@ -229,8 +248,17 @@ impl Secrets {
                     })?;
                     (name, vec![("value", Secret::new(opened))], vec![])
                 }
+                SecretSpec::Vault { name, path, key } => {
+                    if secrets.entries.contains_key(&name)
+                        || secrets.vault.iter().any(|v| v.name == name)
+                    {
+                        return Err(invalid(format!("secret `{name}` is defined twice")));
+                    }
+                    secrets.vault.push(VaultRef { name, path, key });
+                    continue;
+                }
             };
-            if secrets.entries.contains_key(&name) {
+            if secrets.entries.contains_key(&name) || secrets.vault.iter().any(|v| v.name == name) {
                 return Err(invalid(format!("secret `{name}` is defined twice")));
             }
             secrets
@@ -276,6 +304,22 @@ impl Secrets {
             });
         }
         Err(MissingSecret::Unknown)
+    }
+
+    /// The `type: vault` secrets still to read.
+    pub fn vault_refs(&self) -> &[VaultRef] {
+        &self.vault
+    }
+
+    /// The value read from Vault for secret `name` (a `type: vault` one): from now on it is
+    /// `secrets.<name>.value`, redacted like every secret.
+    pub fn set_vault_value(&mut self, name: &str, value: String) {
+        if let Some(i) = self.vault.iter().position(|v| v.name == name) {
+            let read = self.vault.remove(i);
+            let fields = [("value", Secret::new(value))].into_iter().collect();
+            self.entries.insert(read.name.clone(), fields);
+            self.plain.insert(read.name, BTreeMap::new());
+        }
     }
 
     /// Whether a secret of that name exists.
@@ -343,7 +387,7 @@ impl Secrets {
 fn scrub(message: &str) -> String {
     let first = message.lines().next().unwrap_or("invalid secrets file");
     if first.contains("unknown variant") {
-        let variants = "credential, token, api-key, value, env, encrypted";
+        let variants = "credential, token, api-key, value, env, encrypted, vault";
         return format!("unknown secret type; use one of {variants}");
     }
     first.to_owned()
@@ -426,6 +470,27 @@ mod tests {
     }
 
     #[test]
+    fn vault_secrets_wait_for_their_value() {
+        let text = "- { name: kv, type: vault, path: secret/data/app, key: password }\n";
+        let mut s = Secrets::parse(text, "secrets.yml", &env()).unwrap();
+        assert_eq!(
+            s.vault_refs(),
+            [VaultRef {
+                name: "kv".to_owned(),
+                path: "secret/data/app".to_owned(),
+                key: "password".to_owned()
+            }]
+        );
+        assert_eq!(s.lookup("kv").unwrap_err(), MissingSecret::Unknown);
+        s.set_vault_value("kv", "vault-pw".to_owned());
+        assert!(s.vault_refs().is_empty());
+        assert_eq!(s.lookup("kv").unwrap().1.expose(), "vault-pw");
+        assert_eq!(s.redactor().text("pw=vault-pw"), "pw=***");
+        let twice = format!("{text}- {{ name: kv, type: value, value: x }}\n");
+        assert!(Secrets::parse(&twice, "secrets.yml", &env()).is_err());
+    }
+
+    #[test]
     fn node_settings_render_with_secrets_only() {
         let s = Secrets::parse(FILE, "secrets.yml", &env()).unwrap();
         assert_eq!(
@@ -452,7 +517,7 @@ mod tests {
             "secret `db` reads environment variable `DB_PASSWORD`, which is not set"
         );
         let err = Secrets::parse(
-            "- { name: x, type: vault, password: hunter22 }",
+            "- { name: x, type: keyring, password: hunter22 }",
             "s.yml",
             &env(),
         )

@@ -257,3 +257,50 @@ fn a_sealed_secret_opens_only_with_its_key() {
         .code(2)
         .stderr_contains("no key to seal with");
 }
+
+#[test]
+fn vault_secrets_are_read_at_start_with_the_token() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::get;
+    // A double of Vault's KV v2 read: one secret, one token.
+    let vault = crate::peer::serve(axum::Router::new().route(
+        "/v1/secret/data/app",
+        get(|headers: HeaderMap| async move {
+            if headers.get("x-vault-token").and_then(|v| v.to_str().ok()) != Some("vault-tok-91") {
+                let denied = serde_json::json!({"errors": ["permission denied"]});
+                return (StatusCode::FORBIDDEN, axum::Json(denied));
+            }
+            let body = serde_json::json!({"data": {"data": {"password": "from-vault-pw"},
+                                                   "metadata": {"version": 3}}});
+            (StatusCode::OK, axum::Json(body))
+        }),
+    ));
+    let o = octo()
+        .flow(
+            "check",
+            "steps: [{name: same, set_fact: {value: \"{{ secrets.kv.value == 'from-vault-pw' }}\"}}]",
+        )
+        .file(
+            "data/secrets.yml",
+            "- { name: kv, type: vault, path: secret/data/app, key: password }\n",
+        )
+        .env("VAULT_ADDR", &vault.url);
+    let run = o
+        .clone()
+        .env("VAULT_TOKEN", "vault-tok-91")
+        .args(["run", "check", "--json"])
+        .run();
+    run.success();
+    assert_eq!(run.json()["data"]["same"], true);
+    o.clone()
+        .env("VAULT_TOKEN", "wrong-token")
+        .args(["run", "check"])
+        .run()
+        .code(2)
+        .stderr_contains("secret `kv` (Vault `secret/data/app`): Vault answered 403 Forbidden: permission denied");
+    o.clone()
+        .args(["run", "check"])
+        .run()
+        .code(2)
+        .stderr_contains("secret `kv` is in Vault; set VAULT_ADDR and VAULT_TOKEN");
+}

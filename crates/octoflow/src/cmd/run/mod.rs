@@ -166,6 +166,18 @@ pub(super) fn load_secrets(config: &Config) -> Result<Secrets> {
                 .with_context(|| format!("cannot read secrets file `{}`", path.display()));
         }
     };
+    if !secrets.vault_refs().is_empty() {
+        // Read once at start, on a thread of its own: callers may be on the async runtime.
+        let env = &config.process_env;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    crate::remote::runtime()?.block_on(crate::vault::read_all(&mut secrets, env))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("reading secrets from Vault panicked"))?
+        })?;
+    }
     for value in config.hidden_values() {
         secrets.hide(&value);
     }
