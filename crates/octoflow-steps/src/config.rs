@@ -9,6 +9,29 @@ use std::time::Duration;
 pub struct StepsConfig {
     /// The one HTTP client that every `rest` step uses.
     pub http: HttpConfig,
+    /// The mail servers of `email` steps, by name (`smtp:` of config.yml).
+    pub smtp: std::collections::BTreeMap<String, SmtpServer>,
+}
+
+/// One mail server of `smtp:`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SmtpServer {
+    /// `smtp://host:port` (plain, or `?tls=required` for STARTTLS) or `smtps://host:port`;
+    /// `user:password@` for a login. May hold `{{ secrets.… }}`, rendered when a step sends.
+    pub url: String,
+    /// The sender address; default `octoflow@<host name>`.
+    pub from: Option<String>,
+}
+
+impl SmtpServer {
+    /// A server at `url`, sending from `from`.
+    pub fn new(url: impl Into<String>, from: Option<String>) -> Self {
+        Self {
+            url: url.into(),
+            from,
+        }
+    }
 }
 
 /// How the shared HTTP client behaves. A step's own `timeout` limits one request on top.

@@ -9,6 +9,7 @@ use octoflow_core::step::Registry;
 
 mod config;
 mod debug;
+mod email;
 mod exec;
 mod exit;
 mod file;
@@ -22,7 +23,7 @@ mod sleep;
 #[cfg(test)]
 mod testing;
 
-pub use config::{HttpConfig, StepsConfig};
+pub use config::{HttpConfig, SmtpServer, StepsConfig};
 
 /// Adds every built-in leaf kind to `registry`, with the default [`StepsConfig`].
 pub fn register_builtin(registry: &mut Registry) {
@@ -46,4 +47,5 @@ pub fn register_builtin_with(registry: &mut Registry, config: &StepsConfig) {
     registry.register(debug::Debug);
     registry.register(sleep::Sleep);
     registry.register(exit::Exit);
+    registry.register(email::Email::new(config.smtp.clone()));
 }

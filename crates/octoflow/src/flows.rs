@@ -19,7 +19,15 @@ use crate::config::Config;
 /// config's connections and `publish` with its sinks (both opened at first use).
 pub(crate) fn registry(config: &Config) -> Registry {
     let mut registry = Registry::with_core_kinds();
-    let steps = config.http.steps_config();
+    let mut steps = config.http.steps_config();
+    steps.smtp = config
+        .smtp
+        .iter()
+        .map(|(name, server)| {
+            let server = octoflow_steps::SmtpServer::new(server.url.clone(), server.from.clone());
+            (name.clone(), server)
+        })
+        .collect();
     octoflow_steps::register_builtin_with(&mut registry, &steps);
     registry.register(octoflow_sql::Sql::new(octoflow_sql::Connections::new(
         config.connections.clone(),

@@ -154,7 +154,6 @@ pub(crate) enum SynchronousMode {
 /// One entry of `smtp:`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // read by the kinds and `serve` that come later; checked here already
 pub(crate) struct SmtpConfig {
     /// `smtp://host:port` or `smtps://…`.
     pub(crate) url: String,
