@@ -148,3 +148,35 @@ async fn no_scheduler_fires_nothing_but_the_api_still_adds() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(started(&server, added["id"].as_str().unwrap()).await, 0);
 }
+
+/// A flow in the spooler's form (top-level `every_seconds`, no `concurrency`) under `serve`:
+/// a run that outlasts the interval holds the flow's lock, visible in `GET /api/v1/locks`,
+/// and the ticks meanwhile are skipped — no run overlaps, none piles up in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooler_flow_never_overlaps_itself() {
+    let flow = "every_seconds: 1\nsteps:\n  - name: long\n    exec: { command: [sleep, '2.5'] }\n";
+    let o = octo().flow("spool", flow);
+    let server = Server::start(&o, &[]);
+    let mut saw_lock = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    while tokio::time::Instant::now() < deadline {
+        let (_, runs) = server.get("/api/v1/runs?flow=spool&per_page=100").await;
+        let statuses: Vec<&str> = runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["status"].as_str())
+            .collect();
+        let active = statuses.iter().filter(|s| ["queued", "running"].contains(s)).count();
+        assert!(active <= 1, "runs overlap or pile up: {statuses:?}");
+        let (_, locks) = server.get("/api/v1/locks").await;
+        if locks.to_string().contains("spool") {
+            saw_lock = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_lock, "the flow's lock never showed in /api/v1/locks");
+    let (_, runs) = server.get("/api/v1/runs?flow=spool&per_page=100").await;
+    let total = runs["total"].as_u64().unwrap();
+    assert!((1..=3).contains(&total), "{runs}");
+}

@@ -135,9 +135,10 @@ pub(crate) fn check_document(
     let schedules = check_schedules(&mut c, &root);
     let triggers = check_triggers(&mut c, root.get("triggers"), params.as_ref());
     let params = check_trigger_needs(&mut c, name.as_deref(), params, root.get("triggers"));
-    let concurrency = root
-        .get("concurrency")
-        .and_then(|v| check_concurrency(&mut c, v));
+    let concurrency = match root.get("concurrency") {
+        Some(v) => check_concurrency(&mut c, v),
+        None => spooler_lock(&root),
+    };
     let timeout = root
         .get("timeout")
         .and_then(|v| c.field::<Dur>(v, "timeout"))
@@ -377,6 +378,17 @@ fn check_triggers(
         out.push(trigger);
     }
     out
+}
+
+/// A flow in the spooler's form — a top-level `cron` or `every_seconds` — without its own
+/// `concurrency` never overlaps itself, as the spooler's per-flow lock did: a run (or a tick)
+/// while one holds the flow's key is skipped.
+fn spooler_lock(root: &Map<String, Value>) -> Option<Concurrency> {
+    (root.contains_key("cron") || root.contains_key("every_seconds")).then_some(Concurrency {
+        key: None,
+        policy: crate::flow::ConcurrencyPolicy::Skip,
+        limit: 1,
+    })
 }
 
 fn check_concurrency(c: &mut Checker<'_>, value: &Value) -> Option<Concurrency> {
