@@ -167,7 +167,10 @@ async fn a_spooler_flow_never_overlaps_itself() {
             .iter()
             .filter_map(|r| r["status"].as_str())
             .collect();
-        let active = statuses.iter().filter(|s| ["queued", "running"].contains(s)).count();
+        let active = statuses
+            .iter()
+            .filter(|s| ["queued", "running"].contains(s))
+            .count();
         assert!(active <= 1, "runs overlap or pile up: {statuses:?}");
         let (_, locks) = server.get("/api/v1/locks").await;
         if locks.to_string().contains("spool") {
