@@ -179,15 +179,7 @@ async fn steps_see_no_server_settings_and_config_credentials_are_redacted() {
     let run = server.until(&id, &["succeeded", "failed"]).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["data"]["tpl"], "visible-value");
-    let logs = server
-        .http
-        .get(format!("{}/api/v1/runs/{id}/logs", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logs = server.text(&format!("/api/v1/runs/{id}/logs")).await;
     assert!(logs.contains("PASSED=visible-value"), "{logs}");
     assert!(logs.contains("leaked *** ***"), "{logs}");
     for hidden in [TOKEN, PASSWORD, "OCTOFLOW_", "NOT_PASSED", "hidden-value"] {

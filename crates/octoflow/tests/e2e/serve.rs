@@ -496,15 +496,7 @@ async fn runs_past_their_retention_are_removed_with_their_workspaces() {
         logs.is_null() || logs["error"]["code"] == "not_found",
         "{logs}"
     );
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.text("/metrics").await;
     let pruned = metrics
         .lines()
         .find(|l| l.starts_with("octoflow_runs_pruned_total"))

@@ -110,6 +110,12 @@ impl Server {
         })
     }
 
+    /// `GET` a path; the body as text (logs, metrics).
+    pub(crate) async fn text(&self, path: &str) -> String {
+        let answer = self.http.get(format!("{}{path}", self.url)).send().await;
+        self.answered(answer).text().await.unwrap()
+    }
+
     /// `POST` JSON to a path; the status and the JSON body.
     pub(crate) async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let answer = self

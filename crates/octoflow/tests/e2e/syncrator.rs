@@ -131,15 +131,7 @@ impl Seen {
 
     /// A `GET` of the API with the admin token.
     async fn api(&mut self, server: &Server, path: &str) -> Value {
-        let text = server
-            .http
-            .get(format!("{}{path}", server.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.text(path).await;
         assert!(!text.contains(TOKEN), "{path} answered the token: {text}");
         self.0.push(text.clone());
         serde_json::from_str(&text).unwrap_or(Value::String(text))
@@ -334,15 +326,7 @@ async fn a_started_job_reports_through_its_callback_and_a_cancel_kills_it() {
         report["data"]["target_datastore_url"],
         "postgres://***@postgresql-qas.sc-avo.svc:5432/avo_qas"
     );
-    let logs = server
-        .http
-        .get(format!("{}/api/v1/runs/{id}/logs", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logs = server.text(&format!("/api/v1/runs/{id}/logs")).await;
     assert!(logs.contains("callback: 10 records of 30"), "{logs}");
     assert!(!logs.contains(TOKEN));
     let log = oc_log(&server);
