@@ -26,14 +26,15 @@ impl std::fmt::Debug for JwtCheck {
 }
 
 impl JwtCheck {
-    /// Tokens signed with `key` by one of `algorithms` (HS256, RS256); `exp` always required
-    /// (and `nbf` checked when present), `aud` and `iss` required and checked when given.
+    /// Tokens signed with `key` (and/or the keys of [`JwtCheck::with_jwks`]) by one of
+    /// `algorithms` (HS256, RS256); `exp` always required (and `nbf` checked when present),
+    /// `aud` and `iss` required and checked when given.
     ///
     /// # Errors
     /// When no algorithm is given, one is not HS256 or RS256, or RS256 is asked for and the
     /// key is not a PEM public key.
     pub fn new(
-        key: &str,
+        key: Option<&str>,
         algorithms: &[&str],
         audience: Option<&str>,
         issuer: Option<&str>,
@@ -50,15 +51,17 @@ impl JwtCheck {
             return Err("no algorithm; give HS256 or RS256".to_owned());
         };
         let mut keys = Vec::new();
-        if parsed.contains(&Algorithm::RS256) {
-            keys.push(
-                DecodingKey::from_rsa_pem(key.as_bytes())
-                    .map_err(|e| format!("the key is not an RSA public key (PEM): {e}"))?,
-            );
-        }
-        if parsed.contains(&Algorithm::HS256) {
-            keys.push(DecodingKey::from_secret(key.as_bytes()));
-            keys.extend(DecodingKey::from_base64_secret(key.trim()).ok());
+        if let Some(key) = key {
+            if parsed.contains(&Algorithm::RS256) {
+                keys.push(
+                    DecodingKey::from_rsa_pem(key.as_bytes())
+                        .map_err(|e| format!("the key is not an RSA public key (PEM): {e}"))?,
+                );
+            }
+            if parsed.contains(&Algorithm::HS256) {
+                keys.push(DecodingKey::from_secret(key.as_bytes()));
+                keys.extend(DecodingKey::from_base64_secret(key.trim()).ok());
+            }
         }
         let mut validation = Validation::new(*first);
         validation.algorithms = parsed;
@@ -82,6 +85,23 @@ impl JwtCheck {
             audience: audience.map(ToOwned::to_owned),
             issuer: issuer.map(ToOwned::to_owned),
         })
+    }
+
+    /// Also accepts tokens signed by the keys of a JWK set (an issuer's published keys).
+    ///
+    /// # Errors
+    /// When a key of the set is not one this check can use.
+    pub fn with_jwks(mut self, set: &jsonwebtoken::jwk::JwkSet) -> Result<Self, String> {
+        for (i, jwk) in set.keys.iter().enumerate() {
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {i} of the set: {e}"))?;
+            self.keys.push(key);
+        }
+        Ok(self)
+    }
+
+    /// Whether any key was given.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
     }
 
     /// The token's claims, or why it is refused.

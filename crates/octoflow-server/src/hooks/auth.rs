@@ -243,8 +243,13 @@ fn jwt(
             Some("Bearer"),
         ));
     };
-    let check = JwtCheck::new(secret, &[algorithm.unwrap_or("HS256")], audience, None)
-        .map_err(|e| ApiError::internal(format!("secret `{name}`: {e}")))?;
+    let check = JwtCheck::new(
+        Some(secret),
+        &[algorithm.unwrap_or("HS256")],
+        audience,
+        None,
+    )
+    .map_err(|e| ApiError::internal(format!("secret `{name}`: {e}")))?;
     match check.verify(token) {
         Ok(claims) => Ok(Checked {
             by: claims.get("sub").and_then(Value::as_str).map(str::to_owned),

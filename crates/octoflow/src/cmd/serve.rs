@@ -173,17 +173,38 @@ fn issuer_tokens(config: &Config) -> Result<Option<IssuerTokens>> {
         return Ok(None);
     };
     let secrets = load_secrets(config)?;
-    let (_, key) = secrets
-        .lookup(&jwt.key)
-        .map_err(|e| anyhow::anyhow!("`auth.jwt.key`: secret `{}`: {e}", jwt.key))?;
+    let key = match &jwt.key {
+        Some(name) => Some(
+            secrets
+                .lookup(name)
+                .map_err(|e| anyhow::anyhow!("`auth.jwt.key`: secret `{name}`: {e}"))?
+                .1
+                .expose()
+                .as_str(),
+        ),
+        None => None,
+    };
     let algorithms: Vec<&str> = jwt.algorithms.iter().map(String::as_str).collect();
-    let check = JwtCheck::new(
-        key.expose(),
+    let mut check = JwtCheck::new(
+        key,
         &algorithms,
         jwt.audience.as_deref(),
         jwt.issuer.as_deref(),
     )
     .map_err(|e| anyhow::anyhow!("`auth.jwt`: {e}"))?;
+    if let Some(file) = &jwt.jwks_file {
+        let path = config.data_dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read `auth.jwt.jwks_file` `{}`", path.display()))?;
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is not a JSON Web Key Set", path.display()))?;
+        check = check
+            .with_jwks(&set)
+            .map_err(|e| anyhow::anyhow!("`auth.jwt.jwks_file`: {e}"))?;
+    }
+    if !check.has_keys() {
+        anyhow::bail!("`auth.jwt` needs `key` (a secret) or `jwks_file`");
+    }
     Ok(Some(IssuerTokens {
         check,
         role_claim: jwt.role_claim.clone(),

@@ -45,7 +45,11 @@ pub(crate) struct JwtConfig {
     pub(crate) algorithms: Vec<String>,
     /// The secret holding the key: the HS256 key, or the RS256 public key (PEM); `name` or
     /// `name.field`.
-    pub(crate) key: String,
+    #[serde(default)]
+    pub(crate) key: Option<String>,
+    /// A JSON Web Key Set file (the issuer's published keys), relative to the data directory.
+    #[serde(default)]
+    pub(crate) jwks_file: Option<std::path::PathBuf>,
     /// The claim holding the role (`viewer`, `operator`, `admin`); default `role`. A token
     /// without it is a viewer.
     #[serde(default = "JwtConfig::default_role_claim")]

@@ -360,3 +360,40 @@ async fn rs256_tokens_verify_with_the_public_key_and_hs256_forgeries_with_it_do_
     assert_eq!(status(signed).await, 200);
     assert_eq!(status(forged).await, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_s_published_keys_verify_its_tokens() {
+    let private = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/e2e/fixtures/issuer-rs256.key"),
+    )
+    .unwrap();
+    let signing = jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).unwrap();
+    let mut jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, jsonwebtoken::Algorithm::RS256)
+            .unwrap();
+    jwk.common.key_id = Some("k1".to_owned());
+    let set = jsonwebtoken::jwk::JwkSet { keys: vec![jwk] };
+    let o = octo()
+        .flow("hello", HELLO)
+        .file(
+            "data/config.yml",
+            "auth:\n  jwt: { audience: syncrator, algorithms: [RS256], jwks_file: jwks.json }\n",
+        )
+        .file("data/jwks.json", &serde_json::to_string(&set).unwrap());
+    let server = Server::start(&o, &[]);
+    let claims = json!({"aud": "syncrator", "role": "viewer",
+                        "exp": chrono::Utc::now().timestamp() + 300});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k1".to_owned());
+    let signed = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+    let status = |token: String| {
+        let request = server
+            .http
+            .get(format!("{}/api/v1/runs", server.url))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(signed).await, 200);
+    assert_eq!(status(jwt("guess", claims, 300)).await, 401);
+}
