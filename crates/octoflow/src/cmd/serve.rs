@@ -24,6 +24,7 @@ use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::{Config, Env, Flags};
 use crate::node::Node;
 use crate::{flows, store};
+use octoflow_core::secrets::Secrets;
 
 /// Runs `octoflow serve`.
 pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<ExitCode> {
@@ -89,7 +90,9 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
 
     let catalog: Arc<dyn FlowCatalog> = library.clone();
     let triggers_library = library.clone();
-    let service = node_service(&config, store, catalog, files, &node, address).await?;
+    // Read once: Vault secrets are fetched, sealed ones opened, here only.
+    let secrets = load_secrets(&config)?;
+    let service = node_service(&config, &secrets, store, catalog, files, &node, address).await?;
     // The runs a dead node left are handed back before this node claims, fires or watches
     // anything; the flow triggers' index is ready first, so the ends it records fire them.
     octoflow_core::triggers::prepare(&service, &library);
@@ -107,7 +110,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             public_read: config.auth.public_read,
             token_ttl: config.auth.token_ttl.get(),
             admin_token: config.api_token.clone(),
-            jwt: issuer_tokens(&config)?,
+            jwt: issuer_tokens(&config, &secrets)?,
         },
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
@@ -138,13 +141,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             }
         }
     });
-    // Runs past `limits.run_retention` are removed in the background (`0s`: kept forever).
-    let keep = config.limits.run_retention.get();
-    if !keep.is_zero() {
-        let service = service.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move { service.run_retention(keep, shutdown).await });
-    }
+    spawn_retention(&config, &service, &shutdown);
     // Folder watches and flow triggers; the watches stop with the shutdown, flow triggers
     // once the runs still running have ended.
     let triggers = octoflow_core::triggers::start(&service, &triggers_library, shutdown.clone());
@@ -167,12 +164,21 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     Ok(())
 }
 
+/// Removes runs past `limits.run_retention` in the background (`0s`: kept forever).
+fn spawn_retention(config: &Config, service: &Service, shutdown: &CancellationToken) {
+    let keep = config.limits.run_retention.get();
+    if !keep.is_zero() {
+        let service = service.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { service.run_retention(keep, shutdown).await });
+    }
+}
+
 /// The check of tokens from an outside issuer (`auth.jwt`), its key from `secrets.yml`.
-fn issuer_tokens(config: &Config) -> Result<Option<IssuerTokens>> {
+fn issuer_tokens(config: &Config, secrets: &Secrets) -> Result<Option<IssuerTokens>> {
     let Some(jwt) = &config.auth.jwt else {
         return Ok(None);
     };
-    let secrets = load_secrets(config)?;
     let key = match &jwt.key {
         Some(name) => Some(
             secrets
@@ -215,20 +221,20 @@ fn issuer_tokens(config: &Config) -> Result<Option<IssuerTokens>> {
 /// settings.
 async fn node_service(
     config: &Config,
+    secrets: &Secrets,
     store: Arc<dyn Store>,
     catalog: Arc<dyn FlowCatalog>,
     files: FilesRoot,
     node: &Node,
     address: SocketAddr,
 ) -> Result<Service> {
-    let secrets = load_secrets(config)?;
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| default_public_url(address));
     let key = store.node_key().await.context("cannot read the node key")?;
     let engine = Engine::new(store, engine_config(config, files, node.id()))
-        .with_secrets(&secrets)
+        .with_secrets(secrets)
         .with_catalog(catalog.clone())
         .with_callbacks(CallbackSigner::new(&key, Some(&public_url)));
     let service = Service::new(
