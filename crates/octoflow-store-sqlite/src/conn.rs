@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_fewer_index_writes.sql")),
     (7, include_str!("../migrations/0007_fencing.sql")),
     (8, include_str!("../migrations/0008_schedule_changes.sql")),
+    (9, include_str!("../migrations/0009_schedule_removals.sql")),
 ];
 
 /// How many times a first open that found the file busy is tried again, and how long apart:
@@ -193,7 +194,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, LATEST);
         assert!(tables(&conn).contains(&"schedules".to_owned()));
         drop(conn);
         // Opening again applies nothing (a second `CREATE TABLE` would fail).
@@ -243,7 +244,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 8)"),
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 9)"),
             "{err}"
         );
     }

@@ -1,5 +1,6 @@
 //! The `schedules` and `schedule_marks` tables (SPEC §7): schedules added through the API,
-//! and each schedule key's last fire time and pause flag.
+//! and each schedule key's last fire time, pause flag and, for a file schedule removed
+//! through the API, the cadence removed.
 //!
 //! A round of due ticks is one write op: for each tick it records the fire (checking the
 //! key's mark) and admits its run, so the fire and the run are one change. A tick fires at
@@ -99,7 +100,7 @@ fn remove(conn: &Connection, id: &str) -> Result<bool, StoreError> {
 fn marks(conn: &Connection) -> Result<Vec<ScheduleMark>, StoreError> {
     all(
         conn,
-        "SELECT key, last_fire, paused FROM schedule_marks ORDER BY key",
+        "SELECT key, last_fire, paused, removed FROM schedule_marks ORDER BY key",
         [],
         |row| {
             let paused: Option<i64> = codec::get(row, "paused")?;
@@ -107,6 +108,7 @@ fn marks(conn: &Connection) -> Result<Vec<ScheduleMark>, StoreError> {
                 key: codec::get_text(row, "key")?,
                 last_fire: codec::get_opt_time(row, "last_fire")?,
                 paused: paused.map(|p| p != 0),
+                removed: codec::get_opt_text(row, "removed")?,
             })
         },
     )
@@ -133,6 +135,19 @@ fn set_paused(
             paused,
             codec::time(codec::now())
         ],
+    )?;
+    Ok(())
+}
+
+/// Keeps a file schedule removed: its mark remembers the removed cadence.
+fn remove_file(conn: &Connection, key: &str, definition: &str) -> Result<(), StoreError> {
+    execute(
+        conn,
+        "INSERT INTO schedule_marks (key, last_fire, paused, removed, updated_at) \
+         VALUES (?1, NULL, NULL, ?2, ?3) \
+         ON CONFLICT (key) DO UPDATE SET removed = excluded.removed, \
+         updated_at = excluded.updated_at",
+        params![key, definition, codec::time(codec::now())],
     )?;
     Ok(())
 }
@@ -248,6 +263,15 @@ impl ScheduleStore for SqliteStore {
         let key = key.to_owned();
         self.write(move |c| {
             set_paused(c, &key, paused, caught_up)?;
+            bump(c)
+        })
+        .await
+    }
+
+    async fn remove_file_schedule(&self, key: &str, definition: &str) -> Result<(), StoreError> {
+        let (key, definition) = (key.to_owned(), definition.to_owned());
+        self.write(move |c| {
+            remove_file(c, &key, &definition)?;
             bump(c)
         })
         .await

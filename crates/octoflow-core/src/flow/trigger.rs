@@ -51,6 +51,17 @@ pub enum Catchup {
 }
 
 impl Schedule {
+    /// Its cadence as one string (`cron:<expr>@<zone>` or `every:<seconds>`): what a file
+    /// schedule's removal remembers, so that another cadence under the same key is a new
+    /// schedule.
+    pub fn cadence_key(&self) -> String {
+        match (&self.cron, self.every_seconds) {
+            (Some(cron), _) => format!("cron:{cron}@{}", self.timezone.as_deref().unwrap_or("UTC")),
+            (None, Some(seconds)) => format!("every:{seconds}"),
+            (None, None) => String::new(),
+        }
+    }
+
     /// Checks the schedule; messages are relative to the schedule block.
     pub fn check(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();

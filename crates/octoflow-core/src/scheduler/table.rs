@@ -32,6 +32,13 @@ impl Def {
         mark.and_then(|m| m.paused)
             .unwrap_or(self.paused_by_default)
     }
+
+    /// Whether it was removed through the API: a file schedule whose mark keeps its cadence
+    /// as removed.
+    pub(crate) fn removed(&self, mark: Option<&ScheduleMark>) -> bool {
+        mark.and_then(|m| m.removed.as_deref())
+            .is_some_and(|removed| removed == self.schedule.cadence_key())
+    }
 }
 
 /// One schedule in the table.
@@ -61,9 +68,10 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// Takes up the current definitions at `now`. A schedule that is unchanged and was
-    /// active keeps the tick it waits for; one whose definition changed starts from now;
-    /// a new one (or one resumed) starts from its last fire time as its catch-up says.
+    /// Takes up the current definitions at `now` (removed ones are left out). A schedule
+    /// that is unchanged and was active keeps the tick it waits for; one whose definition
+    /// changed starts from now; a new one (or one resumed) starts from its last fire time as
+    /// its catch-up says.
     pub(crate) fn reload(
         &mut self,
         defs: Vec<Def>,
@@ -80,6 +88,9 @@ impl Table {
                 }
             };
             let mark = marks.get(&def.key);
+            if def.removed(mark) {
+                continue;
+            }
             let paused = def.paused(mark);
             let before = old.remove(&def.key).filter(|e| !e.paused);
             let next = match before {

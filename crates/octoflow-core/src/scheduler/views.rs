@@ -37,9 +37,12 @@ pub struct ScheduleView {
     pub params: Map<String, Value>,
     /// Whether it is paused.
     pub paused: bool,
+    /// Whether it was removed through the API (a file schedule: it stays listed, and fires
+    /// no more while its flow file declares the same cadence).
+    pub removed: bool,
     /// The tick it last fired.
     pub last_fire: Option<DateTime<Utc>>,
-    /// The tick it fires next; `null` when paused.
+    /// The tick it fires next; `null` when paused or removed.
     pub next_fire: Option<DateTime<Utc>>,
     /// When it was added (API schedules).
     pub created_at: Option<DateTime<Utc>>,
@@ -57,9 +60,11 @@ pub enum ScheduleError {
     /// No schedule has this key.
     #[error("no schedule `{0}`")]
     NotFound(String),
-    /// A file schedule cannot be removed through the API.
-    #[error("schedule `{0}` is declared in its flow file; remove it there, or pause it")]
-    FromFile(String),
+    /// The file schedule was removed through the API: it cannot be paused or resumed.
+    #[error(
+        "schedule `{0}` was removed; declare another cadence in its flow file, or add a schedule"
+    )]
+    Removed(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -114,7 +119,7 @@ impl Scheduler {
 
     /// Pauses a schedule (file or API): it fires no more until resumed.
     pub async fn pause(&self, key: &str) -> Result<ScheduleView, ScheduleError> {
-        self.found(key).await?;
+        self.active(key).await?;
         let store = self.inner.service.store();
         store.set_schedule_paused(key, true, None).await?;
         tracing::info!(schedule = %key, "Schedule paused.");
@@ -125,7 +130,7 @@ impl Scheduler {
     /// Resumes a schedule; the ticks missed while it was paused are not caught up (its last
     /// fire time moves to the latest tick before now).
     pub async fn resume(&self, key: &str) -> Result<ScheduleView, ScheduleError> {
-        let view = self.found(key).await?;
+        let view = self.active(key).await?;
         let caught_up = Cadence::parse(&schedule_of(&view))
             .ok()
             .filter(|_| view.paused)
@@ -144,13 +149,19 @@ impl Scheduler {
         self.found(key).await
     }
 
-    /// Removes an API schedule; a file schedule is refused.
+    /// Removes a schedule. An API schedule is deleted; a file schedule stays removed, across
+    /// restarts and reloads, while its flow file declares the same cadence (removing it
+    /// again changes nothing).
     pub async fn remove(&self, key: &str) -> Result<(), ScheduleError> {
+        let store = self.inner.service.store();
         if ScheduleSource::of_key(key) == ScheduleSource::File {
-            self.found(key).await?;
-            return Err(ScheduleError::FromFile(key.to_owned()));
-        }
-        if !self.inner.service.store().remove_schedule(key).await? {
+            let view = self.found(key).await?;
+            if view.removed {
+                return Ok(());
+            }
+            let cadence = schedule_of(&view).cadence_key();
+            store.remove_file_schedule(key, &cadence).await?;
+        } else if !store.remove_schedule(key).await? {
             return Err(ScheduleError::NotFound(key.to_owned()));
         }
         tracing::info!(schedule = %key, "Schedule removed.");
@@ -162,6 +173,15 @@ impl Scheduler {
         self.get(key)
             .await?
             .ok_or_else(|| ScheduleError::NotFound(key.to_owned()))
+    }
+
+    /// A schedule that was not removed.
+    async fn active(&self, key: &str) -> Result<ScheduleView, ScheduleError> {
+        let view = self.found(key).await?;
+        if view.removed {
+            return Err(ScheduleError::Removed(key.to_owned()));
+        }
+        Ok(view)
     }
 
     /// Every definition (file schedules of the library's valid flows, then the store's), and
@@ -203,13 +223,14 @@ impl Scheduler {
     /// tick after now.
     fn view(&self, def: Def, mark: Option<&ScheduleMark>) -> ScheduleView {
         let paused = def.paused(mark);
+        let removed = def.removed(mark);
         let last_fire = mark.and_then(|m| m.last_fire);
         let published = self
             .published()
             .as_ref()
             .and_then(|p| p.get(&def.key).map(|p| p.next));
         let next_fire = match published {
-            _ if paused => None,
+            _ if paused || removed => None,
             Some(Some(next)) => Some(next),
             // Not taken up by the loop yet (just added or resumed), or no loop runs here.
             _ => Cadence::parse(&def.schedule).ok().and_then(|c| {
@@ -234,6 +255,7 @@ impl Scheduler {
             catchup,
             params,
             paused,
+            removed,
             last_fire,
             next_fire,
             created_at: def.created_at,

@@ -220,6 +220,10 @@ pub trait ScheduleStore: Send + Sync {
         paused: bool,
         caught_up: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
+    /// Keeps the file schedule `key` removed: its mark remembers `definition`, the removed
+    /// schedule's cadence as [`Schedule::cadence_key`](crate::flow::Schedule::cadence_key)
+    /// gives it, so that the file declaring another cadence under the key is a new schedule.
+    async fn remove_file_schedule(&self, key: &str, definition: &str) -> Result<(), StoreError>;
     /// Fires ticks, in order, in one transaction: all are recorded or none. Each tick fires
     /// unless its schedule is paused, removed (an API schedule that no longer exists) or
     /// already fired at that tick or later; firing records the tick as the key's last fire

@@ -71,4 +71,6 @@ pub struct ScheduleMark {
     /// `Some(true)` paused and `Some(false)` resumed through the API; `None` when nobody
     /// said (a file schedule then follows `autostart`).
     pub paused: Option<bool>,
+    /// For a file schedule removed through the API: the cadence that was removed.
+    pub removed: Option<String>,
 }

@@ -275,10 +275,74 @@ async fn autostart_leaves_other_flows_paused_until_resumed() {
     rig.scheduler.settle().await;
     walk(&rig, &clock, utc(2026, 6, 1, 8, 3), Duration::seconds(30)).await;
     assert_eq!(rig.ticks("flow:b:0").await.len(), 1, "resumed from now");
+}
+
+#[tokio::test]
+async fn a_removed_file_schedule_stays_removed_until_its_cadence_changes() {
+    let clock = Arc::new(ManualClock::new(utc(2026, 6, 1, 8, 0)));
+    let store = memory();
+    let rig = SchedulerRig::new(store.clone(), clock.clone())
+        .flow("a.yml", &flow("a", "every_seconds: 60"))
+        .start()
+        .await;
+    walk(&rig, &clock, utc(2026, 6, 1, 8, 2), Duration::seconds(30)).await;
+    assert_eq!(rig.ticks("flow:a:0").await.len(), 2);
+
+    rig.scheduler.remove("flow:a:0").await.unwrap();
+    rig.scheduler.remove("flow:a:0").await.unwrap();
+    rig.scheduler.settle().await;
+    walk(&rig, &clock, utc(2026, 6, 1, 8, 5), Duration::seconds(30)).await;
+    assert_eq!(
+        rig.ticks("flow:a:0").await.len(),
+        2,
+        "no tick after the removal"
+    );
+    let view = rig.scheduler.get("flow:a:0").await.unwrap().unwrap();
+    assert!(view.removed && view.next_fire.is_none(), "{view:?}");
     assert!(matches!(
-        rig.scheduler.remove("flow:a:0").await,
-        Err(octoflow_core::scheduler::ScheduleError::FromFile(_))
+        rig.scheduler.resume("flow:a:0").await,
+        Err(octoflow_core::scheduler::ScheduleError::Removed(_))
     ));
+
+    // The same file read again (a reload, or another scheduler on the store): still removed.
+    let again = SchedulerRig::new(store.clone(), clock.clone())
+        .flow("a.yml", &flow("a", "every_seconds: 60"))
+        .start()
+        .await;
+    walk(&again, &clock, utc(2026, 6, 1, 8, 8), Duration::seconds(30)).await;
+    assert_eq!(
+        again.ticks("flow:a:0").await.len(),
+        2,
+        "removed across a restart"
+    );
+
+    // Another cadence at that place is a new schedule.
+    let library = again.library.clone();
+    tokio::task::spawn_blocking(move || library.put("a", &flow("a", "every_seconds: 120")))
+        .await
+        .unwrap()
+        .unwrap();
+    again.scheduler.settle().await;
+    walk(
+        &again,
+        &clock,
+        utc(2026, 6, 1, 8, 12),
+        Duration::seconds(30),
+    )
+    .await;
+    assert!(
+        again.ticks("flow:a:0").await.len() > 2,
+        "the new cadence fires"
+    );
+    assert!(
+        !again
+            .scheduler
+            .get("flow:a:0")
+            .await
+            .unwrap()
+            .unwrap()
+            .removed
+    );
 }
 
 #[tokio::test]

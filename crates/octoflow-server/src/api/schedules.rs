@@ -101,7 +101,8 @@ pub(crate) async fn pause(
 #[utoipa::path(post, path = "/api/v1/schedules/{id}/resume", tag = "schedules",
     params(("id" = String, Path, description = "The schedule: its id, or `flow:<name>:<index>`")),
     responses((status = 200, description = "The schedule, resumed", body = ScheduleView),
-        (status = 404, description = "No such schedule", body = ErrorBody)),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+        (status = 409, description = "The schedule was removed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn resume(
     State(state): State<Shared>,
@@ -110,12 +111,12 @@ pub(crate) async fn resume(
     Ok(axum::Json(state.scheduler.resume(&id).await?))
 }
 
-/// Removes a schedule added through the API; it fires no more.
+/// Removes a schedule; it fires no more. A flow file's schedule stays listed as `removed`, and
+/// stays removed across restarts and reloads while its file declares the same cadence.
 #[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "schedules",
-    params(("id" = String, Path, description = "The schedule's id")),
+    params(("id" = String, Path, description = "The schedule: its id, or `flow:<name>:<index>`")),
     responses((status = 204, description = "Removed"),
-        (status = 404, description = "No such schedule", body = ErrorBody),
-        (status = 409, description = "A flow file's schedule: remove it from the file, or pause it", body = ErrorBody)),
+        (status = 404, description = "No such schedule", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn remove(
     State(state): State<Shared>,
@@ -152,7 +153,7 @@ impl From<ScheduleError> for ApiError {
                 octoflow_core::engine::AcceptError::Params(problems).into()
             }
             ScheduleError::NotFound(id) => ApiError::not_found(format!("no schedule `{id}`")),
-            error @ ScheduleError::FromFile(_) => ApiError::new(Code::Conflict, error.to_string()),
+            error @ ScheduleError::Removed(_) => ApiError::new(Code::Conflict, error.to_string()),
             ScheduleError::Store(error) => error.into(),
         }
     }

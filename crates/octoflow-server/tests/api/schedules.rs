@@ -51,6 +51,7 @@ async fn file_schedules_are_listed_with_their_next_fire() {
           "catchup": "last",
           "params": {},
           "paused": false,
+          "removed": false,
           "last_fire": null,
           "next_fire": "2026-06-01T09:00:00Z",
           "created_at": null
@@ -165,7 +166,7 @@ async fn an_added_schedule_fires_until_paused_and_stops_when_removed() {
 }
 
 #[tokio::test]
-async fn a_file_schedule_pauses_but_is_not_removed() {
+async fn a_file_schedule_pauses_resumes_and_is_removed_for_good() {
     let app = App::standard().scheduler().build();
     let paused = app
         .send(post("/api/v1/schedules/flow:hello:0/pause"))
@@ -183,20 +184,6 @@ async fn a_file_schedule_pauses_but_is_not_removed() {
     minutes(&app, 70).await;
     assert!(runs_of(&app, "flow:hello:0").await.is_empty());
 
-    let refused = app
-        .send(delete("/api/v1/schedules/flow:hello:0"))
-        .await
-        .expect(409)
-        .json();
-    assert_json_snapshot!(refused, @r#"
-    {
-      "error": {
-        "code": "conflict",
-        "message": "schedule `flow:hello:0` is declared in its flow file; remove it there, or pause it",
-        "details": {}
-      }
-    }
-    "#);
     app.send(post("/api/v1/schedules/flow:hello:9/pause"))
         .await
         .expect(404);
@@ -205,6 +192,43 @@ async fn a_file_schedule_pauses_but_is_not_removed() {
         .expect(200);
     minutes(&app, 60).await;
     assert_eq!(runs_of(&app, "flow:hello:0").await.len(), 1);
+
+    app.send(delete("/api/v1/schedules/flow:hello:0"))
+        .await
+        .expect(204);
+    app.send(delete("/api/v1/schedules/flow:hello:0"))
+        .await
+        .expect(204);
+    app.send(delete("/api/v1/schedules/flow:hello:9"))
+        .await
+        .expect(404);
+    minutes(&app, 130).await;
+    assert_eq!(
+        runs_of(&app, "flow:hello:0").await.len(),
+        1,
+        "removed: nothing fired"
+    );
+    let list = app.send(get("/api/v1/schedules")).await.expect(200).json();
+    let view = &list["items"][0];
+    assert_eq!(view["id"], "flow:hello:0");
+    assert_eq!(
+        (&view["removed"], &view["next_fire"]),
+        (&Value::Bool(true), &Value::Null)
+    );
+    let refused = app
+        .send(post("/api/v1/schedules/flow:hello:0/resume"))
+        .await
+        .expect(409)
+        .json();
+    assert_json_snapshot!(refused, @r#"
+    {
+      "error": {
+        "code": "conflict",
+        "message": "schedule `flow:hello:0` was removed; declare another cadence in its flow file, or add a schedule",
+        "details": {}
+      }
+    }
+    "#);
 }
 
 #[tokio::test]

@@ -91,6 +91,7 @@ macro_rules! store_conformance {
             node_key_is_stable,
             schedules_add_list_remove,
             schedules_pause_and_resume,
+            schedules_file_removal_is_kept,
             schedules_fire_once_per_tick,
             schedules_fire_is_atomic,
             schedules_fire_batch,

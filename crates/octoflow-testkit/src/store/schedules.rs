@@ -129,6 +129,7 @@ pub async fn schedules_pause_and_resume(store: &dyn Store) {
             key: key.to_owned(),
             last_fire: None,
             paused: Some(true),
+            removed: None,
         })
     );
     assert_eq!(
@@ -162,6 +163,49 @@ pub async fn schedules_pause_and_resume(store: &dyn Store) {
     assert!(
         fire_at(store, key, 31).await.is_some(),
         "a later tick fires"
+    );
+}
+
+/// A file schedule's removal is kept in its mark beside its last fire time and pause flag,
+/// counts as a change, and a later removal replaces the cadence kept.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn schedules_file_removal_is_kept(store: &dyn Store) {
+    let key = "flow:report:0";
+    assert!(fire_at(store, key, 5).await.is_some());
+    let before = store.schedule_changes().await.expect("changes");
+    store
+        .remove_file_schedule(key, "every:60")
+        .await
+        .expect("remove");
+    assert!(store.schedule_changes().await.expect("changes") > before);
+    let mark = mark_of(store, key).await.expect("mark");
+    assert_eq!(
+        (mark.last_fire, mark.paused, mark.removed.as_deref()),
+        (Some(at(5, 0)), None, Some("every:60")),
+        "the removal joins the mark and keeps its last fire"
+    );
+    store
+        .remove_file_schedule(key, "cron:0 * * * *@UTC")
+        .await
+        .expect("remove again");
+    assert_eq!(
+        mark_of(store, key).await.and_then(|m| m.removed).as_deref(),
+        Some("cron:0 * * * *@UTC")
+    );
+    store
+        .remove_file_schedule("flow:other:2", "every:5")
+        .await
+        .expect("remove a key never fired");
+    assert_eq!(
+        mark_of(store, "flow:other:2").await,
+        Some(ScheduleMark {
+            key: "flow:other:2".to_owned(),
+            last_fire: None,
+            paused: None,
+            removed: Some("every:5".to_owned()),
+        })
     );
 }
 

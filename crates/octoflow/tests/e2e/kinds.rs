@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::mail::Mailbox;
 use crate::octo;
 
 #[test]
@@ -127,39 +128,13 @@ fn a_path_outside_the_data_directory_is_refused_before_anything_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_goes_through_the_configured_mail_server() {
-    let mail = tempfile::tempdir().unwrap();
-    let maildir = mail.path().join("maildir").display().to_string();
-    let Some(server) = octoflow_testkit::tools::Tool::start(
-        "aiosmtpd",
-        "OCTOFLOW_TEST_AIOSMTPD",
-        "python3",
-        move |port| {
-            let listen = format!("127.0.0.1:{port}");
-            [
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-                &maildir,
-                "-l",
-                &listen,
-            ]
-            .map(str::to_owned)
-            .to_vec()
-        },
-    )
-    .await
-    else {
+    let Some(mailbox) = Mailbox::start().await else {
         return;
     };
     let o = octo()
         .file(
             "data/config.yml",
-            &format!(
-                "smtp:\n  default: {{ url: 'smtp://127.0.0.1:{}', from: flows@example.org }}\n",
-                server.port
-            ),
+            &mailbox.config("flows@example.org"),
         )
         .flow(
             "tell",
@@ -171,19 +146,7 @@ async fn email_goes_through_the_configured_mail_server() {
     out.success();
     let run = out.json();
     let id = run["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let message = loop {
-        let found = std::fs::read_dir(mail.path().join("maildir/new"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find_map(|e| std::fs::read_to_string(e.path()).ok());
-        if let Some(message) = found {
-            break message;
-        }
-        assert!(Instant::now() < deadline, "no message arrived");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let message = mailbox.first().await;
     assert!(message.contains(&format!("Subject: run {id}")), "{message}");
     assert!(message.contains("From: flows@example.org"), "{message}");
     assert_eq!(

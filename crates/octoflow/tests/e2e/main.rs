@@ -11,6 +11,7 @@ mod hooks;
 mod hostile;
 mod init;
 mod kinds;
+mod mail;
 mod once;
 mod pc_reserve;
 mod peer;

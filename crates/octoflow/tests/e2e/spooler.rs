@@ -1,6 +1,7 @@
 //! The spooler example (`examples/spooler`) runs unchanged against a local Jira stand-in:
-//! search with `expand=names`, token authentication, a 404 that the flow ignores, and a
-//! failing search that makes `finally_step` write its note.
+//! search with `expand=names`, token authentication, a 404 that the flow ignores, a failing
+//! search that makes `finally_step` write its note and `on_failure` mail it; and under
+//! `serve`, its schedule firing, the API token, and the schedule's removal.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +10,15 @@ use axum::extract::{Path as UrlPath, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use serde_json::Value;
+use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use crate::mail::Mailbox;
 use crate::octo;
 use crate::peer::{Peer, serve};
+use crate::server::Server;
 
 const TOKEN: &str = "demo-jira-token-7f3a";
 
@@ -155,21 +161,35 @@ fn the_report_flow_runs_unchanged_and_writes_its_report() {
     }
 }
 
-#[test]
-fn an_unmatched_failure_stops_the_flow_and_runs_the_finally_step() {
+/// Points the copied example's mail server at `port`.
+fn mail_to(data: &Path, port: u16) {
+    let path = data.join("config.yml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let changed = config.replace("smtp://127.0.0.1:2525", &format!("smtp://127.0.0.1:{port}"));
+    assert_ne!(config, changed, "the example's config names no mail server");
+    std::fs::write(path, changed).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_failure_stops_the_flow_runs_the_finally_step_and_mails_the_note() {
+    let Some(mailbox) = Mailbox::start().await else {
+        return;
+    };
     let peer = jira(true);
     let o = octo();
     copy_dir(&example().join("data"), &o.data_dir());
-    let run = o
-        .clone()
-        .args([
-            "run",
-            "jira_report",
-            "-p",
-            &format!("jira_url={}", peer.url),
-            "--json",
-        ])
-        .run();
+    mail_to(&o.data_dir(), mailbox.port);
+    let args = [
+        "run",
+        "jira_report",
+        "-p",
+        &format!("jira_url={}", peer.url),
+        "--json",
+    ];
+    let command = o.clone().args(args);
+    let run = tokio::task::spawn_blocking(move || command.run())
+        .await
+        .unwrap();
     run.code(1);
     let record = run.json();
     assert_eq!(record["status"], "failed");
@@ -186,6 +206,104 @@ fn an_unmatched_failure_stops_the_flow_and_runs_the_finally_step() {
         "{note}"
     );
     assert!(reports(&o.data_dir(), "report_").is_empty());
+
+    let message = mailbox.first().await;
+    assert!(
+        message.contains("Subject: jira_report failed in search"),
+        "{message}"
+    );
+    assert!(
+        message.contains("To: Reports <reports@example.org>"),
+        "{message}"
+    );
+    let name = failed[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        message.contains(&format!("filename=\"{name}\"")),
+        "the note is not attached: {message}"
+    );
+    assert_eq!(
+        record["data"]["mail_failure"]["message_id"].is_string(),
+        true
+    );
+}
+
+/// The spooler's runs of a file schedule.
+async fn scheduled(server: &Server) -> Vec<Value> {
+    let (code, page) = server
+        .get("/api/v1/runs?flow=jira_report&trigger=schedule&per_page=100")
+        .await;
+    assert_eq!(code, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+/// Under `serve`, as the spooler ran it: the `autostart` schedule fires; the API answers only
+/// with `OCTOFLOW_API_TOKEN`; removing the schedule through the API stops it, across a
+/// restart, and the schedule list says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_serve_the_schedule_fires_and_its_removal_holds_across_a_restart() {
+    const API_TOKEN: &str = "spooler-api-token-for-tests-41c7";
+    let peer = jira(false);
+    let o = octo().env("OCTOFLOW_API_TOKEN", API_TOKEN);
+    copy_dir(&example().join("data"), &o.data_dir());
+    // The test's cadence and stand-in: one second instead of five minutes.
+    let flow_path = o.data_dir().join("flows/jira_report.yml");
+    let flow = std::fs::read_to_string(&flow_path).unwrap();
+    let flow = flow
+        .replace("every_seconds: 300", "every_seconds: 1")
+        .replace("http://127.0.0.1:8089", &peer.url);
+    std::fs::write(&flow_path, flow).unwrap();
+
+    let server = Server::start(&o, &[]);
+    let (code, _) = server.get("/api/v1/schedules").await;
+    assert_eq!(code, 401, "the API answered without the token");
+    let server = server.bearer(API_TOKEN);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !scheduled(&server)
+        .await
+        .iter()
+        .any(|r| r["status"] == "succeeded")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the schedule never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!reports(&o.data_dir(), "report_").is_empty());
+
+    let key = "flow:jira_report:0";
+    let removed = server
+        .http
+        .delete(format!("{}/api/v1/schedules/{key}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status().as_u16(), 204);
+    // A run that started before the removal may still end; none starts after it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = scheduled(&server).await.len();
+    let (out, _) = server.signal_and_wait(Signal::SIGTERM);
+    out.success();
+
+    let server = Server::start(&o, &[]).bearer(API_TOKEN);
+    let (code, list) = server.get("/api/v1/schedules").await;
+    assert_eq!(code, 200, "{list}");
+    let view = &list["items"][0];
+    assert_eq!(
+        (&view["id"], &view["removed"], &view["next_fire"]),
+        (&json!(key), &json!(true), &Value::Null),
+        "{list}"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        scheduled(&server).await.len(),
+        before,
+        "the removed schedule fired again"
+    );
 }
 
 #[test]

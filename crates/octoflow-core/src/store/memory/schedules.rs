@@ -20,6 +20,7 @@ fn mark<'a>(
         key: key.to_owned(),
         last_fire: None,
         paused: None,
+        removed: None,
     })
 }
 
@@ -108,6 +109,13 @@ impl ScheduleStore for MemoryStore {
         {
             mark.last_fire = Some(caught_up);
         }
+        inner.schedule_changes += 1;
+        Ok(())
+    }
+
+    async fn remove_file_schedule(&self, key: &str, definition: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        mark(&mut inner.schedule_marks, key).removed = Some(definition.to_owned());
         inner.schedule_changes += 1;
         Ok(())
     }
