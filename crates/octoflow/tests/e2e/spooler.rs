@@ -304,6 +304,42 @@ async fn under_serve_the_schedule_fires_and_its_removal_holds_across_a_restart()
         before,
         "the removed schedule fired again"
     );
+
+    // The spooler's other routes, as the README maps them.
+    let (code, launched) = server
+        .post("/api/v1/flows/jira_report/runs", &json!({"params": {}}))
+        .await;
+    assert_eq!(code, 201, "launch: {launched}");
+    let (code, locks) = server.get("/api/v1/locks").await;
+    assert_eq!(code, 200, "{locks}");
+    let freed = server
+        .http
+        .delete(format!("{}/api/v1/locks", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(freed.status().as_u16(), 200);
+    let (code, added) = server
+        .post(
+            "/api/v1/schedules",
+            &json!({"flow": "jira_report", "every_seconds": 60}),
+        )
+        .await;
+    assert_eq!(code, 201, "add: {added}");
+    let (_, list) = server.get("/api/v1/schedules").await;
+    assert_eq!(list["total"], 2, "{list}");
+    let id = added["id"].as_str().unwrap();
+    let removed = server
+        .http
+        .delete(format!("{}/api/v1/schedules/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status().as_u16(), 204);
+    let done = server
+        .until(launched["id"].as_str().unwrap(), &["succeeded"])
+        .await;
+    assert_eq!(done["trigger"]["kind"], "manual");
 }
 
 #[test]
