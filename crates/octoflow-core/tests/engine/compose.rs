@@ -294,6 +294,44 @@ async fn wait_times_out_naming_what_it_waited_for() {
 }
 
 #[tokio::test]
+async fn wait_gives_up_after_its_checks_taken_from_params() {
+    let flow = r#"
+params:
+  interval: { default: 50ms }
+  checks: { type: integer, default: 3 }
+steps:
+  - name: w
+    wait:
+      file: { path: never.json, interval: "{{ params.interval }}", checks: "{{ params.checks }}" }
+"#;
+    let started = std::time::Instant::now();
+    let report = Harness::new(registry(counter())).flow(flow).run().await;
+    report.assert_status(RunStatus::Failed);
+    assert_eq!(
+        report.step("w").error.as_deref(),
+        Some("waited 100ms (3 checks, every 50ms) for file `never.json`; it did not happen")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let report = Harness::new(registry(counter()))
+        .flow("steps: [{ name: w, wait: { until: 'false', interval: 10ms, checks: 1 } }]")
+        .run()
+        .await;
+    assert_eq!(
+        report.step("w").error.as_deref(),
+        Some("waited 0s (1 check, every 10ms) for `false` to hold; it did not happen")
+    );
+    let problems = Harness::new(registry(counter()))
+        .flow("steps: [{ name: w, wait: { file: { path: a.json, checks: 0 } } }]")
+        .load()
+        .unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("steps[0].wait.file.checks"),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
 async fn wait_until_an_expression_holds_and_is_cancellable() {
     Harness::new(registry(counter()))
         .flow("steps: [{ name: w, wait: { until: 'now() > \"2000\"', interval: 10ms } }]")

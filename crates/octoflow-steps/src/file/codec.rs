@@ -44,6 +44,12 @@ pub(super) enum EncodeError {
     /// The base64 text does not decode.
     #[error("invalid base64")]
     Base64(#[source] base64::DecodeError),
+    /// The format is only read.
+    #[error("`{format}` is only read; write the document as `text`")]
+    ReadOnly {
+        /// The format's name.
+        format: &'static str,
+    },
     /// The serializer refused the value.
     #[error("cannot serialize the value")]
     Serialize(#[source] BoxError),
@@ -63,6 +69,7 @@ pub(super) fn decode(format: Format, bytes: Vec<u8>) -> Result<Value, BoxError> 
         ),
         Format::Csv => decode_csv(&bytes)?,
         Format::Binary => json!({ "base64": BASE64.encode(&bytes), "bytes": bytes.len() }),
+        Format::Xml => super::xml::decode(std::str::from_utf8(&bytes)?)?,
     })
 }
 
@@ -100,6 +107,9 @@ pub(super) fn encode(format: Format, value: &Value) -> Result<Vec<u8>, EncodeErr
             encode_csv(rows, &first_keys(rows), true)
         }
         Format::Binary => decode_binary(value),
+        Format::Xml => Err(EncodeError::ReadOnly {
+            format: format.as_str(),
+        }),
     }
 }
 
@@ -128,7 +138,9 @@ pub(super) fn encode_append(
             }
             out.extend(encode(Format::Yaml, value)?);
         }
-        Format::Text | Format::Lines | Format::Binary => out.extend(encode(format, value)?),
+        Format::Text | Format::Lines | Format::Binary | Format::Xml => {
+            out.extend(encode(format, value)?);
+        }
         Format::Csv => {
             let rows = csv_rows(value)?;
             let (header, write_header) = match &existing.csv_header {

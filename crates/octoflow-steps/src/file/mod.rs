@@ -7,6 +7,7 @@ mod ops;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod xml;
 
 use octoflow_core::error::chain;
 use octoflow_core::step::prelude::*;

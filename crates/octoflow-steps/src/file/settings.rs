@@ -5,6 +5,8 @@ use std::path::Path;
 use octoflow_core::step::prelude::*;
 use serde::Deserialize;
 
+use super::codec::EncodeError;
+
 /// The settings of a `file` step.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,8 +16,8 @@ pub(crate) struct FileSettings {
     /// What to do: `read` (default), `write`, `append`, `delete`, `move`, `copy` or `exists`.
     #[serde(default)]
     pub(crate) mode: Mode,
-    /// How the content is encoded: `json`, `yaml`, `text`, `csv`, `lines` or `binary`.
-    /// Default: from the extension (`.json`, `.yml`/`.yaml`, `.csv`), else `text`.
+    /// How the content is encoded: `json`, `yaml`, `text`, `csv`, `lines`, `binary` or `xml`
+    /// (read only). Default: from the extension (`.json`, `.yml`/`.yaml`, `.csv`), else `text`.
     pub(crate) format: Option<Format>,
     /// The spooler's name for `format`; give one of the two.
     #[serde(rename = "type")]
@@ -84,6 +86,9 @@ pub(crate) enum Format {
     Lines,
     /// Raw bytes, as `{"base64": "…", "bytes": n}`.
     Binary,
+    /// An XML document, read into `{"<root>": …}` (attributes `@name`, text `#text`); only
+    /// for reading.
+    Xml,
 }
 
 impl Format {
@@ -110,7 +115,13 @@ impl Format {
             Self::Csv => "csv",
             Self::Lines => "lines",
             Self::Binary => "binary",
+            Self::Xml => "xml",
         }
+    }
+
+    /// Whether values can be written in this format (`xml` is only read).
+    pub(crate) fn is_writable(self) -> bool {
+        self != Self::Xml
     }
 }
 
@@ -142,6 +153,20 @@ impl FileSettings {
                 ),
             )),
             _ => {}
+        }
+        if let Some(format) = self.explicit_format()
+            && matches!(self.mode, Mode::Write | Mode::Append)
+            && !format.is_writable()
+        {
+            let field = if self.format.is_some() {
+                "format"
+            } else {
+                "type"
+            };
+            let refused = EncodeError::ReadOnly {
+                format: format.as_str(),
+            };
+            problems.push(Problem::at(field, refused.to_string()));
         }
         problems
     }

@@ -122,6 +122,47 @@ async fn a_bad_document_names_file_and_format() {
 }
 
 #[tokio::test]
+async fn reads_xml_only_when_asked() {
+    let report = "<?xml version=\"1.0\"?>\n<TaskReport file=\"a.pdf\">\n  <Errors>1</Errors>\n  <Fix>a</Fix>\n  <Fix>b</Fix>\n</TaskReport>\n";
+    harness()
+        .file("out/report.xml", report)
+        .flow(
+            r"
+steps:
+  - { name: report, file: { path: out/report.xml, format: xml } }
+  - { name: errors, set_fact: { value: '{{ report.TaskReport.Errors | int }}' } }
+  - { name: as_text, file: { path: out/report.xml } }
+",
+        )
+        .run()
+        .await
+        .assert_data(
+            "report",
+            json!({"TaskReport": {"@file": "a.pdf", "Errors": "1", "Fix": ["a", "b"]}}),
+        )
+        .assert_data("errors", json!(1))
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("as_text", json!(report));
+}
+
+#[tokio::test]
+async fn a_malformed_xml_document_names_the_place() {
+    let report = harness()
+        .file(
+            "bad.xml",
+            "<TaskReport>\n  <Errors>1</Error>\n</TaskReport>\n",
+        )
+        .flow("steps: [{name: a, file: {path: bad.xml, format: xml}}]")
+        .run()
+        .await;
+    assert_failed(
+        &report,
+        "a",
+        "cannot parse file `bad.xml` as xml: ill-formed document: expected `</Errors>`, but `</Error>` was found at line 2, column 12",
+    );
+}
+
+#[tokio::test]
 async fn writes_every_format_atomically() {
     let report = harness()
         .input(json!({
@@ -461,10 +502,14 @@ fn settings_problems_are_load_errors() {
         ["flow.yml:1:46: steps[0].file.mode: unknown variant `wrte`; did you mean `write`?"]
     );
     assert_eq!(
-        load_errors("steps: [{name: a, file: {path: a.json, format: xml}}]"),
+        load_errors("steps: [{name: a, file: {path: a.json, format: toml}}]"),
         [
-            "flow.yml:1:48: steps[0].file.format: unknown variant `xml`; expected one of `json`, `yaml`, `text`, `csv`, `lines`, `binary`"
+            "flow.yml:1:48: steps[0].file.format: unknown variant `toml`; expected one of `json`, `yaml`, `text`, `csv`, `lines`, `binary`, `xml`"
         ]
+    );
+    assert_eq!(
+        load_errors("steps: [{name: a, file: {path: a.xml, mode: write, format: xml}}]"),
+        ["flow.yml:1:60: steps[0].file.format: `xml` is only read; write the document as `text`"]
     );
     assert_eq!(
         load_errors("steps: [{name: a, file: {path: a.json, format: json, type: json}}]"),

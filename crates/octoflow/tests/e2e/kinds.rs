@@ -146,7 +146,7 @@ async fn email_goes_through_the_configured_mail_server() {
     out.success();
     let run = out.json();
     let id = run["id"].as_str().unwrap().to_owned();
-    let message = mailbox.first().await;
+    let message = mailbox.received(1).await.remove(0);
     assert!(message.contains(&format!("Subject: run {id}")), "{message}");
     assert!(message.contains("From: flows@example.org"), "{message}");
     assert_eq!(

@@ -48,35 +48,48 @@ impl Mailbox {
         })
     }
 
+    /// The server's URL, for `smtp:` in a config.yml.
+    pub(crate) fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
     /// The `smtp:` section of a config.yml that sends through this server.
     pub(crate) fn config(&self, from: &str) -> String {
         format!(
-            "smtp:\n  default: {{ url: 'smtp://127.0.0.1:{}', from: {from} }}\n",
-            self.port
+            "smtp:\n  default: {{ url: '{}', from: {from} }}\n",
+            self.url()
         )
     }
 
-    fn messages(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.dir.path().join("maildir/new"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .collect()
-    }
-
-    /// The first message to arrive (its raw text), waiting at most 10 s.
-    pub(crate) async fn first(&self) -> String {
+    /// Waits (at most 10 s) until `count` messages arrived; returns them (raw text, folded
+    /// header lines joined), oldest first.
+    pub(crate) async fn received(&self, count: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(message) = self
-                .messages()
-                .iter()
-                .find_map(|p| std::fs::read_to_string(p).ok())
-            {
-                return message;
+            let mut files: Vec<(std::time::SystemTime, PathBuf)> =
+                std::fs::read_dir(self.dir.path().join("maildir/new"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+                    .collect();
+            if files.len() >= count {
+                files.sort();
+                return files
+                    .iter()
+                    .filter_map(|(_, p)| std::fs::read_to_string(p).ok())
+                    .map(|m| {
+                        m.replace("\r\n", "\n")
+                            .replace("\n ", " ")
+                            .replace("\n\t", " ")
+                    })
+                    .collect();
             }
-            assert!(Instant::now() < deadline, "no message arrived in 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "{count} messages did not arrive in 10 s ({} did)",
+                files.len()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

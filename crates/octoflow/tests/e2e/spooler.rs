@@ -207,7 +207,7 @@ async fn an_unmatched_failure_stops_the_flow_runs_the_finally_step_and_mails_the
     );
     assert!(reports(&o.data_dir(), "report_").is_empty());
 
-    let message = mailbox.first().await;
+    let message = mailbox.received(1).await.remove(0);
     assert!(
         message.contains("Subject: jira_report failed in search"),
         "{message}"
@@ -225,10 +225,7 @@ async fn an_unmatched_failure_stops_the_flow_runs_the_finally_step_and_mails_the
         message.contains(&format!("filename=\"{name}\"")),
         "the note is not attached: {message}"
     );
-    assert_eq!(
-        record["data"]["mail_failure"]["message_id"].is_string(),
-        true
-    );
+    assert!(record["data"]["mail_failure"]["message_id"].is_string());
 }
 
 /// The spooler's runs of a file schedule.

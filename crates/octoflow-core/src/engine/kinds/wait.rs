@@ -1,7 +1,8 @@
 //! The `wait` kind: waits for a file to appear, or for an expression to hold, checking every
-//! `interval` until `timeout`; or, with `callback: true`, for an external job to report its
-//! end to the run's callback URL. Cancellable.
+//! `interval` until `timeout` or for at most `checks` checks; or, with `callback: true`, for
+//! an external job to report its end to the run's callback URL. Cancellable.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -35,6 +36,9 @@ pub struct WaitSettings {
     /// Give up after this long (default: wait until the step's timeout or a cancel).
     #[serde(default)]
     timeout: Option<Tpl<Dur>>,
+    /// Give up after this many checks of `until`, the first at once (default: no limit).
+    #[serde(default)]
+    checks: Option<Tpl<NonZeroU32>>,
 }
 
 /// `wait: {file: {…}}`.
@@ -49,6 +53,19 @@ struct WaitFile {
     /// Give up after this long.
     #[serde(default)]
     timeout: Option<Tpl<Dur>>,
+    /// Give up after this many checks, the first at once (default: no limit).
+    #[serde(default)]
+    checks: Option<Tpl<NonZeroU32>>,
+}
+
+/// How often `poll` checks, and when it gives up.
+struct Schedule {
+    /// Time between checks.
+    interval: Duration,
+    /// Give up once this much time has passed.
+    timeout: Option<Duration>,
+    /// Give up after this many checks.
+    checks: Option<NonZeroU32>,
 }
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -90,16 +107,23 @@ impl StepKind for Wait {
             return wait_for_callback(cx, timeout).await;
         }
         if let Some(file) = &settings.file {
-            let interval =
-                render("file.interval", file.interval.as_ref())?.unwrap_or(DEFAULT_INTERVAL);
-            let timeout = render("file.timeout", file.timeout.as_ref())?;
+            let schedule = Schedule {
+                interval: render("file.interval", file.interval.as_ref())?
+                    .unwrap_or(DEFAULT_INTERVAL),
+                timeout: render("file.timeout", file.timeout.as_ref())?,
+                checks: file
+                    .checks
+                    .as_ref()
+                    .map(|t| cx.render("file.checks", t))
+                    .transpose()?,
+            };
             let shown = cx.render("file.path", &file.path)?;
             let path = cx
                 .files()
                 .resolve(&shown)
                 .map_err(|e| StepError::fatal(crate::error::chain(&e)))?;
             let what = format!("file `{shown}`");
-            let waited = poll(cx, interval, timeout, &what, || {
+            let waited = poll(cx, &schedule, &what, || {
                 let path = path.as_path().to_path_buf();
                 async move { Ok(tokio::fs::try_exists(&path).await.unwrap_or(false)) }
             })
@@ -109,11 +133,18 @@ impl StepKind for Wait {
         let until = settings.until.as_deref().unwrap_or_default();
         let expr = Expr::parse(strip_braces(until))
             .map_err(|e| StepError::fatal(format!("invalid expression `{until}`: {e}")))?;
-        let interval = render("interval", settings.interval.as_ref())?.unwrap_or(DEFAULT_INTERVAL);
-        let timeout = render("timeout", settings.timeout.as_ref())?;
+        let schedule = Schedule {
+            interval: render("interval", settings.interval.as_ref())?.unwrap_or(DEFAULT_INTERVAL),
+            timeout: render("timeout", settings.timeout.as_ref())?,
+            checks: settings
+                .checks
+                .as_ref()
+                .map(|t| cx.render("checks", t))
+                .transpose()?,
+        };
         let scope = cx.scope().clone();
         let what = format!("`{}` to hold", expr.source());
-        let waited = poll(cx, interval, timeout, &what, || {
+        let waited = poll(cx, &schedule, &what, || {
             let result = expr
                 .is_true(&scope)
                 .map_err(|e| StepError::fatal(format!("cannot evaluate `until`: {e}")));
@@ -185,12 +216,11 @@ async fn wait_for_callback(cx: &StepCx<'_>, timeout: Option<Duration>) -> Result
     }))
 }
 
-/// Checks `ready` now and every `interval` until it holds, `timeout` passes or the step is
-/// cancelled. Returns how long it waited, in milliseconds.
+/// Checks `ready` now and every `interval` until it holds, `timeout` passes, `checks` checks
+/// are done or the step is cancelled. Returns how long it waited, in milliseconds.
 async fn poll<F, Fut>(
     cx: &StepCx<'_>,
-    interval: Duration,
-    timeout: Option<Duration>,
+    schedule: &Schedule,
     what: &str,
     mut ready: F,
 ) -> Result<u64, StepError>
@@ -199,11 +229,18 @@ where
     Fut: Future<Output = Result<bool, StepError>>,
 {
     let start = Instant::now();
+    let mut done: u32 = 0;
     loop {
         if ready().await? {
             return Ok(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
         }
-        let pause = match timeout {
+        done = done.saturating_add(1);
+        if let Some(checks) = schedule.checks
+            && done >= checks.get()
+        {
+            return Err(out_of_checks(checks, schedule.interval, what));
+        }
+        let pause = match schedule.timeout {
             Some(limit) => {
                 let left = limit.saturating_sub(start.elapsed());
                 if left.is_zero() {
@@ -212,13 +249,24 @@ where
                         format_duration(limit)
                     )));
                 }
-                interval.min(left)
+                schedule.interval.min(left)
             }
-            None => interval,
+            None => schedule.interval,
         };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = cx.cancel_token().cancelled() => return Err(StepError::Cancelled),
         }
     }
+}
+
+/// The failure after the last of `checks` checks: the wait they span, as scheduled.
+fn out_of_checks(checks: NonZeroU32, interval: Duration, what: &str) -> StepError {
+    let span = interval.saturating_mul(checks.get() - 1);
+    let plural = if checks.get() == 1 { "" } else { "s" };
+    StepError::failed(format!(
+        "waited {} ({checks} check{plural}, every {}) for {what}; it did not happen",
+        format_duration(span),
+        format_duration(interval)
+    ))
 }
