@@ -207,6 +207,25 @@ fn resolve_links(path: &Path) -> io::Result<PathBuf> {
 /// Writes a file atomically: a temporary file beside it, then a rename. A replaced file keeps
 /// its permissions; a new one is readable by all (0644), as `open` with the usual umask gives.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    written_beside(path, bytes)?
+        .persist(path)
+        .map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes a file atomically unless it exists: whole or not at all, and never over another
+/// writer's file. Returns false when the file was there.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    match written_beside(path, bytes)?.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
+}
+
+/// `bytes` in a synced temporary file in `path`'s directory (made when missing), with the
+/// permissions of the file at `path`, or 0644.
+fn written_beside(path: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     use std::os::unix::fs::PermissionsExt;
 
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -221,8 +240,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     };
     tmp.as_file().set_permissions(permissions)?;
     tmp.as_file().sync_data()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }
 
 #[cfg(test)]

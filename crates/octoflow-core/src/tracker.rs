@@ -3,7 +3,7 @@
 //! data as context. Every document is checked against `schemas/tracker.schema.json` before it
 //! is handed out or written; an invalid one is never written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Local, Utc};
@@ -147,6 +147,21 @@ impl Tracker {
             Err(TrackerError(errors.join("; ")))
         }
     }
+}
+
+/// Writes the document of an accepted run that has not started ([`Tracker::new`]) as
+/// `<dir>/<run-id>.json`, unless the file is there already (the run's own writes may be
+/// ahead of it). Blocking.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_accepted(dir: &Path, run: &Run, steps: &[String]) -> std::io::Result<()> {
+    let doc = Tracker::new(run, steps)
+        .validate()
+        .map_err(std::io::Error::other)?;
+    let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+    crate::fs::write_new(&dir.join(format!("{}.json", run.id)), &bytes)?;
+    Ok(())
 }
 
 /// Keeps `<dir>/<run-id>.json` up to date while a run goes: rewritten atomically at every

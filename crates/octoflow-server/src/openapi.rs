@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{callback, flows, health, locks, logs, runs, schedules, state, users};
+use crate::api::{callback, flows, health, locks, logs, runs, schedules, state, tracker, users};
 use crate::{auth, error};
 
 /// The API's `OpenAPI` document.
@@ -39,7 +39,8 @@ use crate::{auth, error};
         runs::file,
         runs::cancel,
         runs::retry,
-        runs::tracker,
+        tracker::tracker,
+        tracker::update_context,
         callback::report,
         schedules::list,
         schedules::add,

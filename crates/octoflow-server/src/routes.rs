@@ -6,7 +6,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use crate::api::{callback, flows, health, locks, runs, schedules, state, users};
+use crate::api::{callback, flows, health, locks, runs, schedules, state, tracker, users};
 use crate::auth::{self, Access};
 use crate::browser::{self, Body};
 use crate::{Shared, openapi};
@@ -69,7 +69,8 @@ static ROUTES: &[Route] = &[
     route!(GET "/api/v1/runs/{id}/files/{*path}", Viewer, runs::file),
     route!(POST "/api/v1/runs/{id}/cancel", Operator, Json, runs::cancel),
     route!(POST "/api/v1/runs/{id}/retry", Operator, Json, runs::retry),
-    route!(GET "/api/v1/runs/{id}/tracker", Viewer, runs::tracker),
+    route!(GET "/api/v1/runs/{id}/tracker", Viewer, tracker::tracker),
+    route!(PATCH "/api/v1/runs/{id}/context", Operator, Json, tracker::update_context),
     route!(POST "/api/v1/runs/{id}/callback", Open, Json, callback::report),
     route!(GET "/api/v1/schedules", Viewer, schedules::list),
     route!(POST "/api/v1/schedules", Admin, Json, schedules::add),

@@ -4,6 +4,7 @@
 mod callback;
 mod catalog;
 mod child;
+mod context;
 mod dry_run;
 mod events;
 mod graph;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::secrets::{MASK, Redactor};
 pub use callback::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
 pub use catalog::{DirCatalog, FlowCatalog};
+pub use context::{ContextError, ContextHub, check_keys as check_context_keys};
 pub use dry_run::{DryRun, DryStep};
 pub use events::{Observer, Observers, RunEvent};
 pub use recover::{HandedBack, hand_back, recover_interrupted};
@@ -139,6 +141,8 @@ pub struct Engine {
     callbacks: Option<CallbackSigner>,
     /// Where `wait: callback` steps wait.
     hub: Arc<CallbackHub>,
+    /// Where updates of a running run's context find it.
+    contexts: Arc<ContextHub>,
 }
 
 impl Engine {
@@ -161,6 +165,7 @@ impl Engine {
             catalog: None,
             callbacks: None,
             hub: Arc::default(),
+            contexts: Arc::default(),
         }
     }
 
@@ -179,6 +184,24 @@ impl Engine {
     /// Where `wait: callback` steps of this engine's runs wait for their report.
     pub fn callback_hub(&self) -> &Arc<CallbackHub> {
         &self.hub
+    }
+
+    /// Merges `values` into the data of a run executing in this engine, as a JSON merge
+    /// patch (a `null` removes a key); the tracker and the run's end see it. Returns the
+    /// run's data after it, redacted.
+    ///
+    /// # Errors
+    /// When the run does not execute here, or a key is one the engine keeps (`__…`).
+    pub async fn update_context(
+        &self,
+        id: &RunId,
+        values: Map<String, Value>,
+    ) -> Result<Value, ContextError> {
+        self.contexts.update(id, values).await
+    }
+
+    pub(crate) fn context_hub(&self) -> &Arc<ContextHub> {
+        &self.contexts
     }
 
     /// Lets `flow` and `flow_loop` steps find other flows here.

@@ -14,14 +14,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::engine::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
 pub use feed::{EndWatch, RunFeed};
 
-use crate::engine::{AcceptError, Engine, FlowCatalog, RunRequest};
+use crate::engine::{AcceptError, ContextError, Engine, FlowCatalog, RunRequest};
 use crate::flow::Flow;
 use crate::store::{
     Admission, Admitted, Fire, LogLine, LogStream, Run, RunId, RunStatus, Store, StoreError,
@@ -130,7 +130,25 @@ impl Service {
         let admission = admission_of(flow, idempotency_key);
         let admitted = self.store().admit(&run, &admission).await?;
         self.admitted(&flow.name, &admitted);
+        self.track_accepted(flow, &admitted).await;
         Ok(admitted)
+    }
+
+    /// With `tracker_dir` set, a new run's tracker file exists from its acceptance on.
+    async fn track_accepted(&self, flow: &Flow, admitted: &Admitted) {
+        let (Some(dir), Admitted::Created(run) | Admitted::Replaced { run, .. }) =
+            (&self.inner.config.tracker_dir, admitted)
+        else {
+            return;
+        };
+        let (dir, run) = (dir.clone(), run.clone());
+        let steps: Vec<String> = flow.steps.iter().map(|s| s.name.clone()).collect();
+        let written =
+            tokio::task::spawn_blocking(move || crate::tracker::write_accepted(&dir, &run, &steps))
+                .await;
+        if let Ok(Err(error)) = written {
+            tracing::warn!(error = %error, "Cannot write tracker file.");
+        }
     }
 
     /// Tick `tick` of the schedule `key`, ready to fire: a new run of `flow` (its params
@@ -162,6 +180,11 @@ impl Service {
         for (fire, answer) in fires.iter().zip(&answers) {
             if let Some(admitted) = answer {
                 self.admitted(&fire.run.flow, admitted);
+                if self.inner.config.tracker_dir.is_some()
+                    && let Ok(flow) = self.inner.catalog.by_name(&fire.run.flow).await
+                {
+                    self.track_accepted(&flow, admitted).await;
+                }
             }
         }
         Ok(answers)
@@ -281,6 +304,25 @@ impl Service {
             self.inner.engine.callback_hub().deliver(id, &report);
         }
         Ok(Some(run))
+    }
+
+    /// Merges `values` into the context (`data`) of a running run, as a JSON merge patch
+    /// (see [`Engine::update_context`]); no values: its context as it is now. Returns the
+    /// context after it.
+    ///
+    /// # Errors
+    /// When the run is queued or ended, runs on another node, or a key is the engine's.
+    pub async fn update_context(
+        &self,
+        run: &Run,
+        values: Map<String, Value>,
+    ) -> Result<Value, ContextError> {
+        crate::engine::check_context_keys(&values)?;
+        match run.status {
+            RunStatus::Queued => Err(ContextError::NotStarted(run.id)),
+            status if status.is_final() => Err(ContextError::Ended(run.id, status)),
+            _ => self.inner.engine.update_context(&run.id, values).await,
+        }
     }
 
     /// Hands back the runs left `running` by nodes that are gone (`is_alive` says which

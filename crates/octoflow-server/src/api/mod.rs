@@ -9,6 +9,7 @@ pub(crate) mod logs;
 pub(crate) mod runs;
 pub(crate) mod schedules;
 pub(crate) mod state;
+pub(crate) mod tracker;
 pub(crate) mod users;
 
 use axum::http::{HeaderValue, StatusCode, header};

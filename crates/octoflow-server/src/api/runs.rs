@@ -1,5 +1,6 @@
 //! Runs (SPEC §11.3): list with filters, show with step runs, files of the run's workspace,
-//! cancel, retry and the job tracker document. Logs are in [`super::logs`].
+//! cancel and retry. Logs are in [`super::logs`], the job tracker's view in
+//! [`super::tracker`].
 
 use std::path::{Component, Path as FsPath, PathBuf};
 
@@ -10,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use octoflow_core::service::RetryError;
 use octoflow_core::store::{Paged, Run, RunFilter, RunStatus, StepRun};
-use octoflow_core::tracker::Tracker;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -327,36 +327,6 @@ pub(crate) async fn retry(
         Err(RetryError::FlowGone(flow)) => Err(no_flow(&flow)),
         Err(RetryError::Accept(error)) => Err(error.into()),
     }
-}
-
-/// The run as a job tracker document (SPEC §13).
-#[utoipa::path(get, path = "/api/v1/runs/{id}/tracker", tag = "runs",
-    params(("id" = String, Path, description = "The run id")),
-    responses((status = 200, description = "The tracker document", body = Object),
-        (status = 404, description = "No such run", body = ErrorBody)),
-    security(("bearer" = [])))]
-pub(crate) async fn tracker(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let run = find_run(&state, &id).await?;
-    let step_runs = state.service.store().step_runs(&run.id).await?;
-    let steps: Vec<String> = if let Some(flow) = state.flows.flow(&run.flow) {
-        flow.steps.iter().map(|s| s.name.clone()).collect()
-    } else {
-        // The flow is gone: the steps that ran, in the order they first ran.
-        let mut names: Vec<String> = Vec::new();
-        for step in &step_runs {
-            if !names.contains(&step.step) {
-                names.push(step.step.clone());
-            }
-        }
-        names
-    };
-    let document = Tracker::from_records(&run, &steps, &step_runs)
-        .validate()
-        .map_err(ApiError::internal)?;
-    Ok(axum::Json(document).into_response())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod client;
 mod hooks;
 mod hostile;
 mod init;
+mod job_tracker;
 mod kinds;
 mod mail;
 mod once;
@@ -37,6 +38,19 @@ use octoflow_testkit::cli::{Octo, Output, Spawned};
 /// A command of the binary under test, in a fresh working directory.
 fn octo() -> Octo {
     Octo::new(env!("CARGO_BIN_EXE_octoflow"))
+}
+
+/// Copies a directory (an example's data directory) into the test's working directory.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 /// Opens the store of the working directory's data directory, when it exists.

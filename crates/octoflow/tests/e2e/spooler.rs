@@ -16,9 +16,9 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::mail::Mailbox;
-use crate::octo;
 use crate::peer::{Peer, serve};
 use crate::server::Server;
+use crate::{copy_dir, octo};
 
 const TOKEN: &str = "demo-jira-token-7f3a";
 
@@ -73,19 +73,6 @@ fn jira(broken_search: bool) -> Peer {
             .route("/rest/api/2/issue/{key}", get(issue))
             .route("/rest/api/2/issue/{key}/watchers", get(watchers)),
     )
-}
-
-/// Copies the example's data directory into the test's working directory.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn reports(data: &Path, prefix: &str) -> Vec<PathBuf> {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 mod ending;
 
+use super::context::{ContextPatch, Inbox, merge};
 use super::graph::{Graph, Jump};
 use super::lease::LeaseKeeper;
 use super::step::{Outcome, PRIVATE_RESULT, StepRunner, Visits};
@@ -22,7 +23,8 @@ use crate::flow::{Flow, Step};
 use crate::fs::FilesRoot;
 use crate::step::{Control, RunInfo, StepServices};
 use crate::store::{
-    Fence, Run, RunError, RunId, RunStatus, RunUpdate, StepRun, StepStatus, StoreError,
+    Fence, LogLine, LogStream, Run, RunError, RunId, RunStatus, RunUpdate, StepRun, StepStatus,
+    StoreError,
 };
 use ending::{final_status, skip_reason};
 
@@ -261,6 +263,8 @@ impl<'e> Execution<'e> {
     }
 
     async fn run_to_end(mut self) -> Result<Run, StoreError> {
+        // Open before the run is told started: whoever hears of the start can update it.
+        let mut inbox = self.engine.context_hub().open(self.run.id);
         let (info, services) = self.start().await?;
         let _lease = LeaseKeeper::start(
             self.engine.store.clone(),
@@ -299,7 +303,7 @@ impl<'e> Execution<'e> {
             skipped,
             mut held,
         } = self
-            .run_graph(&runner, &flow, &run_token, &run_timed_out)
+            .run_graph(&runner, &flow, &run_token, &run_timed_out, &mut inbox)
             .await?;
         let (mut status, mut failure) = final_status(halt.as_ref(), failure, &flow);
         if matches!(status, RunStatus::Failed | RunStatus::TimedOut) {
@@ -394,6 +398,7 @@ impl<'e> Execution<'e> {
         flow: &Flow,
         run_token: &CancellationToken,
         run_timed_out: &AtomicBool,
+        inbox: &mut Inbox,
     ) -> Result<GraphEnd, StoreError> {
         let steps = &flow.steps;
         let mut graph = Graph::new(steps);
@@ -484,6 +489,7 @@ impl<'e> Execution<'e> {
                 () = run_token.cancelled(), if halt.is_none() || halt == Some(Halt::End) => {
                     halt = Some(Halt::Cancelled);
                 }
+                Some(patch) = inbox.recv() => self.update_context(patch, runner.logs).await,
             }
         }
         Ok(GraphEnd {
@@ -571,6 +577,46 @@ impl<'e> Execution<'e> {
         {
             observer.on_event(&RunEvent::DataChanged(&data));
         }
+    }
+
+    /// Takes an update of the run's context from outside: merged into `data` (redacted, as
+    /// step results are), told to the observers, and noted in the run's log. An empty one
+    /// only asks for the data.
+    async fn update_context(
+        &mut self,
+        patch: ContextPatch,
+        logs: &tokio::sync::mpsc::Sender<LogLine>,
+    ) {
+        if patch.values.is_empty() {
+            let _ = patch.reply.send(self.shown_data());
+            return;
+        }
+        let keys: Vec<String> = patch.values.keys().cloned().collect();
+        let values = match self.engine.redactor.redact(Value::Object(patch.values)) {
+            Value::Object(values) => values,
+            _ => Map::new(),
+        };
+        merge(Arc::make_mut(&mut self.data), values);
+        for key in &keys {
+            self.private_keys.remove(key);
+        }
+        let shown = self.shown_data();
+        if let Some(observer) = self.observer.as_ref().filter(|o| o.wants_data())
+            && let Value::Object(data) = &shown
+        {
+            observer.on_event(&RunEvent::DataChanged(data));
+        }
+        let line = LogLine {
+            run_id: self.run.id,
+            step: "context".to_owned(),
+            attempt: 1,
+            ts: Utc::now(),
+            stream: LogStream::Engine,
+            line: format!("context updated: {}", keys.join(", ")),
+            seq: 0,
+        };
+        let _ = logs.send(line).await;
+        let _ = patch.reply.send(shown);
     }
 
     /// `data` as it may be written and shown: redacted, without `private` results.
