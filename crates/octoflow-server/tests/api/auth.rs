@@ -154,6 +154,13 @@ async fn every_guarded_mutation_checks_the_token_and_role() {
             200,
         ),
         Case::new(Method::DELETE, "/api/v1/schedules/none", Role::Admin, 404),
+        Case::new(
+            Method::PATCH,
+            format!("/api/v1/runs/{ended}/context"),
+            Role::Operator,
+            409,
+        )
+        .json(json!({"note": 1})),
         Case::new(Method::PUT, "/api/v1/state/hello/cursor", Role::Admin, 200).json(json!(42)),
         Case::new(Method::PUT, "/api/v1/users/ann", Role::Admin, 201)
             .json(json!({"role": "viewer", "password": "pw"})),
