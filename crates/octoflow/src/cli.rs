@@ -57,6 +57,20 @@ SIGTERM or Ctrl-C stops accepting requests and runs, lets running runs go on for
 `shutdown_grace` (30s), then cancels what is left; every run ends recorded. A second \
 signal exits at once: the next start hands those runs back (`on_interrupt`).";
 
+const WORKER_AFTER_HELP: &str = "\
+Runs queued runs from the store that `octoflow serve` nodes fill: no API, no schedules. Every \
+node of one store (a PostgreSQL database, or a SQLite file on this host) claims runs; a run \
+is executed by one node only. Flow files are read from <data>/flows, as `serve` reads them, \
+and reloaded when they change; callback URLs of runs point at `public_url` (default: \
+http://<listen>), the API nodes' address.
+
+On PostgreSQL a worker hears of new runs at once (LISTEN/NOTIFY); on a SQLite file shared \
+with another process it looks for them every 5 s while idle.
+
+SIGTERM or Ctrl-C stops claiming, lets running runs go on for `shutdown_grace` (30s), then \
+cancels what is left; every run ends recorded. A second signal exits at once: the runs are \
+handed back when their lease ends (`on_interrupt`).";
+
 const REMOTE_AFTER_HELP: &str = "\
 These commands talk to a running `octoflow serve` over its HTTP API: --server (or \
 OCTOFLOW_SERVER, default http://127.0.0.1:8080) and, when the server has users or tokens, \
@@ -145,6 +159,9 @@ pub(crate) enum Command {
     /// Serve the HTTP API and run queued runs with this node's workers
     #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
+    /// Run queued runs with this node's workers, beside `serve` nodes on the same store
+    #[command(after_help = WORKER_AFTER_HELP)]
+    Worker(WorkerArgs),
     /// List, show and trigger the flows of a server
     #[command(after_help = REMOTE_AFTER_HELP)]
     Flows(FlowsArgs),
@@ -240,6 +257,25 @@ pub(crate) struct ServeArgs {
 
     /// How the node writes its own log to stderr: `text`, or `json` (one object per line,
     /// for a log collector) [env: OCTOFLOW_LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) log_format: Option<crate::config::LogFormat>,
+}
+
+/// `octoflow worker`.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// How many runs this node runs at once (at least 1) [env: OCTOFLOW_WORKERS]
+    /// [default: 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) workers: Option<u32>,
+
+    /// The store the API nodes use: `postgres://…`, or `sqlite://PATH` on this host
+    /// [env: OCTOFLOW_DATABASE_URL] [default: sqlite://<data>/octoflow.db]
+    #[arg(long, value_name = "URL")]
+    pub(crate) database: Option<String>,
+
+    /// How the node writes its own log to stderr: `text`, or `json` (one object per line)
+    /// [env: OCTOFLOW_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub(crate) log_format: Option<crate::config::LogFormat>,
 }

@@ -4,6 +4,7 @@ mod completions;
 mod flows;
 mod init;
 mod locks;
+mod node_start;
 mod run;
 mod runs;
 mod secret;
@@ -11,6 +12,7 @@ mod serve;
 mod token;
 mod user;
 mod validate;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,7 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Init(args) => init::init(&cli.global, args, &env),
         Command::Completions(args) => completions::completions(args),
         Command::Serve(args) => serve::serve(&cli.global, args, env),
+        Command::Worker(args) => worker::worker(&cli.global, args, env),
         Command::Flows(args) => flows::flows(args),
         Command::Runs(args) => runs::runs(args),
         Command::Locks(args) => locks::locks(args),

@@ -9,22 +9,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use octoflow_core::engine::{Engine, FlowCatalog};
-use octoflow_core::fs::FilesRoot;
-use octoflow_core::library::FlowLibrary;
 use octoflow_core::scheduler::{Autostart, Scheduler, SystemClock};
-use octoflow_core::service::{CallbackSigner, Service, ServiceConfig};
+use octoflow_core::secrets::Secrets;
+use octoflow_core::service::Service;
 use octoflow_core::store::Store;
 use octoflow_server::{AppState, AuthSettings, IssuerTokens, JwtCheck};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument::WithSubscriber;
 
-use super::run::{engine_config, load_secrets, prepare_data_dir};
+use super::node_start::{NodeStart, stop_on_signal};
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::{Config, Env, Flags};
-use crate::node::Node;
-use crate::{flows, store};
-use octoflow_core::secrets::Secrets;
 
 /// Runs `octoflow serve`.
 pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<ExitCode> {
@@ -59,44 +54,20 @@ pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<E
 }
 
 async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
-    let files = prepare_data_dir(&config)?;
-    let node = Node::current()?;
-    let store: Arc<dyn Store> = store::open(&config).await?;
-    let library = FlowLibrary::open(
-        config.flows_dir.clone(),
-        Arc::new(flows::registry(&config)),
-        config.templates_dir.clone(),
-        files.clone(),
-    )
-    .with_context(|| {
-        format!(
-            "cannot read the flows directory `{}`",
-            config.flows_dir.display()
-        )
-    })?;
-    let _watch = library.watch().with_context(|| {
-        format!(
-            "cannot watch the flows directory `{}`",
-            config.flows_dir.display()
-        )
-    })?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    refuse_open_api_beyond_loopback(&config, store.as_ref(), address).await?;
-
-    let catalog: Arc<dyn FlowCatalog> = library.clone();
-    let triggers_library = library.clone();
-    // Read once: Vault secrets are fetched, sealed ones opened, here only.
-    let secrets = load_secrets(&config)?;
-    let service = node_service(&config, &secrets, store, catalog, files, &node, address).await?;
-    // The runs a dead node left are handed back before this node claims, fires or watches
-    // anything; the flow triggers' index is ready first, so the ends it records fire them.
-    octoflow_core::triggers::prepare(&service, &library);
-    recover(&service, &node, &config.data_dir).await?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(address));
+    let started = NodeStart::open(&config, &public_url).await?;
+    refuse_open_api_beyond_loopback(&config, started.store.as_ref(), address).await?;
+    started.recover(&config, "octoflow serve").await?;
+    let (node, library, service) = (&started.node, &started.library, &started.service);
     let scheduler = Scheduler::new(
         service.clone(),
         library.clone(),
@@ -105,12 +76,12 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
     );
     let state = AppState::new(
         service.clone(),
-        library,
+        library.clone(),
         AuthSettings {
             public_read: config.auth.public_read,
             token_ttl: config.auth.token_ttl.get(),
             admin_token: config.api_token.clone(),
-            jwt: issuer_tokens(&config, &secrets)?,
+            jwt: issuer_tokens(&config, &started.secrets)?,
         },
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
@@ -130,7 +101,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             }
         }
     });
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(stop_on_signal("octoflow serve", shutdown.clone()));
     // The schedules fire until the shutdown begins (`--no-scheduler`: another node fires
     // them; the API still changes them in the store).
     let scheduling = tokio::spawn({
@@ -141,10 +112,10 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             }
         }
     });
-    spawn_retention(&config, &service, &shutdown);
+    spawn_retention(&config, service, &shutdown);
     // Folder watches and flow triggers; the watches stop with the shutdown, flow triggers
     // once the runs still running have ended.
-    let triggers = octoflow_core::triggers::start(&service, &triggers_library, shutdown.clone());
+    let triggers = octoflow_core::triggers::start(service, library, shutdown.clone());
 
     let ready_ms = begun.elapsed().as_millis();
     tracing::info!(address = %address, ready_ms, "Listening.");
@@ -217,38 +188,6 @@ fn issuer_tokens(config: &Config, secrets: &Secrets) -> Result<Option<IssuerToke
     }))
 }
 
-/// This node: the engine with its secrets, flows and callback URLs, and its workers'
-/// settings.
-async fn node_service(
-    config: &Config,
-    secrets: &Secrets,
-    store: Arc<dyn Store>,
-    catalog: Arc<dyn FlowCatalog>,
-    files: FilesRoot,
-    node: &Node,
-    address: SocketAddr,
-) -> Result<Service> {
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| default_public_url(address));
-    let key = store.node_key().await.context("cannot read the node key")?;
-    let engine = Engine::new(store, engine_config(config, files, node.id()))
-        .with_secrets(secrets)
-        .with_catalog(catalog.clone())
-        .with_callbacks(CallbackSigner::new(&key, Some(&public_url)));
-    let service = Service::new(
-        engine,
-        catalog,
-        ServiceConfig {
-            workers: usize::try_from(config.workers).unwrap_or(usize::MAX),
-            shutdown_grace: config.shutdown_grace,
-            tracker_dir: config.tracker_dir.clone(),
-        },
-    );
-    Ok(service)
-}
-
 /// An API without users or tokens lets anyone who reaches it run commands: such a server
 /// listens on loopback only (docs/auth.md).
 async fn refuse_open_api_beyond_loopback(
@@ -269,32 +208,6 @@ async fn refuse_open_api_beyond_loopback(
              create an admin first (`octoflow user add NAME --role admin` or `octoflow token create --role admin`), \
              set OCTOFLOW_API_TOKEN, or listen on 127.0.0.1"
         );
-    }
-    Ok(())
-}
-
-/// Hands back the runs a stopped node left running — after killing what its steps left
-/// running on this host, so that a re-queued run never races its predecessor's commands.
-async fn recover(service: &Service, node: &Node, data_dir: &std::path::Path) -> Result<()> {
-    let (data_dir, judge) = (data_dir.to_owned(), node.clone());
-    let killed = tokio::task::spawn_blocking(move || {
-        octoflow_core::process_groups::kill_left_behind(&data_dir, |n| judge.is_alive(n))
-    })
-    .await
-    .context("cannot look for processes a stopped node left")?;
-    if killed > 0 {
-        crate::output::note(&format!(
-            "octoflow serve: killed {killed} process groups a stopped node left running"
-        ));
-    }
-    let recovered = service
-        .recover(|n| node.is_alive(n))
-        .await
-        .context("cannot hand back the runs a stopped node left running")?;
-    if recovered > 0 {
-        crate::output::note(&format!(
-            "octoflow serve: {recovered} runs left running by a stopped node were handed back"
-        ));
     }
     Ok(())
 }
@@ -326,32 +239,4 @@ fn default_public_url(address: SocketAddr) -> String {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     format!("http://{address}")
-}
-
-/// The first SIGTERM or Ctrl-C starts the shutdown; a second one exits at once.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("Cannot listen for signals; only a kill will stop the server.");
-        return;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    crate::output::note(
-        "octoflow serve: stopping; running runs may finish (signal again to exit at once)",
-    );
-    shutdown.cancel();
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    crate::output::note(
-        "octoflow serve: exiting at once; running runs will be handed back at the next start",
-    );
-    std::process::exit(130);
 }

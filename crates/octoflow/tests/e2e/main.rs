@@ -26,6 +26,7 @@ mod spooler;
 mod syncrator;
 mod validate;
 mod watch;
+mod worker;
 
 use std::io::{BufRead, BufReader, Read};
 use std::thread::JoinHandle;

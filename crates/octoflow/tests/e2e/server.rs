@@ -12,23 +12,21 @@ use serde_json::Value;
 
 use crate::run::nix_kill;
 
-/// A running `octoflow serve`.
-pub(crate) struct Server {
-    child: Option<Spawned>,
-    pub(crate) octo: Octo,
-    pub(crate) url: String,
-    head: String,
-    rest: Option<JoinHandle<String>>,
-    pub(crate) http: reqwest::Client,
+/// A started process of the binary that said it is ready, with its stderr so far and a
+/// reader of the rest.
+pub(crate) struct Ready {
+    pub(crate) child: Spawned,
+    /// The stderr line that said so.
+    pub(crate) line: String,
+    /// Its stderr up to that line.
+    pub(crate) head: String,
+    /// The rest of its stderr, once it ends.
+    pub(crate) rest: JoinHandle<String>,
 }
 
-impl Server {
-    /// Starts `octoflow serve` in `octo`'s directory (extra arguments appended) and waits
-    /// until it listens.
-    pub(crate) fn start(octo: &Octo, extra: &[&str]) -> Self {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let octo = octo.clone().args(args);
+impl Ready {
+    /// Spawns `octo` and waits (at most 30 s) for a stderr line containing `marker`.
+    pub(crate) fn spawn(octo: &Octo, marker: &'static str) -> Self {
         let mut child = octo.spawn();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel::<Result<(String, String), String>>();
@@ -42,9 +40,8 @@ impl Server {
                     return String::new();
                 }
                 head.push_str(&line);
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let url = rest.split_whitespace().next().unwrap().to_owned();
-                    let _ = tx.send(Ok((url, head)));
+                if line.contains(marker) {
+                    let _ = tx.send(Ok((line, head)));
                     break;
                 }
             }
@@ -52,19 +49,53 @@ impl Server {
             let _ = reader.read_to_string(&mut text);
             text
         });
-        let (url, head) = match rx.recv_timeout(Duration::from_secs(30)) {
+        let (line, head) = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(found)) => found,
-            Ok(Err(head)) => panic!("octoflow serve ended before listening:\n{head}"),
+            Ok(Err(head)) => panic!("octoflow ended before saying `{marker}`:\n{head}"),
             Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
-                panic!("octoflow serve did not listen within 30 s")
+                panic!("octoflow did not say `{marker}` within 30 s")
             }
         };
         Self {
-            child: Some(child),
+            child,
+            line,
+            head,
+            rest,
+        }
+    }
+
+    /// Sends `signal` and waits for the end: the output and the whole stderr.
+    pub(crate) fn signal_and_wait(self, signal: Signal) -> (Output, String) {
+        nix_kill(self.child.id(), signal);
+        let out = self.child.wait(Duration::from_secs(60));
+        let stderr = self.head + &self.rest.join().unwrap();
+        (out, stderr)
+    }
+}
+
+/// A running `octoflow serve`.
+pub(crate) struct Server {
+    /// The process; taken when it is stopped.
+    ready: Option<Ready>,
+    pub(crate) octo: Octo,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `octoflow serve` in `octo`'s directory (extra arguments appended) and waits
+    /// until it listens.
+    pub(crate) fn start(octo: &Octo, extra: &[&str]) -> Self {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let octo = octo.clone().args(args);
+        let ready = Ready::spawn(&octo, "listening on ");
+        let url = ready.line.split("listening on ").nth(1).unwrap();
+        let url = url.split_whitespace().next().unwrap().to_owned();
+        Self {
+            ready: Some(ready),
             octo,
             url,
-            head,
-            rest: Some(rest),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -89,7 +120,7 @@ impl Server {
 
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.ready.as_ref().unwrap().child.id()
     }
 
     /// `GET` a path; the status and the JSON body (`Null` when not JSON).
@@ -105,7 +136,7 @@ impl Server {
             let state = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
             panic!(
                 "no answer from the server ({state:?}): {error:?}\n{}",
-                self.head
+                self.ready.as_ref().map_or("", |r| r.head.as_str())
             )
         })
     }
@@ -147,15 +178,12 @@ impl Server {
 
     /// Sends a signal and waits for the end; returns how it ended and its stderr.
     pub(crate) fn signal_and_wait(mut self, signal: Signal) -> (Output, String) {
-        nix_kill(self.pid(), signal);
-        let out = self.child.take().unwrap().wait(Duration::from_secs(60));
-        let stderr = std::mem::take(&mut self.head) + &self.rest.take().unwrap().join().unwrap();
-        (out, stderr)
+        self.ready.take().unwrap().signal_and_wait(signal)
     }
 
     /// Kills the process with SIGKILL.
     pub(crate) fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
+        let mut child = self.ready.take().unwrap().child;
         child.kill().unwrap();
         std::process::Child::wait(&mut child).unwrap();
     }
@@ -163,7 +191,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(Ready { mut child, .. }) = self.ready.take() {
             let _ = child.kill();
             let _ = std::process::Child::wait(&mut child);
         }
