@@ -41,6 +41,17 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
+/// The settings flags every command takes (`--data`, `--config`, `--env`); a command adds
+/// its own (`database`, `data_hint`) with struct update syntax.
+fn global_flags(global: &crate::cli::GlobalArgs) -> crate::config::Flags {
+    crate::config::Flags {
+        data: global.data.clone(),
+        config: global.config.clone(),
+        environment: global.environment.clone(),
+        ..crate::config::Flags::default()
+    }
+}
+
 /// The exit code of a command that failed: 1 when the server refused what was asked because
 /// of the state of things (SPEC §14), else 2.
 pub(crate) fn exit_code(err: &anyhow::Error) -> ExitCode {

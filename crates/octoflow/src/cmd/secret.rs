@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use octoflow_core::secrets::SealKey;
 
 use crate::cli::{GlobalArgs, SecretCommand};
-use crate::config::{Config, Env, Flags};
+use crate::config::{Config, Env};
 
 /// Runs `octoflow secret …`.
 pub(crate) fn secret(global: &GlobalArgs, command: &SecretCommand, env: Env) -> Result<ExitCode> {
@@ -17,12 +17,7 @@ pub(crate) fn secret(global: &GlobalArgs, command: &SecretCommand, env: Env) -> 
             crate::output::stdout(&format!("{key}\n"))?;
         }
         SecretCommand::Seal => {
-            let flags = Flags {
-                data: global.data.clone(),
-                config: global.config.clone(),
-                environment: global.environment.clone(),
-                ..Flags::default()
-            };
+            let flags = super::global_flags(global);
             let config = Config::load(&flags, env)?;
             let key = config.seal_key()?.ok_or_else(|| {
                 anyhow!(

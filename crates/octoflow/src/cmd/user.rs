@@ -46,11 +46,8 @@ pub(super) fn with_store<T>(
     f: impl AsyncFnOnce(Arc<dyn Store>) -> Result<T>,
 ) -> Result<T> {
     let flags = Flags {
-        data: global.data.clone(),
-        config: global.config.clone(),
-        environment: global.environment.clone(),
         database: store.database.clone(),
-        data_hint: None,
+        ..super::global_flags(global)
     };
     let config = Config::load(&flags, env)?;
     crate::remote::runtime()?.block_on(async {

@@ -17,11 +17,8 @@ use crate::{flows, output};
 #[allow(clippy::print_stderr)] // the summary line
 pub(crate) fn validate(global: &GlobalArgs, args: &ValidateArgs, env: Env) -> Result<ExitCode> {
     let flags = Flags {
-        data: global.data.clone(),
-        config: global.config.clone(),
-        environment: global.environment.clone(),
-        database: None,
         data_hint: args.paths.first().cloned(),
+        ..super::global_flags(global)
     };
     let config = Config::load(&flags, env)?;
     let files = collect(&config, &args.paths)?;

@@ -17,11 +17,8 @@ use crate::config::{Config, Env, Flags};
 pub(crate) fn worker(global: &GlobalArgs, args: &WorkerArgs, env: Env) -> Result<ExitCode> {
     let begun = Instant::now();
     let flags = Flags {
-        data: global.data.clone(),
-        config: global.config.clone(),
-        environment: global.environment.clone(),
         database: args.database.clone(),
-        data_hint: None,
+        ..super::global_flags(global)
     };
     let mut config = Config::load(&flags, env)?;
     if let Some(workers) = args.workers {

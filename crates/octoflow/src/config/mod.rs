@@ -122,6 +122,8 @@ pub(crate) struct Flags {
 pub(crate) enum Database {
     /// A `SQLite` file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, shared by several nodes: its URL (which may hold a password).
+    Postgres(Secret<String>),
 }
 
 /// Every setting, resolved.
@@ -177,6 +179,9 @@ pub(crate) struct Config {
     pub(crate) kill_grace: Duration,
     /// How long running steps may finish when a node shuts down.
     pub(crate) shutdown_grace: Duration,
+    /// How long a running run's lease lasts without renewal: a node that died is found, and
+    /// its runs handed back, this long after its last renewal.
+    pub(crate) lease: Duration,
     /// The log filter (`OCTOFLOW_LOG`, tracing's env-filter syntax).
     pub(crate) log: String,
     /// How the node's own log lines are written (`OCTOFLOW_LOG_FORMAT`, `--log-format`).
@@ -211,6 +216,7 @@ struct ConfigFile {
     store: Option<StoreSection>,
     kill_grace: Option<Dur>,
     shutdown_grace: Option<Dur>,
+    lease: Option<Dur>,
     flows_path: Option<PathBuf>,
     templates_path: Option<PathBuf>,
     secrets_path: Option<PathBuf>,
@@ -227,18 +233,16 @@ impl Config {
         let (config_file, file) = read_file(flags, &env, &data_dir)?;
         let in_data = |p: PathBuf| data_dir.join(p);
 
-        let flows_dir = env
-            .path("OCTOFLOW_FLOWS_PATH")
-            .or_else(|| file.flows_path.map(in_data))
-            .unwrap_or_else(|| data_dir.join(FLOWS_DIR_NAME));
-        let templates_dir = env
-            .path("OCTOFLOW_TEMPLATES_PATH")
-            .or_else(|| file.templates_path.map(in_data))
-            .unwrap_or_else(|| data_dir.join("templates"));
-        let secrets_file = env
-            .path("OCTOFLOW_SECRETS_PATH")
-            .or_else(|| file.secrets_path.map(in_data))
-            .unwrap_or_else(|| data_dir.join("secrets.yml"));
+        // A path from the environment, else the config file (in the data directory), else
+        // the default in the data directory.
+        let path_of = |var: &str, file: Option<PathBuf>, default: &str| {
+            env.path(var)
+                .or_else(|| file.map(in_data))
+                .unwrap_or_else(|| data_dir.join(default))
+        };
+        let flows_dir = path_of("OCTOFLOW_FLOWS_PATH", file.flows_path, FLOWS_DIR_NAME);
+        let templates_dir = path_of("OCTOFLOW_TEMPLATES_PATH", file.templates_path, "templates");
+        let secrets_file = path_of("OCTOFLOW_SECRETS_PATH", file.secrets_path, "secrets.yml");
         let database = flags
             .database
             .clone()
@@ -265,24 +269,23 @@ impl Config {
         if workers == 0 {
             bail!("`workers` must be at least 1");
         }
-        let kill_grace = env
-            .duration("OCTOFLOW_KILL_GRACE")?
-            .or(file.kill_grace.map(Dur::get))
-            .unwrap_or(Duration::from_secs(5));
-        let shutdown_grace = env
-            .duration("OCTOFLOW_SHUTDOWN_GRACE")?
-            .or(file.shutdown_grace.map(Dur::get))
-            .unwrap_or(Duration::from_secs(30));
+        let seconds = Duration::from_secs;
+        let kill_grace = duration_of(&env, "OCTOFLOW_KILL_GRACE", file.kill_grace, seconds(5))?;
+        let shutdown_grace = duration_of(
+            &env,
+            "OCTOFLOW_SHUTDOWN_GRACE",
+            file.shutdown_grace,
+            seconds(30),
+        )?;
+        let lease = duration_of(&env, "OCTOFLOW_LEASE", file.lease, seconds(30))?;
+        if lease < Duration::from_secs(1) {
+            bail!("`lease` must be at least 1s");
+        }
         let tracker_dir = env
             .path("OCTOFLOW_TRACKER_DIR")
             .or_else(|| file.tracker_dir.map(in_data));
         let log = env.get("OCTOFLOW_LOG").unwrap_or("warn").to_owned();
-        let log_format = match env.get("OCTOFLOW_LOG_FORMAT") {
-            Some(text) => text
-                .parse()
-                .map_err(|e| anyhow!("`OCTOFLOW_LOG_FORMAT`: {e}"))?,
-            None => LogFormat::Text,
-        };
+        let log_format = log_format_of(&env)?;
         let step_env = step_env::step_env(&env.vars, &file.steps.unwrap_or_default())?;
         for (name, connection) in &file.connections {
             connection
@@ -318,6 +321,7 @@ impl Config {
             tracker_dir,
             kill_grace,
             shutdown_grace,
+            lease,
             log,
             log_format,
             process_env: env.vars,
@@ -429,17 +433,14 @@ pub(crate) fn infer_data_dir(path: &Path) -> Option<PathBuf> {
     data.join(CONFIG_FILE_NAME).is_file().then_some(data)
 }
 
-/// `sqlite://PATH` or `sqlite:PATH`; anything else is refused (without echoing the URL,
-/// which may hold a password).
+/// `sqlite://PATH` or `sqlite:PATH`, or `postgres://…` (`postgresql://…`); anything else is
+/// refused (without echoing the URL, which may hold a password).
 pub(crate) fn parse_database_url(url: &str) -> Result<Database> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Database::Postgres(Secret::new(url.to_owned())));
+    }
     let Some(rest) = url.strip_prefix("sqlite:") else {
-        let scheme = url.split_once(':').map_or("", |(s, _)| s);
-        return Err(match scheme {
-            "postgres" | "postgresql" => anyhow!(
-                "database URL must start with `sqlite:`; PostgreSQL (`{scheme}:`) is not supported by this build yet"
-            ),
-            _ => anyhow!("database URL must start with `sqlite:`"),
-        });
+        bail!("database URL must start with `sqlite:` or `postgres:`");
     };
     let path = rest.strip_prefix("//").unwrap_or(rest);
     if path.is_empty() || path.starts_with(':') {
@@ -449,6 +450,22 @@ pub(crate) fn parse_database_url(url: &str) -> Result<Database> {
         bail!("database URL `{url}`: options after `?` are not supported");
     }
     Ok(Database::Sqlite(PathBuf::from(path)))
+}
+
+/// `OCTOFLOW_LOG_FORMAT`, or text.
+fn log_format_of(env: &Env) -> Result<LogFormat> {
+    match env.get("OCTOFLOW_LOG_FORMAT") {
+        Some(text) => text
+            .parse()
+            .map_err(|e| anyhow!("`OCTOFLOW_LOG_FORMAT`: {e}")),
+        None => Ok(LogFormat::Text),
+    }
+}
+
+/// A duration setting: from the environment variable `var`, else the config file, else
+/// `default`.
+fn duration_of(env: &Env, var: &str, file: Option<Dur>, default: Duration) -> Result<Duration> {
+    Ok(env.duration(var)?.or(file.map(Dur::get)).unwrap_or(default))
 }
 
 /// Reads and parses a config file; a problem is reported as `file:line:column: message`.
@@ -618,17 +635,21 @@ mod tests {
     }
 
     #[test]
-    fn only_sqlite_urls_are_supported() {
+    fn sqlite_and_postgres_urls_are_supported() {
         case("sqlite://data/x.db", Some("data/x.db"));
         case("sqlite:///var/x.db", Some("/var/x.db"));
         case("sqlite:x.db", Some("x.db"));
-        case("postgres://u:pw@h/db", None);
         case("mysql://h/db", None);
-        let err = parse_database_url("postgres://u:secret@h/db")
+        let Ok(Database::Postgres(url)) = parse_database_url("postgresql://u:secret@h/db") else {
+            panic!("a PostgreSQL URL is a database");
+        };
+        assert_eq!(url.expose(), "postgresql://u:secret@h/db");
+        assert!(!format!("{url:?}").contains("secret"));
+        let err = parse_database_url("mysql://u:secret@h/db")
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("database URL must start with `sqlite:`"),
+            err.starts_with("database URL must start with `sqlite:` or `postgres:`"),
             "{err}"
         );
         assert!(!err.contains("secret"));

@@ -135,13 +135,19 @@ pub(crate) struct FilesConfig {
     pub(crate) roots: Vec<PathBuf>,
 }
 
-/// `store:` of config.yml: how the embedded store keeps its file.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// `store:` of config.yml: how the embedded store keeps its file, and the PostgreSQL
+/// store's pool and schema.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct StoreSection {
-    /// `normal` (a crash or `kill -9` loses nothing committed) or `full` (a power loss
-    /// neither; each commit waits for the disk).
+    /// `SQLite`: `normal` (a crash or `kill -9` loses nothing committed) or `full` (a power
+    /// loss neither; each commit waits for the disk).
     pub(crate) synchronous: SynchronousMode,
+    /// PostgreSQL: connections this node keeps at most (default 10).
+    pub(crate) max_connections: Option<u32>,
+    /// PostgreSQL: the schema of octoflow's tables (created when missing; default: the
+    /// connection's `search_path`).
+    pub(crate) schema: Option<String>,
 }
 
 /// `store.synchronous`.

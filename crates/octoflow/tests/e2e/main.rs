@@ -7,6 +7,7 @@ mod auth;
 mod chaos;
 mod cli;
 mod client;
+mod cluster;
 mod hooks;
 mod hostile;
 mod init;

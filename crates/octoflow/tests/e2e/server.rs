@@ -118,6 +118,13 @@ impl Server {
         self
     }
 
+    /// The node id it announced (`host:pid:nonce`).
+    pub(crate) fn node(&self) -> String {
+        let line = &self.ready.as_ref().unwrap().line;
+        let rest = line.split("(node ").nth(1).unwrap();
+        rest.split(',').next().unwrap().to_owned()
+    }
+
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
         self.ready.as_ref().unwrap().child.id()

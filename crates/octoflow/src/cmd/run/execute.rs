@@ -48,7 +48,7 @@ pub(super) struct Ended {
 impl Job {
     /// Accepts and runs the flow, recording into the store `database` names.
     pub(super) async fn execute(self, database: Database, settings: StoreSection) -> Result<Ended> {
-        let store = crate::store::open_database(database, settings).await?;
+        let store = crate::store::open_database(database, &settings).await?;
         let node = &self.node;
         let (data_dir, judge) = (self.engine.files.data_dir().to_owned(), node.clone());
         tokio::task::spawn_blocking(move || {

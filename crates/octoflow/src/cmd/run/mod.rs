@@ -29,11 +29,9 @@ use crate::{flows, output};
 /// Runs `octoflow run`.
 pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitCode> {
     let flags = Flags {
-        data: global.data.clone(),
-        config: global.config.clone(),
-        environment: global.environment.clone(),
         database: args.database.clone(),
         data_hint: flows::looks_like_path(&args.flow).then(|| PathBuf::from(&args.flow)),
+        ..super::global_flags(global)
     };
     let config = Config::load(&flags, env)?;
     let path = flows::resolve(&args.flow, &config.flows_dir)?;
@@ -92,7 +90,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
         .context("cannot start the async runtime")?;
     let store = config.database()?;
     let ended = runtime.block_on(
-        job.execute(store, config.store)
+        job.execute(store, config.store.clone())
             .with_subscriber(super::log_subscriber(&config)),
     );
     // Let the tracker's last writes land, then write its final document: nothing queued
@@ -125,6 +123,8 @@ pub(super) fn engine_config(config: &Config, files: FilesRoot, node: String) -> 
     let mut engine = EngineConfig::new(files);
     engine.templates_dir.clone_from(&config.templates_dir);
     engine.kill_grace = config.kill_grace;
+    engine.lease = config.lease;
+    engine.renew_every = config.lease / 3;
     engine.max_result_bytes =
         usize::try_from(config.limits.max_result_bytes.0).unwrap_or(usize::MAX);
     engine.env.clone_from(&config.step_env);
