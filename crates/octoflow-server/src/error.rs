@@ -48,8 +48,10 @@ pub enum Code {
     InvalidFlow,
     /// The server is too busy; try again later (429).
     Overloaded,
-    /// A bug or lost infrastructure; the answer carries only a request id (500).
+    /// A bug; the answer carries only a request id (500).
     Internal,
+    /// The store cannot be reached now (a database restarting); try again (503).
+    Unavailable,
 }
 
 impl Code {
@@ -67,6 +69,7 @@ impl Code {
         Self::InvalidFlow,
         Self::Overloaded,
         Self::Internal,
+        Self::Unavailable,
     ];
 
     /// The HTTP status answered with this code.
@@ -83,6 +86,7 @@ impl Code {
             Self::InvalidFlow => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -101,6 +105,7 @@ impl Code {
             Self::InvalidFlow => "invalid_flow",
             Self::Overloaded => "overloaded",
             Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -218,6 +223,13 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { what } => {
                 Self::conflict(format!("conflict: {what}")).with_details(json!({ "what": what }))
             }
+            StoreError::Unavailable(source) => {
+                tracing::warn!(error = %chain(&*source), "The store is unavailable.");
+                Self::new(
+                    Code::Unavailable,
+                    "the store cannot be reached now; try again shortly",
+                )
+            }
             other => Self::internal(other),
         }
     }
@@ -261,6 +273,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if self.code == Code::Unavailable {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.code == Code::Internal {
             let cause: BoxError = self
                 .source
@@ -341,7 +358,8 @@ mod tests {
         case(Code::InvalidFlow, 422, "invalid_flow");
         case(Code::Overloaded, 429, "overloaded");
         case(Code::Internal, 500, "internal");
-        assert_eq!(Code::ALL.len(), 12);
+        case(Code::Unavailable, 503, "unavailable");
+        assert_eq!(Code::ALL.len(), 13);
     }
 
     #[test]
@@ -349,6 +367,13 @@ mod tests {
         let error: ApiError = StoreError::Backend("SELECT * FROM secret_table".into()).into();
         assert_eq!(error.code, Code::Internal);
         assert_eq!(error.message, "internal error");
+        let error: ApiError =
+            StoreError::Unavailable("connection to db:5432 refused".into()).into();
+        assert_eq!(error.code, Code::Unavailable);
+        assert!(!error.message.contains("db:5432"), "{}", error.message);
+        let answer = error.into_response();
+        assert_eq!(answer.status().as_u16(), 503);
+        assert_eq!(answer.headers()["retry-after"], "1");
         let error: ApiError = StoreError::Conflict {
             what: "run id".to_owned(),
         }

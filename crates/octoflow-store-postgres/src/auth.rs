@@ -9,7 +9,7 @@ use crate::error::{conflict_or, from_sqlx};
 use crate::{PostgresStore, codec};
 
 /// The `node_settings` key of the node-shared signing key.
-const NODE_KEY: &str = "node_key";
+pub(crate) const NODE_KEY: &str = "node_key";
 
 /// The columns of a token, for [`decode_token`].
 macro_rules! token_columns {
@@ -17,6 +17,7 @@ macro_rules! token_columns {
         "id, name, role, kind, \"user\", created_at, expires_at, revoked"
     };
 }
+pub(crate) use token_columns;
 
 /// The columns of a user, for [`decode_user`].
 macro_rules! user_columns {
@@ -24,8 +25,9 @@ macro_rules! user_columns {
         "name, role, password_hash, created_at"
     };
 }
+pub(crate) use user_columns;
 
-fn decode_user(row: &PgRow) -> Result<User, StoreError> {
+pub(crate) fn decode_user(row: &PgRow) -> Result<User, StoreError> {
     Ok(User {
         name: codec::get(row, "name")?,
         role: codec::get_word(row, "role")?,
@@ -34,7 +36,7 @@ fn decode_user(row: &PgRow) -> Result<User, StoreError> {
     })
 }
 
-fn decode_token(row: &PgRow) -> Result<ApiToken, StoreError> {
+pub(crate) fn decode_token(row: &PgRow) -> Result<ApiToken, StoreError> {
     Ok(ApiToken {
         id: codec::get(row, "id")?,
         name: codec::get(row, "name")?,

@@ -9,6 +9,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::error::ConnectError;
+use crate::leader::Leadership;
 use crate::listen::Wakeups;
 use crate::migrate::migrate;
 use crate::names::{Names, is_plain_identifier, quoted};
@@ -67,12 +68,14 @@ pub(crate) async fn connect(
     migrate(&mut conn, &schema, options.schema.is_some()).await?;
     drop(conn);
     let names = Names::new(schema);
+    let leadership = Leadership::new(connect.clone(), names.scheduler_lock());
     let wakeups = Wakeups::start(connect, names.channel.clone()).await?;
     tracing::info!(%target, schema = %names.schema, "Store connected.");
     Ok(PostgresStore {
         pool,
         names: Arc::new(names),
         wakeups: Arc::new(wakeups),
+        leadership: Arc::new(leadership),
         auth_seen: Arc::default(),
     })
 }

@@ -37,11 +37,15 @@ mod auth_seen;
 mod claim;
 mod codec;
 mod connect;
+mod copy;
+mod copy_records;
 mod error;
+mod leader;
 mod listen;
 mod logs;
 mod migrate;
 mod names;
+mod notices;
 mod queue;
 mod runs;
 mod schedules;
@@ -57,6 +61,7 @@ use octoflow_core::store::StoreError;
 use sqlx::PgPool;
 
 use crate::auth_seen::AuthSeen;
+use crate::leader::Leadership;
 use crate::listen::Wakeups;
 use crate::names::Names;
 
@@ -91,6 +96,8 @@ pub struct PostgresStore {
     names: Arc<Names>,
     /// The listening task and the wake-ups it hands out.
     wakeups: Arc<Wakeups>,
+    /// This node's claim on the scheduler lock.
+    leadership: Arc<Leadership>,
     /// Whether users or tokens exist, as last read.
     auth_seen: Arc<AuthSeen>,
 }

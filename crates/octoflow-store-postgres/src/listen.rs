@@ -1,5 +1,6 @@
-//! Wake-ups across nodes: `LISTEN` on the store's channel, `NOTIFY` from every write that
-//! makes work.
+//! Wake-ups and notices across nodes: `LISTEN` on the store's channel, `NOTIFY` from every
+//! write that makes work (an empty payload) and from nodes telling others of a run (a
+//! [`Notice`] as its text).
 //!
 //! Writes that may make a run claimable — an admission, a fire, a re-queue, a run that ends
 //! holding a concurrency key, a freed lock — call `pg_notify(<channel>, '')` in their own
@@ -17,9 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use octoflow_core::store::Notice;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
 use crate::error::ConnectError;
@@ -32,14 +34,19 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 /// How long one try to open the listening connection waits.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Notices kept for a listener that is behind; a slower one misses the oldest (it reads
+/// the store as it would without notices).
+const NOTICES_KEPT: usize = 1024;
 
 /// What the listening task shares with the store's handles.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Signal {
-    /// Woken by each notification; `notify_one` keeps a wake-up nobody waited for.
+    /// Woken by each notification of work; `notify_one` keeps a wake-up nobody waited for.
     work: Notify,
     /// Whether the listening connection is up.
     listening: AtomicBool,
+    /// The notices heard.
+    notices: broadcast::Sender<Notice>,
 }
 
 /// The listening task of one store; dropping it (with the store's last handle) stops it.
@@ -69,6 +76,7 @@ impl Wakeups {
         let signal = Arc::new(Signal {
             work: Notify::new(),
             listening: AtomicBool::new(true),
+            notices: broadcast::channel(NOTICES_KEPT).0,
         });
         let task = tokio::spawn(keep_listening(pool, channel, listener, Arc::clone(&signal)));
         Ok(Self { signal, task })
@@ -84,6 +92,11 @@ impl Wakeups {
         };
         // Elapsing is an answer too: the caller polls again.
         let _ = tokio::time::timeout(timeout, self.signal.work.notified()).await;
+    }
+
+    /// The notices heard from every node from now on.
+    pub(crate) fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.signal.notices.subscribe()
     }
 }
 
@@ -112,7 +125,13 @@ async fn keep_listening(
     loop {
         let why = loop {
             match listener.try_recv().await {
-                Ok(Some(_)) => signal.work.notify_one(),
+                Ok(Some(message)) if message.payload().is_empty() => signal.work.notify_one(),
+                Ok(Some(message)) => {
+                    if let Some(notice) = Notice::decode(message.payload()) {
+                        // No receiver is no error: nobody follows anything now.
+                        let _ = signal.notices.send(notice);
+                    }
+                }
                 Ok(None) => break "connection lost".to_owned(),
                 Err(error) => break error.to_string(),
             }

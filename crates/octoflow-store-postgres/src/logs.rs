@@ -8,12 +8,43 @@
 //! (in a fixed order): appends for one run — its executor's, a callback's answered on another
 //! node — take turns, and each commits before the next draws its places.
 
+use chrono::{DateTime, Utc};
 use octoflow_core::store::{LogLine, RunId, StoreError};
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
 use crate::codec;
 use crate::error::from_sqlx;
+
+/// Log lines as one array per column, bound to an `unnest` that inserts them in one
+/// statement, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Columns<'a> {
+    pub(crate) run_id: Vec<uuid::Uuid>,
+    pub(crate) step: Vec<&'a str>,
+    pub(crate) attempt: Vec<i32>,
+    pub(crate) ts: Vec<DateTime<Utc>>,
+    pub(crate) stream: Vec<&'static str>,
+    pub(crate) line: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    /// The columns of `lines`, in order.
+    pub(crate) fn of(lines: &'a [LogLine]) -> Self {
+        let mut columns = Self::default();
+        for line in lines {
+            columns.run_id.push(line.run_id.0);
+            columns.step.push(line.step.as_str());
+            columns
+                .attempt
+                .push(i32::try_from(line.attempt).unwrap_or(i32::MAX));
+            columns.ts.push(line.ts);
+            columns.stream.push(line.stream.as_str());
+            columns.line.push(line.line.as_str());
+        }
+        columns
+    }
+}
 
 /// Appends a batch of lines in one statement (one transaction). `lock_prefix` starts the key
 /// of each run's lock.
@@ -22,20 +53,7 @@ pub(crate) async fn append(
     lock_prefix: &str,
     lines: &[LogLine],
 ) -> Result<(), StoreError> {
-    let mut run_id = Vec::with_capacity(lines.len());
-    let mut step = Vec::with_capacity(lines.len());
-    let mut attempt = Vec::with_capacity(lines.len());
-    let mut ts = Vec::with_capacity(lines.len());
-    let mut stream = Vec::with_capacity(lines.len());
-    let mut text = Vec::with_capacity(lines.len());
-    for line in lines {
-        run_id.push(line.run_id.0);
-        step.push(line.step.as_str());
-        attempt.push(i32::try_from(line.attempt).unwrap_or(i32::MAX));
-        ts.push(line.ts);
-        stream.push(line.stream.as_str());
-        text.push(line.line.as_str());
-    }
+    let columns = Columns::of(lines);
     // The uncorrelated subquery of the `WHERE` runs once, before the first row is inserted:
     // the locks are held before any place is drawn, until the statement commits.
     sqlx::query(
@@ -50,12 +68,12 @@ pub(crate) async fn append(
          ORDER BY l.n",
     )
     .bind(lock_prefix)
-    .bind(run_id)
-    .bind(step)
-    .bind(attempt)
-    .bind(ts)
-    .bind(stream)
-    .bind(text)
+    .bind(columns.run_id)
+    .bind(columns.step)
+    .bind(columns.attempt)
+    .bind(columns.ts)
+    .bind(columns.stream)
+    .bind(columns.line)
     .execute(pool)
     .await
     .map_err(from_sqlx)?;
@@ -83,7 +101,9 @@ pub(crate) async fn list(
     rows.iter().map(decode).collect()
 }
 
-fn decode(row: &PgRow) -> Result<LogLine, StoreError> {
+/// A log line from a row with its `seq`, `run_id`, `step`, `attempt`, `ts`, `stream` and
+/// `line` columns.
+pub(crate) fn decode(row: &PgRow) -> Result<LogLine, StoreError> {
     Ok(LogLine {
         run_id: RunId(codec::get(row, "run_id")?),
         step: codec::get(row, "step")?,

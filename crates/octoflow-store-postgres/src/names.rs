@@ -54,6 +54,11 @@ impl Names {
         format!("octoflow:{}:logs:", self.schema)
     }
 
+    /// The key of the lock the node that fires schedules holds for as long as it does.
+    pub(crate) fn scheduler_lock(&self) -> String {
+        format!("octoflow:{}:scheduler", self.schema)
+    }
+
     /// The key of the lock that bringing `schema` up to date takes.
     pub(crate) fn migration_lock(schema: &str) -> String {
         format!("octoflow:{schema}:migrate")

@@ -55,7 +55,20 @@ fn decode_schedule(row: &PgRow) -> Result<StoredSchedule, StoreError> {
     })
 }
 
-async fn add(conn: &mut PgConnection, schedule: &StoredSchedule) -> Result<(), StoreError> {
+/// A mark from a row with its `key`, `last_fire`, `paused` and `removed` columns.
+pub(crate) fn decode_mark(row: &PgRow) -> Result<ScheduleMark, StoreError> {
+    Ok(ScheduleMark {
+        key: codec::get(row, "key")?,
+        last_fire: codec::get(row, "last_fire")?,
+        paused: codec::get(row, "paused")?,
+        removed: codec::get(row, "removed")?,
+    })
+}
+
+pub(crate) async fn add(
+    conn: &mut PgConnection,
+    schedule: &StoredSchedule,
+) -> Result<(), StoreError> {
     let s = &schedule.schedule;
     sqlx::query(
         "INSERT INTO schedules (id, flow, cron, every_seconds, timezone, catchup, params, \
@@ -126,6 +139,20 @@ async fn remove_file(
     .await
     .map_err(from_sqlx)?;
     Ok(())
+}
+
+/// Every API schedule with its pause flag, oldest first.
+pub(crate) async fn list(conn: &mut PgConnection) -> Result<Vec<StoredSchedule>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT s.id, s.flow, s.cron, s.every_seconds, s.timezone, s.catchup, s.params, \
+         s.created_at, m.paused FROM schedules AS s \
+         LEFT JOIN schedule_marks AS m ON m.key = s.id \
+         ORDER BY s.created_at, s.id COLLATE \"C\"",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(from_sqlx)?;
+    rows.iter().map(decode_schedule).collect()
 }
 
 /// Removes an API schedule and its mark; whether there was one.
@@ -206,7 +233,7 @@ async fn record_tick(
 }
 
 /// Counts a change to the schedules (in the caller's transaction).
-async fn bump(conn: &mut PgConnection) -> Result<(), StoreError> {
+pub(crate) async fn bump(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("UPDATE schedule_changes SET version = version + 1 WHERE id = 1")
         .execute(conn)
         .await
@@ -229,16 +256,8 @@ impl ScheduleStore for PostgresStore {
     }
 
     async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.id, s.flow, s.cron, s.every_seconds, s.timezone, s.catchup, s.params, \
-             s.created_at, m.paused FROM schedules AS s \
-             LEFT JOIN schedule_marks AS m ON m.key = s.id \
-             ORDER BY s.created_at, s.id COLLATE \"C\"",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        rows.iter().map(decode_schedule).collect()
+        let mut conn = self.pool.acquire().await.map_err(from_sqlx)?;
+        list(&mut conn).await
     }
 
     async fn schedule_changes(&self) -> Result<u64, StoreError> {
@@ -263,16 +282,7 @@ impl ScheduleStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                Ok(ScheduleMark {
-                    key: codec::get(row, "key")?,
-                    last_fire: codec::get(row, "last_fire")?,
-                    paused: codec::get(row, "paused")?,
-                    removed: codec::get(row, "removed")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_mark).collect()
     }
 
     async fn set_schedule_paused(
@@ -300,5 +310,9 @@ impl ScheduleStore for PostgresStore {
         let answers = fire(&mut tx, &self.names, fires).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(answers)
+    }
+
+    async fn lead_schedules(&self) -> Result<bool, StoreError> {
+        self.leadership.lead().await
     }
 }

@@ -132,7 +132,9 @@ pub(crate) async fn list(pool: &PgPool, id: &RunId) -> Result<Vec<StepRun>, Stor
     rows.iter().map(decode).collect()
 }
 
-fn decode(row: &PgRow) -> Result<StepRun, StoreError> {
+/// A step run from a row with its `run_id`, `step`, `attempt`, `status`, `started_at`,
+/// `finished_at`, `result` and `error` columns.
+pub(crate) fn decode(row: &PgRow) -> Result<StepRun, StoreError> {
     Ok(StepRun {
         run_id: RunId(codec::get(row, "run_id")?),
         step: codec::get(row, "step")?,

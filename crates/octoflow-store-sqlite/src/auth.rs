@@ -9,9 +9,9 @@ use crate::query::{all, execute, one};
 use crate::{SqliteStore, codec};
 
 /// The `node_settings` key of the node-shared signing key.
-const NODE_KEY: &str = "node_key";
+pub(crate) const NODE_KEY: &str = "node_key";
 
-fn decode_user(row: &Row<'_>) -> Result<User, StoreError> {
+pub(crate) fn decode_user(row: &Row<'_>) -> Result<User, StoreError> {
     Ok(User {
         name: codec::get_text(row, "name")?,
         role: codec::get_word(row, "role")?,
@@ -20,7 +20,7 @@ fn decode_user(row: &Row<'_>) -> Result<User, StoreError> {
     })
 }
 
-fn decode_token(row: &Row<'_>) -> Result<ApiToken, StoreError> {
+pub(crate) fn decode_token(row: &Row<'_>) -> Result<ApiToken, StoreError> {
     let revoked: i64 = codec::get(row, "revoked")?;
     Ok(ApiToken {
         id: codec::get_text(row, "id")?,
@@ -40,6 +40,7 @@ macro_rules! token_columns {
         "id, name, role, kind, user, created_at, expires_at, revoked"
     };
 }
+pub(crate) use token_columns;
 
 /// The columns of a user, for [`decode_user`].
 macro_rules! user_columns {
@@ -47,6 +48,7 @@ macro_rules! user_columns {
         "name, role, password_hash, created_at"
     };
 }
+pub(crate) use user_columns;
 
 /// The node key, made (32 random bytes) and stored on first use (the caller's transaction
 /// makes the read and the insert one change).

@@ -26,6 +26,8 @@ mod auth_seen;
 mod checkpoint;
 mod codec;
 mod conn;
+mod copy;
+mod copy_records;
 mod error;
 mod logs;
 mod query;
@@ -283,6 +285,10 @@ impl StateStore for SqliteStore {
         self.write(move |c| state::set(c, &flow, &values)).await
     }
 }
+
+/// A file that one node uses: no other node to tell anything (processes sharing the file
+/// on one host find runs and ends by reading it).
+impl octoflow_core::store::NoticeStore for SqliteStore {}
 
 #[cfg(test)]
 mod tests {

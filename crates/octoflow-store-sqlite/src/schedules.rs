@@ -54,7 +54,7 @@ fn decode_schedule(row: &Row<'_>) -> Result<StoredSchedule, StoreError> {
     })
 }
 
-fn add(conn: &Connection, schedule: &StoredSchedule) -> Result<(), StoreError> {
+pub(crate) fn add(conn: &Connection, schedule: &StoredSchedule) -> Result<(), StoreError> {
     let s = &schedule.schedule;
     let mut stmt = conn
         .prepare_cached(
@@ -80,7 +80,7 @@ fn add(conn: &Connection, schedule: &StoredSchedule) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn list(conn: &Connection) -> Result<Vec<StoredSchedule>, StoreError> {
+pub(crate) fn list(conn: &Connection) -> Result<Vec<StoredSchedule>, StoreError> {
     all(
         conn,
         "SELECT s.id, s.flow, s.cron, s.every_seconds, s.timezone, s.catchup, s.params, \
@@ -102,16 +102,19 @@ fn marks(conn: &Connection) -> Result<Vec<ScheduleMark>, StoreError> {
         conn,
         "SELECT key, last_fire, paused, removed FROM schedule_marks ORDER BY key",
         [],
-        |row| {
-            let paused: Option<i64> = codec::get(row, "paused")?;
-            Ok(ScheduleMark {
-                key: codec::get_text(row, "key")?,
-                last_fire: codec::get_opt_time(row, "last_fire")?,
-                paused: paused.map(|p| p != 0),
-                removed: codec::get_opt_text(row, "removed")?,
-            })
-        },
+        decode_mark,
     )
+}
+
+/// A mark from a row with its `key`, `last_fire`, `paused` and `removed` columns.
+pub(crate) fn decode_mark(row: &Row<'_>) -> Result<ScheduleMark, StoreError> {
+    let paused: Option<i64> = codec::get(row, "paused")?;
+    Ok(ScheduleMark {
+        key: codec::get_text(row, "key")?,
+        last_fire: codec::get_opt_time(row, "last_fire")?,
+        paused: paused.map(|p| p != 0),
+        removed: codec::get_opt_text(row, "removed")?,
+    })
 }
 
 /// Sets a key's pause flag, and moves its last fire time up to `caught_up` when given.
@@ -199,7 +202,7 @@ fn record_tick(conn: &Connection, fire: &Fire, now: &str) -> Result<bool, StoreE
 }
 
 /// Counts a change to the schedules (in the caller's transaction).
-fn bump(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn bump(conn: &Connection) -> Result<(), StoreError> {
     execute(
         conn,
         "UPDATE schedule_changes SET version = version + 1 WHERE id = 1",

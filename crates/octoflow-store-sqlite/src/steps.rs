@@ -17,8 +17,9 @@ pub(crate) fn insert(
     insert_unchecked(conn, step)
 }
 
-/// Records a step attempt, whoever holds its run (the caller checked the fence).
-fn insert_unchecked(conn: &Connection, step: &StepRun) -> Result<StepRunId, StoreError> {
+/// Records a step attempt, whoever holds its run (the caller checked the fence, or no
+/// executor holds it: a copied run).
+pub(crate) fn insert_unchecked(conn: &Connection, step: &StepRun) -> Result<StepRunId, StoreError> {
     execute(
         conn,
         "INSERT INTO step_runs \

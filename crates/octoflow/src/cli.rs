@@ -180,6 +180,61 @@ pub(crate) enum Command {
     /// Seal a value for secrets.yml (`type: encrypted`), or make a key to seal with
     #[command(subcommand, after_help = SECRET_AFTER_HELP)]
     Secret(SecretCommand),
+    /// Copy one store into another: SQLite to PostgreSQL when one machine becomes many
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `octoflow store …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Copy every run (with its steps and logs), flow state, schedule, user and token of a
+    /// store into another, exactly as kept; nothing may write the source meanwhile
+    #[command(after_help = STORE_COPY_AFTER_HELP)]
+    Copy(StoreCopyArgs),
+}
+
+const STORE_COPY_AFTER_HELP: &str = "\
+Stop every node that uses the source first (`serve`, `worker`, `run`): a run that changes \
+during the copy may be copied as it was before. Nothing else is read from the data \
+directory but config.yml's `store:` settings (schema, max_connections), used for both ends.
+
+Copied exactly as kept: run ids, statuses, claim generations, leases, timestamps, params, \
+data, step runs and log lines; flow state; API schedules and the marks of every schedule \
+(last fire, pause, removal); users with their password hashes; tokens by the digests of \
+their secrets (every token and login keeps working); the node key (callback URLs keep \
+working). Step run ids and log line places are the target's own, in the same order.
+
+The target must hold no runs, users, tokens, API schedules or flow state. Runs are copied \
+in id order (creation order), a batch at a time, each in one transaction: a copy that \
+stops half-way leaves the source's first runs in the target, and `--resume` goes on after \
+the last of them (it checks that the target holds nothing else). `--force` copies into any \
+target: what it lacks is added, what it holds already is left as it is. A finished copy \
+run again with either changes nothing.
+
+Progress goes to stderr, with a summary at the end. URLs are shown without their password. \
+Exit code 0 when the copy is complete; 2 when the target was refused or a store failed.";
+
+/// `octoflow store copy`.
+#[derive(Debug, Args)]
+pub(crate) struct StoreCopyArgs {
+    /// The store to copy from: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`
+    #[arg(long, value_name = "URL")]
+    pub(crate) from: String,
+
+    /// The store to copy into: `postgres://…` or `sqlite://PATH` (made when missing)
+    #[arg(long, value_name = "URL")]
+    pub(crate) to: String,
+
+    /// Go on with an interrupted copy from the same source: the target must hold only what
+    /// that copy wrote
+    #[arg(long, conflicts_with = "force")]
+    pub(crate) resume: bool,
+
+    /// Copy into a target that holds records already: what it lacks is added, what it
+    /// holds is left as it is
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 const SECRET_AFTER_HELP: &str = "The key is 32 bytes as base64, from OCTOFLOW_SECRETS_KEY or the file \

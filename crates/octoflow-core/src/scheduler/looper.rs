@@ -1,5 +1,6 @@
 //! The scheduler's loop: take up changes, fire what is due, sleep until the next tick or a
-//! change.
+//! change — on the node that leads the schedules (one of the nodes sharing a store; the only
+//! one when a single process uses it).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +26,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often the loop reads the store's count of schedule changes, to take up what another
 /// node (or process) changed; its own changes wake it at once.
 const CHANGES_EVERY: Duration = Duration::from_secs(5);
+/// How often the loop asks the store whether this node fires the schedules (see
+/// [`lead_schedules`](crate::store::ScheduleStore::lead_schedules)): when the node that
+/// fired them dies, another takes over within this long.
+const LEAD_CHECK: Duration = Duration::from_secs(5);
 /// How long before a tick the loop wakes to make its runs (params, ids, records to write),
 /// so that at the tick itself only the store's write is left.
 const PREPARE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::milliseconds(20);
@@ -65,11 +70,25 @@ impl Looper {
         let store = inner.service.store().clone();
         let mut changes_seen = store.schedule_changes().await.unwrap_or_default();
         let mut check_changes_at = inner.clock.now() + CHANGES_EVERY;
+        let mut leading = false;
+        let mut check_lead_at = inner.clock.now();
         tracing::info!("Scheduler started.");
         loop {
+            if check_lead_at <= inner.clock.now() {
+                check_lead_at = inner.clock.now() + LEAD_CHECK;
+                let lead = self.ask_lead(leading).await;
+                dirty |= lead && !leading;
+                leading = lead;
+            }
             if dirty {
                 dirty = false;
                 reload_retry = match self.reload().await {
+                    // Another node fires: its ticks, not this table's, are the next ones; views
+                    // work them out from the store.
+                    Ok(()) if !leading => {
+                        *self.scheduler.published() = None;
+                        None
+                    }
                     Ok(()) => None,
                     Err(error) => {
                         tracing::warn!(error = %crate::error::chain(&error), "Cannot read the schedules; retrying.");
@@ -77,15 +96,26 @@ impl Looper {
                     }
                 };
             }
-            self.fire_due().await;
+            if leading {
+                self.fire_due().await;
+            }
             for done in waiting.drain(..) {
                 let _ = done.send(());
             }
-            let prepare_at = self.table.earliest().map(|tick| tick - PREPARE_AHEAD);
-            let wake = [prepare_at, reload_retry, Some(check_changes_at)]
-                .into_iter()
-                .flatten()
-                .min();
+            let prepare_at = self
+                .table
+                .earliest()
+                .filter(|_| leading)
+                .map(|tick| tick - PREPARE_AHEAD);
+            let wake = [
+                prepare_at,
+                reload_retry,
+                Some(check_changes_at),
+                Some(check_lead_at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let clock = inner.clock.clone();
             let sleep = async move {
                 match wake {
@@ -126,6 +156,24 @@ impl Looper {
             }
         }
         tracing::info!("Scheduler stopped.");
+    }
+
+    /// Whether this node fires the schedules now (it did: `leading`). A node that starts to
+    /// takes them up afresh, as after downtime: each schedule catches up from its last fire
+    /// as its `catchup` says (the caller reloads).
+    async fn ask_lead(&mut self, leading: bool) -> bool {
+        let store = self.scheduler.inner.service.store();
+        let lead = store.lead_schedules().await.unwrap_or_else(|error| {
+            tracing::warn!(error = %crate::error::chain(&error), "Cannot tell whether this node fires the schedules; it does not for now.");
+            false
+        });
+        if lead && !leading {
+            self.table = Table::default();
+        } else if leading && !lead {
+            tracing::info!("Another node fires the schedules now.");
+        }
+        metrics::gauge!("octoflow_scheduler_leading").set(if lead { 1.0 } else { 0.0 });
+        lead
     }
 
     /// Reads the definitions and marks, updates the table and publishes it.

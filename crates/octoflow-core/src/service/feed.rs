@@ -2,38 +2,137 @@
 //! a per-run counter that goes up whenever the run stores log lines or changes status. And
 //! the end of a run, for those waiting on it before it even started ([`RunFeed::watch_end`]:
 //! webhooks with `wait: true`).
+//!
+//! On a store with other nodes, the same views reach runs that another node runs: a node
+//! following such a run sends a [`Notice::Follow`]; the node running it then sends
+//! [`Notice::Changed`] at its changes and [`Notice::Ended`] at its end (see `notices`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::engine::{Observer, RunEvent};
-use crate::store::RunId;
+use crate::store::{Notice, RunId};
+
+/// How long a follow heard for a run that does not run here is kept, in case this node
+/// claims it.
+const WANTED_FOR: Duration = Duration::from_secs(60);
+/// Past this many kept follows, the old ones are dropped.
+const WANTED_MOST: usize = 4096;
+
+/// A run running here: its change counter, and whether another node follows it.
+#[derive(Debug)]
+struct Live {
+    changes: watch::Sender<u64>,
+    followed_elsewhere: bool,
+}
 
 /// The live runs of this node and a change counter for each.
 #[derive(Debug, Default)]
 pub struct RunFeed {
-    runs: Mutex<HashMap<RunId, watch::Sender<u64>>>,
+    runs: Mutex<HashMap<RunId, Live>>,
     /// Those waiting for a run's end, queued or running, by run.
     ends: Mutex<HashMap<RunId, watch::Sender<bool>>>,
+    /// Change counters of runs that other nodes run, followed here.
+    remote: Mutex<HashMap<RunId, watch::Sender<u64>>>,
+    /// Follows heard for runs not running here (yet): a run claimed soon after is told of.
+    wanted: Mutex<HashMap<RunId, Instant>>,
+    /// Where notices to other nodes go, when the store has other nodes.
+    outbox: OnceLock<mpsc::UnboundedSender<Notice>>,
 }
 
 impl RunFeed {
     /// Starts the feed of a run that is about to run here.
     pub(crate) fn open(&self, id: RunId) {
+        let followed_elsewhere = self
+            .wanted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+            .is_some_and(|heard| heard.elapsed() < WANTED_FOR);
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        runs.entry(id).or_insert_with(|| watch::channel(0).0);
+        runs.entry(id).or_insert_with(|| Live {
+            changes: watch::channel(0).0,
+            followed_elsewhere,
+        });
     }
 
-    /// Ends the feed of a run that ended; followers see the channel close.
+    /// Ends the feed of a run that ended; followers see the channel close, and other nodes
+    /// following it hear of the end.
     pub(crate) fn close(&self, id: &RunId) {
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = runs.remove(id) {
-            tx.send_modify(|n| *n += 1);
+        if let Some(live) = runs.remove(id) {
+            live.changes.send_modify(|n| *n += 1);
+            if live.followed_elsewhere {
+                self.send(Notice::Ended(*id));
+            }
         }
         drop(runs);
         self.ended(id);
+    }
+
+    /// Sends notices to other nodes through `outbox` from now on.
+    pub(crate) fn set_outbox(&self, outbox: mpsc::UnboundedSender<Notice>) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    /// Whether notices go between this node and others: runs another node runs are then
+    /// followed live, and the store need only be read again now and then.
+    pub fn hears_other_nodes(&self) -> bool {
+        self.outbox.get().is_some()
+    }
+
+    /// Sends a notice to the other nodes, when there are any.
+    pub(crate) fn send(&self, notice: Notice) {
+        if let Some(outbox) = self.outbox.get() {
+            let _ = outbox.send(notice);
+        }
+    }
+
+    /// Another node follows run `id`: when it runs here (now, or once claimed within a
+    /// minute), its changes and its end are told.
+    pub(crate) fn followed_elsewhere(&self, id: &RunId) {
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = runs.get_mut(id) {
+            live.followed_elsewhere = true;
+            return;
+        }
+        drop(runs);
+        let mut wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
+        if wanted.len() >= WANTED_MOST {
+            wanted.retain(|_, heard| heard.elapsed() < WANTED_FOR);
+        }
+        if wanted.len() < WANTED_MOST {
+            wanted.insert(*id, Instant::now());
+        }
+    }
+
+    /// Another node told of a change (or the end) of run `id`, which it runs.
+    pub(crate) fn changed_elsewhere(&self, id: &RunId) {
+        let remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = remote.get(id) {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Follows a run that may run on another node: the receiver changes when that node tells
+    /// of a change or the end (the node is asked to, here). Forgotten when dropped.
+    pub fn follow_elsewhere(self: &Arc<Self>, id: RunId) -> RemoteFollow {
+        let rx = {
+            let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+            remote
+                .entry(id)
+                .or_insert_with(|| watch::channel(0).0)
+                .subscribe()
+        };
+        self.send(Notice::Follow(id));
+        RemoteFollow {
+            feed: self.clone(),
+            id,
+            rx,
+        }
     }
 
     /// Tells those waiting for the run's end that it ended (on this node).
@@ -53,6 +152,9 @@ impl RunFeed {
             .entry(id)
             .or_insert_with(|| watch::channel(false).0)
             .subscribe();
+        drop(ends);
+        // Another node may run it: ask it to tell of the end.
+        self.send(Notice::Follow(id));
         EndWatch {
             feed: self.clone(),
             id,
@@ -60,11 +162,14 @@ impl RunFeed {
         }
     }
 
-    /// Notes a change of the run.
+    /// Notes a change of the run (told to other nodes that follow it).
     pub(crate) fn touch(&self, id: &RunId) {
         let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = runs.get(id) {
-            tx.send_modify(|n| *n += 1);
+        if let Some(live) = runs.get(id) {
+            live.changes.send_modify(|n| *n += 1);
+            if live.followed_elsewhere {
+                self.send(Notice::Changed(*id));
+            }
         }
     }
 
@@ -72,7 +177,7 @@ impl RunFeed {
     /// it ends. `None` when the run is not running here.
     pub fn follow(&self, id: &RunId) -> Option<watch::Receiver<u64>> {
         let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        runs.get(id).map(watch::Sender::subscribe)
+        runs.get(id).map(|live| live.changes.subscribe())
     }
 
     /// An observer of one run that feeds its changes here.
@@ -112,6 +217,45 @@ impl Drop for EndWatch {
             .is_some_and(|tx| tx.receiver_count() <= 1)
         {
             ends.remove(&self.id);
+        }
+    }
+}
+
+/// A follow of a run that may run on another node (see [`RunFeed::follow_elsewhere`]);
+/// forgotten when dropped.
+#[derive(Debug)]
+pub struct RemoteFollow {
+    feed: Arc<RunFeed>,
+    id: RunId,
+    rx: watch::Receiver<u64>,
+}
+
+impl RemoteFollow {
+    /// Returns at the next change the running node tells of.
+    pub async fn changed(&mut self) {
+        // The sender lives while this follow does.
+        let _ = self.rx.changed().await;
+    }
+
+    /// Asks the node running the run again to tell of its changes (it may have started
+    /// running it since).
+    pub fn ask_again(&self) {
+        self.feed.send(Notice::Follow(self.id));
+    }
+}
+
+impl Drop for RemoteFollow {
+    fn drop(&mut self) {
+        let mut remote = self
+            .feed
+            .remote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if remote
+            .get(&self.id)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            remote.remove(&self.id);
         }
     }
 }

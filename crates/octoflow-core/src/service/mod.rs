@@ -5,6 +5,7 @@
 
 mod ended;
 mod feed;
+mod notices;
 mod retention;
 mod step_metrics;
 mod worker;
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::engine::{CallbackHub, CallbackReport, CallbackSigner, CallbackStatus};
-pub use feed::{EndWatch, RunFeed};
+pub use feed::{EndWatch, RemoteFollow, RunFeed};
 
 use crate::engine::{AcceptError, ContextError, Engine, FlowCatalog, RunRequest};
 use crate::flow::Flow;
@@ -216,8 +217,9 @@ impl Service {
     pub async fn cancel(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
         let run = self.store().request_cancel(id).await?;
         match run.as_ref().map(|r| r.status) {
-            Some(RunStatus::Running) => {
-                self.cancel_local(id);
+            // Another node runs it: tell it now (its lease renewal would, later).
+            Some(RunStatus::Running) if !self.cancel_local(id) => {
+                self.inner.feed.send(crate::store::Notice::Cancel(*id));
             }
             // A queued run ends at once, without a worker: tell those waiting for it.
             Some(status) if status.is_final() => {

@@ -7,7 +7,10 @@
 mod records;
 mod access;
 mod admission;
+mod copier;
+mod copy;
 mod memory;
+mod notice;
 mod schedules;
 
 use std::time::Duration;
@@ -18,7 +21,12 @@ use serde_json::{Map, Value};
 
 pub use access::{ApiToken, Role, TokenKind, User};
 pub use admission::{Admission, Admitted, Decision, LeaseState, LockInfo};
+pub use copier::{COPY_PAGE, CopyError, CopyMode, CopyOptions, CopyReport, Holdings, copy_store};
+pub use copy::{
+    CopyCounts, CopyStore, MarkRecord, RunRecord, StateRecord, StoreRecords, TokenRecord,
+};
 pub use memory::MemoryStore;
+pub use notice::{Notice, NoticeStore};
 pub use records::{
     Fence, LogLine, LogStream, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,
     RunUpdate, StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo,
@@ -231,11 +239,29 @@ pub trait ScheduleStore: Send + Sync {
     /// `None` when it did not fire; a tick whose run the concurrency rule refused (`skip`)
     /// still counts as fired.
     async fn fire(&self, fires: &[Fire]) -> Result<Vec<Option<Admitted>>, StoreError>;
+    /// Whether this node may fire schedules now. Nodes that share a store elect one of them
+    /// (the leader) and the others only keep their view of the schedules; a store that one
+    /// process uses always may. The scheduler asks every few seconds; an answer holds until
+    /// the next. (A tick fires at most once whatever the answers: see
+    /// [`fire`](Self::fire).)
+    async fn lead_schedules(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 }
 
 /// Everything a node needs from its store.
 pub trait Store:
-    RunStore + StateStore + QueueStore + LockStore + AuthStore + ScheduleStore
+    RunStore + StateStore + QueueStore + LockStore + AuthStore + ScheduleStore + NoticeStore + CopyStore
 {
 }
-impl<T: RunStore + StateStore + QueueStore + LockStore + AuthStore + ScheduleStore> Store for T {}
+impl<T> Store for T where
+    T: RunStore
+        + StateStore
+        + QueueStore
+        + LockStore
+        + AuthStore
+        + ScheduleStore
+        + NoticeStore
+        + CopyStore
+{
+}

@@ -89,11 +89,20 @@ impl Moto {
         for (name, _) in self.objects().await {
             self.store.delete(&Path::from(name)).await.unwrap();
         }
-        let deleted = http_client()
-            .delete(format!("{}/{}", self.endpoint, self.bucket))
-            .send()
-            .await
-            .unwrap();
+        // The stand-in's development server sometimes resets a connection under load: the
+        // clean-up tries again before it gives up.
+        let url = format!("{}/{}", self.endpoint, self.bucket);
+        let mut tries = 0;
+        let deleted = loop {
+            tries += 1;
+            match http_client().delete(&url).send().await {
+                Ok(answer) => break answer,
+                Err(error) if tries < 3 && error.is_request() => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("cannot delete bucket `{url}`: {error}"),
+            }
+        };
         assert!(deleted.status().is_success(), "{deleted:?}");
     }
 }

@@ -4,9 +4,12 @@
 //!
 //! A run running on this node is followed through its live feed
 //! ([`Service::follow`](octoflow_core::service::Service::follow)): the stream wakes on each
-//! change. A queued run, or one running on another node, has no feed here; the stream looks
-//! at the store every [`QUEUED_RECHECK`] (queued) or [`REMOTE_RECHECK`] (elsewhere) until it
-//! has one or the run ends.
+//! change. A run that another node runs (on a store shared by several nodes) is followed
+//! through that node's notices
+//! ([`RunFeed::follow_elsewhere`](octoflow_core::service::RunFeed::follow_elsewhere)), and
+//! the store is read again every [`QUEUED_RECHECK`] (queued) or [`TOLD_RECHECK`]
+//! ([`REMOTE_RECHECK`] without notices) all the same, asking the running node again each
+//! time, so a missed notice only delays lines.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -30,6 +33,8 @@ use crate::{AppState, Shared};
 const QUEUED_RECHECK: Duration = Duration::from_millis(250);
 /// How often a followed run running on another node is looked at again.
 const REMOTE_RECHECK: Duration = Duration::from_secs(1);
+/// The same, when that node tells of the run's changes (notices between nodes).
+const TOLD_RECHECK: Duration = Duration::from_secs(5);
 
 /// `?step=&follow=` of the logs route.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -125,9 +130,14 @@ fn follow(
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let mut sent = 0u64;
+        // Told of changes by the node running the run, when another node runs it.
+        let mut elsewhere = None;
         loop {
             // Subscribe before reading, so no change between the read and the wait is lost.
             let mut feed = state.service.follow(&id);
+            if feed.is_none() && elsewhere.is_none() {
+                elsewhere = Some(state.service.feed().follow_elsewhere(id));
+            }
             let Ok(next) = send_new(&state, &id, step.as_deref(), &mut sent, &tx).await else {
                 return;
             };
@@ -138,21 +148,26 @@ fn follow(
                 }
                 Next::Wait => {}
             }
-            let pause = match feed.as_mut() {
-                Some(feed) => {
-                    tokio::select! {
-                        _ = feed.changed() => {}
-                        () = tx.closed() => return,
-                    }
-                    continue;
+            if let Some(feed) = feed.as_mut() {
+                tokio::select! {
+                    _ = feed.changed() => {}
+                    () = tx.closed() => return,
                 }
-                None => match state.service.store().run(&id).await {
-                    Ok(Some(run)) if run.status == RunStatus::Queued => QUEUED_RECHECK,
-                    _ => REMOTE_RECHECK,
-                },
+                continue;
+            }
+            // Not running here: queued, or running on another node, which tells of its
+            // changes; the store is read again now and then all the same.
+            let pause = match state.service.store().run(&id).await {
+                Ok(Some(run)) if run.status == RunStatus::Queued => QUEUED_RECHECK,
+                _ if state.service.feed().hears_other_nodes() => TOLD_RECHECK,
+                _ => REMOTE_RECHECK,
+            };
+            let Some(remote) = elsewhere.as_mut() else {
+                return;
             };
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
+                () = remote.changed() => {}
+                () = tokio::time::sleep(pause) => remote.ask_again(),
                 () = tx.closed() => return,
             }
         }

@@ -5,8 +5,9 @@
 //!   blocking run when a `skip` flow refuses it.
 //! - `wait: true`: the answer waits for the run's end (`200` with the run), or answers
 //!   `202 {"run_id": …}` when `wait_timeout` (default 30 s) passes first. The wait follows
-//!   the run's end on this node ([`RunFeed::watch_end`](octoflow_core::service::RunFeed::watch_end))
-//!   and looks at the store once a second for a run another node ends.
+//!   the run's end ([`RunFeed::watch_end`](octoflow_core::service::RunFeed::watch_end)): on
+//!   this node, or told by the node that runs it; and it looks at the store all the same,
+//!   once a second (every 5 s when the nodes tell each other of ends).
 //! - `dryrun: true`: `200` with the engine's dry run (each step's settings rendered).
 //! - `response: {status, headers, body}`: templates rendered over `run` (the run record),
 //!   `dryrun`, `params`, `data` (the run's data) and `admission` (`created`, `deduplicated`,
@@ -30,6 +31,8 @@ use crate::error::ApiError;
 
 /// How often a waiting webhook looks at the store for a run ended elsewhere.
 const RECHECK: Duration = Duration::from_secs(1);
+/// The same, when the node that runs it tells of its end (notices between nodes).
+const TOLD_RECHECK: Duration = Duration::from_secs(5);
 
 /// The answer to a dry run.
 pub(super) fn dry_run(app: &AppState, hook: &Webhook, dry: &DryRun) -> Result<Response, Refused> {
@@ -110,9 +113,14 @@ async fn wait_for_end(
             Some(_) => {}
             None => return Ok(None),
         }
+        let recheck = if service.feed().hears_other_nodes() {
+            TOLD_RECHECK
+        } else {
+            RECHECK
+        };
         tokio::select! {
             () = end.ended() => {}
-            () = tokio::time::sleep(RECHECK) => {}
+            () = tokio::time::sleep(recheck) => {}
             () = tokio::time::sleep_until(deadline) => return Ok(None),
         }
     }

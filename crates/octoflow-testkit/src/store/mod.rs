@@ -5,7 +5,8 @@
 //! behaviour. Timestamps are whole microseconds, the precision stores keep.
 //!
 //! Race cases take two handles to one store, as two nodes hold: what one writes, the other
-//! must see and respect.
+//! must see and respect. Copy cases take two separate fresh stores, a source and a target:
+//! the macro makes a store twice for them.
 //!
 //! ```ignore
 //! // tests/conformance.rs of a backend crate
@@ -24,6 +25,7 @@
 
 mod admission;
 mod auth;
+mod copy;
 mod queue;
 mod runs;
 mod schedules;
@@ -39,6 +41,7 @@ use serde_json::json;
 
 pub use admission::*;
 pub use auth::*;
+pub use copy::*;
 pub use queue::*;
 pub use runs::*;
 pub use schedules::*;
@@ -51,8 +54,8 @@ pub use writes::*;
 /// (opened apart, as another node would), and any value that must live as long as the store
 /// does (a temporary directory, a database dropper), or `()` — or `None` to skip the case
 /// (a service that cannot be reached, see [`services`](crate::services)). It is evaluated
-/// once per case. The calling crate needs `tokio` with the `macros` and `rt-multi-thread`
-/// features.
+/// once per case, and twice for a copy case (a source and a target, each fresh). The
+/// calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
 #[macro_export]
 macro_rules! store_conformance {
     ($make:expr) => {
@@ -104,6 +107,11 @@ macro_rules! store_conformance {
             schedules_fire_raced,
             schedule_changes_are_counted,
         );
+        $crate::store_conformance!(@copies $make;
+            copy_is_exact,
+            copy_twice_changes_nothing,
+            copy_resumes_after_an_interruption,
+        );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
         $(
@@ -124,6 +132,20 @@ macro_rules! store_conformance {
                     return;
                 };
                 $crate::store::$case(&store, &other).await;
+            }
+        )+
+    };
+    (@copies $make:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some((source, _source_other, _source_guard)) = $make.await else {
+                    return;
+                };
+                let Some((target, _target_other, _target_guard)) = $make.await else {
+                    return;
+                };
+                $crate::store::$case(&source, &target).await;
             }
         )+
     };

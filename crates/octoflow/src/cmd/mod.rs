@@ -9,6 +9,7 @@ mod run;
 mod runs;
 mod secret;
 mod serve;
+mod store;
 mod token;
 mod user;
 mod validate;
@@ -38,6 +39,7 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::User(args) => user::user(&cli.global, args, env),
         Command::Token(args) => token::token(&cli.global, args, env),
         Command::Secret(command) => secret::secret(&cli.global, command, env),
+        Command::Store(command) => store::store(&cli.global, command, env),
     }
 }
 

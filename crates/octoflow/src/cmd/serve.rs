@@ -99,6 +99,11 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
         }
     });
     tokio::spawn(stop_on_signal("octoflow serve", shutdown.clone()));
+    // With other nodes on the store: live views and cancels of runs across them.
+    tokio::spawn({
+        let (service, shutdown) = (started.service.clone(), shutdown.clone());
+        async move { service.exchange_notices(shutdown).await }
+    });
     // The schedules fire until the shutdown begins (`--no-scheduler`: another node fires
     // them; the API still changes them in the store).
     let scheduling = tokio::spawn({

@@ -50,6 +50,11 @@ async fn run(config: Config, begun: Instant) -> Result<()> {
     started.recover(&config, "octoflow worker").await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal("octoflow worker", shutdown.clone()));
+    // With other nodes on the store: live views and cancels of runs across them.
+    tokio::spawn({
+        let (service, shutdown) = (started.service.clone(), shutdown.clone());
+        async move { service.exchange_notices(shutdown).await }
+    });
     let triggers =
         octoflow_core::triggers::start(&started.service, &started.library, shutdown.clone());
     let ready_ms = begun.elapsed().as_millis();

@@ -24,6 +24,7 @@ mod schedules;
 mod serve;
 mod server;
 mod spooler;
+mod store_copy;
 mod syncrator;
 mod validate;
 mod watch;

@@ -5,6 +5,7 @@
 //! tokens in [`auth`], schedules in [`schedules`].
 
 mod auth;
+mod copy;
 mod queue;
 mod schedules;
 
@@ -339,3 +340,6 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 }
+
+/// One process's store: no other node to tell anything.
+impl super::NoticeStore for MemoryStore {}
