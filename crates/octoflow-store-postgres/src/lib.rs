@@ -33,7 +33,6 @@
 
 mod admission;
 mod auth;
-mod auth_seen;
 mod claim;
 mod codec;
 mod connect;
@@ -60,10 +59,10 @@ use std::sync::Arc;
 use octoflow_core::store::StoreError;
 use sqlx::PgPool;
 
-use crate::auth_seen::AuthSeen;
 use crate::leader::Leadership;
 use crate::listen::Wakeups;
 use crate::names::Names;
+use octoflow_core::store::AuthSeen;
 
 /// How to connect a [`PostgresStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]

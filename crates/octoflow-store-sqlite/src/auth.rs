@@ -228,7 +228,7 @@ mod tests {
     use octoflow_core::store::Role;
 
     use super::*;
-    use crate::auth_seen::FRESH_FOR;
+    use octoflow_core::store::AUTH_SEEN_FOR;
 
     /// A user added by another process (here another store on the same file) requires tokens
     /// once the kept answer has aged.
@@ -250,7 +250,7 @@ mod tests {
             cli.auth_configured().await.unwrap(),
             "its own write shows at once"
         );
-        tokio::time::sleep(FRESH_FOR).await;
+        tokio::time::sleep(AUTH_SEEN_FOR).await;
         assert!(server.auth_configured().await.unwrap());
     }
 }

@@ -22,7 +22,6 @@
 
 mod admission;
 mod auth;
-mod auth_seen;
 mod checkpoint;
 mod codec;
 mod conn;
@@ -52,11 +51,11 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
-use crate::auth_seen::AuthSeen;
 pub use crate::conn::Synchronous;
 use crate::error::OpenError;
 use crate::readers::Readers;
 use crate::writer::Writer;
+use octoflow_core::store::AuthSeen;
 
 /// A `SQLite`-backed store. Cloning is cheap: clones share the writer and the readers.
 #[derive(Debug, Clone)]

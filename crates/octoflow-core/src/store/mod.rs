@@ -7,6 +7,7 @@
 mod records;
 mod access;
 mod admission;
+mod auth_seen;
 mod copier;
 mod copy;
 mod memory;
@@ -21,6 +22,7 @@ use serde_json::{Map, Value};
 
 pub use access::{ApiToken, Role, TokenKind, User};
 pub use admission::{Admission, Admitted, Decision, LeaseState, LockInfo};
+pub use auth_seen::{AUTH_SEEN_FOR, AuthSeen, Reading};
 pub use copier::{COPY_PAGE, CopyError, CopyMode, CopyOptions, CopyReport, Holdings, copy_store};
 pub use copy::{
     CopyCounts, CopyStore, MarkRecord, RunRecord, StateRecord, StoreRecords, TokenRecord,

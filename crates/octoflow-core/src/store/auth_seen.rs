@@ -1,11 +1,12 @@
-//! The answer of `auth_configured`, kept for a moment.
+//! The answer of [`AuthStore::auth_configured`](super::AuthStore::auth_configured), kept for
+//! a moment, for stores to share.
 //!
 //! The API asks on every request whether any user or token exists. The answer changes
-//! rarely, and a read per request costs a hand-off to a read connection and back, a good
-//! part of a small request's work. So the store keeps the last answer for [`FRESH_FOR`].
-//! Writes of users and tokens through this store forget it at once; a change another
-//! process makes to the same file (`octoflow token create` beside a running server) is seen
-//! within [`FRESH_FOR`].
+//! rarely, and a read per request costs a trip to the database (a hand-off to a read
+//! connection, a round trip to a server), a good part of a small request's work. So a store
+//! keeps the last answer for [`AUTH_SEEN_FOR`]. Writes of users and tokens through the store
+//! forget it at once; a change another process or node makes (`octoflow token create`
+//! beside a running server) is seen within [`AUTH_SEEN_FOR`].
 //!
 //! A read that started before such a write may end after it; its answer is not kept (the
 //! write's generation tells), so a stale answer is never kept past a write of this store.
@@ -14,11 +15,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a read answer is used before the table is read again.
-pub(crate) const FRESH_FOR: Duration = Duration::from_secs(1);
+pub const AUTH_SEEN_FOR: Duration = Duration::from_secs(1);
 
 /// The kept answer.
 #[derive(Debug, Default)]
-pub(crate) struct AuthSeen {
+pub struct AuthSeen {
     inner: Mutex<Seen>,
 }
 
@@ -32,7 +33,7 @@ struct Seen {
 
 /// A read about to begin: what to hand back with its answer.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Reading {
+pub struct Reading {
     generation: u64,
     began: Instant,
 }
@@ -40,11 +41,14 @@ pub(crate) struct Reading {
 impl AuthSeen {
     /// The kept answer while fresh; otherwise `Err` with what the read about to begin hands
     /// to [`AuthSeen::keep`].
-    pub(crate) fn fresh(&self) -> Result<bool, Reading> {
+    ///
+    /// # Errors
+    /// When no fresh answer is kept: the caller reads, then keeps its answer.
+    pub fn fresh(&self) -> Result<bool, Reading> {
         let seen = self.lock();
         let now = Instant::now();
         match seen.answer {
-            Some((at, answer)) if now.duration_since(at) < FRESH_FOR => Ok(answer),
+            Some((at, answer)) if now.duration_since(at) < AUTH_SEEN_FOR => Ok(answer),
             _ => Err(Reading {
                 generation: seen.generation,
                 began: now,
@@ -53,7 +57,7 @@ impl AuthSeen {
     }
 
     /// Keeps a read's answer, unless a write came after the read began.
-    pub(crate) fn keep(&self, reading: Reading, answer: bool) {
+    pub fn keep(&self, reading: Reading, answer: bool) {
         let mut seen = self.lock();
         if seen.generation == reading.generation {
             seen.answer = Some((reading.began, answer));
@@ -61,7 +65,7 @@ impl AuthSeen {
     }
 
     /// Forgets the answer: users or tokens were written.
-    pub(crate) fn forget(&self) {
+    pub fn forget(&self) {
         let mut seen = self.lock();
         seen.generation += 1;
         seen.answer = None;
