@@ -3,9 +3,10 @@
 SQLite, in one run (see BENCHMARKS.md, "Many nodes").
 
 For each series: RUNS one-step runs are queued through an API-only node (`--workers 0`), then
-the draining nodes start — `octoflow worker` nodes, each with its own data directory, on
-PostgreSQL; one `octoflow serve` on the SQLite file — and the time until every run has
-succeeded gives runs/s.
+the draining nodes start — on PostgreSQL one `octoflow serve` and `octoflow worker` nodes,
+each with its own data directory; one `octoflow serve` on the SQLite file — and the time
+until every run has succeeded gives runs/s. The first PostgreSQL node's `/metrics` gives
+the claim latency (`octoflow_claim_seconds`, a claim that found work).
 
 Usage: bench/scale/drain.py [--runs 20000] [--workers 32] [--nodes 1,2,3] [--rounds 1]
 Needs: a release build (`cargo build --release -p octoflow`; OCTOFLOW_BIN names another
@@ -96,6 +97,17 @@ def psql(sql):
     subprocess.run(["psql", ADMIN, "-q", "-c", sql], check=True, capture_output=True)
 
 
+def claim_quantiles(url):
+    """`octoflow_claim_seconds` p50 and p99 from a node's /metrics, in ms."""
+    with urllib.request.urlopen(f"{url}/metrics") as r:
+        text = r.read().decode()
+    found = {}
+    for q in ("0.5", "0.99"):
+        m = re.search(r'^octoflow_claim_seconds\{quantile="' + re.escape(q) + r'"\} (\S+)', text, re.M)
+        found[q] = float(m.group(1)) * 1000 if m else float("nan")
+    return found["0.5"], found["0.99"]
+
+
 def postgres_series(runs, workers, nodes):
     name = f"oft_bench_{uuid.uuid4().hex[:12]}"
     psql(f"CREATE DATABASE {name}")
@@ -104,16 +116,19 @@ def postgres_series(runs, workers, nodes):
         with tempfile.TemporaryDirectory() as root:
             api, url = serve(data_dir(root, "api"), database, 0)
             queue(url, runs)
-            drainers = []
-            for i in range(nodes):
+            # The first drainer is a `serve` node, for its /metrics; the others are workers.
+            first, first_url = serve(data_dir(root, "w0"), database, workers)
+            drainers = [first]
+            for i in range(1, nodes):
                 proc, _ = spawn(["worker", "--data", data_dir(root, f"w{i}"), "--database",
                                  database, "--workers", str(workers)], "running queued runs")
                 drainers.append(proc)
             took = wait_done(url, runs)
+            claims = claim_quantiles(first_url)
             for proc in drainers:
                 stop(proc)
             stop(api)
-            return took
+            return took, claims
     finally:
         psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -142,9 +157,10 @@ def main():
         took = sqlite_series(args.runs, args.workers)
         print(f"sqlite, 1 node: {args.runs} runs in {took:.2f} s: {args.runs / took:.0f} runs/s")
         for nodes in [int(n) for n in args.nodes.split(",")]:
-            took = postgres_series(args.runs, args.workers, nodes)
+            took, (p50, p99) = postgres_series(args.runs, args.workers, nodes)
             print(f"postgres, {nodes} node(s): {args.runs} runs in {took:.2f} s: "
-                  f"{args.runs / took:.0f} runs/s")
+                  f"{args.runs / took:.0f} runs/s; claims of the first node p50 {p50:.1f} ms, "
+                  f"p99 {p99:.1f} ms")
 
 
 if __name__ == "__main__":
