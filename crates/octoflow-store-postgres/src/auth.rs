@@ -107,20 +107,15 @@ impl AuthStore for PostgresStore {
     }
 
     async fn insert_token(&self, token: &ApiToken, digest: &str) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO api_tokens (digest, ",
-            token_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
-        .bind(digest)
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token.role.as_str())
-        .bind(token.kind.as_str())
-        .bind(&token.user)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .bind(token.revoked)
+        token_insert(
+            concat!(
+                "INSERT INTO api_tokens (digest, ",
+                token_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ),
+            token,
+            digest,
+        )
         .execute(&self.pool)
         .await
         .map_err(conflict_or("token"))?;
@@ -204,4 +199,23 @@ impl AuthStore for PostgresStore {
             .await?
             .ok_or_else(|| StoreError::Backend("the node key vanished as it was made".into()))
     }
+}
+
+/// An `INSERT INTO api_tokens` statement (`sql`: the digest, then the token's columns in
+/// `token_columns!` order) with the token's values bound.
+pub(crate) fn token_insert<'q>(
+    sql: &'static str,
+    token: &'q ApiToken,
+    digest: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(digest)
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(token.role.as_str())
+        .bind(token.kind.as_str())
+        .bind(&token.user)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.revoked)
 }

@@ -113,20 +113,15 @@ pub(crate) async fn import(
         .rows_affected();
     }
     for TokenRecord { token, digest } in &records.tokens {
-        counts.tokens += sqlx::query(concat!(
-            "INSERT INTO api_tokens (digest, ",
-            token_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
-        ))
-        .bind(digest)
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token.role.as_str())
-        .bind(token.kind.as_str())
-        .bind(&token.user)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .bind(token.revoked)
+        counts.tokens += crate::auth::token_insert(
+            concat!(
+                "INSERT INTO api_tokens (digest, ",
+                token_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
+            ),
+            token,
+            digest,
+        )
         .execute(&mut *conn)
         .await
         .map_err(from_sqlx)?
