@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::ends::Ends;
 use crate::error::ConnectError;
 use crate::leader::Leadership;
 use crate::listen::Wakeups;
@@ -72,6 +73,7 @@ pub(crate) async fn connect(
     let wakeups = Wakeups::start(connect, names.channel.clone()).await?;
     tracing::info!(%target, schema = %names.schema, "Store connected.");
     Ok(PostgresStore {
+        ends: Ends::start(pool.clone(), names.channel.clone()),
         pool,
         names: Arc::new(names),
         wakeups: Arc::new(wakeups),

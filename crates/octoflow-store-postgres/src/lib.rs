@@ -11,6 +11,8 @@
 //!   transaction-level advisory lock, so a rule allowing one run never makes two;
 //! - writes that make work `NOTIFY` in their transaction; every node `LISTEN`s (see
 //!   `listen`), so an idle worker wakes on work admitted by any node;
+//! - run ends are written in batches — those that arrive while one batch is written go out
+//!   together, one statement and one commit, each still under its own fence (see `ends`);
 //! - a tick fires at most once: its mark's row lock decides, in the transaction that admits
 //!   its run.
 //!
@@ -38,6 +40,7 @@ mod codec;
 mod connect;
 mod copy;
 mod copy_records;
+mod ends;
 mod error;
 mod leader;
 mod listen;
@@ -59,6 +62,7 @@ use std::sync::Arc;
 use octoflow_core::store::StoreError;
 use sqlx::PgPool;
 
+use crate::ends::Ends;
 use crate::leader::Leadership;
 use crate::listen::Wakeups;
 use crate::names::Names;
@@ -93,6 +97,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The schema, its channel and its lock keys.
     names: Arc<Names>,
+    /// The queue of run ends and the task writing them in batches.
+    ends: Ends,
     /// The listening task and the wake-ups it hands out.
     wakeups: Arc<Wakeups>,
     /// This node's claim on the scheduler lock.

@@ -14,6 +14,7 @@ use octoflow_core::store::{
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
+use crate::ends::End;
 use crate::error::{conflict_or, from_sqlx};
 use crate::{PostgresStore, codec, logs, steps};
 
@@ -82,67 +83,6 @@ pub(crate) async fn insert(
     .await
     .map_err(conflict_or("run id"))?;
     Ok(())
-}
-
-/// Ends the run `fence` holds with `update` and records the step attempts that ended, in one
-/// statement; fields the update leaves `None` keep their stored value. Notifies `channel`
-/// when the run held a concurrency key (its end may let a queued run start).
-async fn end(
-    pool: &PgPool,
-    channel: &str,
-    fence: &Fence,
-    ended: &[StepRun],
-    update: &RunUpdate,
-) -> Result<(), StoreError> {
-    let steps = steps::Columns::of(ended)?;
-    let row = sqlx::query(
-        "WITH ended AS ( \
-           UPDATE runs SET status = $3, lease_until = NULL, \
-             started_at = COALESCE($4, started_at), \
-             finished_at = COALESCE($5, finished_at), \
-             error = COALESCE($6::json, error), \
-             data = COALESCE($7::json, data), \
-             node = COALESCE($8, node), \
-             message = COALESCE($9, message) \
-           WHERE id = $1 AND status = 'running' AND claim = $2 \
-           RETURNING concurrency_key IS NOT NULL AND NOT lock_released AS frees), \
-         recorded AS ( \
-           INSERT INTO step_runs \
-             (run_id, step, attempt, status, started_at, finished_at, result, error) \
-           SELECT s.run_id, s.step, s.attempt, s.status, s.started_at, s.finished_at, \
-             s.result::json, s.error \
-           FROM unnest($18::uuid[], $10::text[], $11::integer[], $12::text[], \
-             $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[]) WITH ORDINALITY \
-             AS s (run_id, step, attempt, status, started_at, finished_at, result, error, n) \
-           WHERE EXISTS (SELECT 1 FROM ended) ORDER BY s.n) \
-         SELECT ended.frees FROM ended LEFT JOIN LATERAL \
-           (SELECT pg_notify($17, '') WHERE ended.frees) AS woken ON true",
-    )
-    .bind(fence.run.0)
-    .bind(codec::generation(fence.generation))
-    .bind(update.status.as_str())
-    .bind(update.started_at)
-    .bind(update.finished_at)
-    .bind(codec::opt_json("error", update.error.as_ref())?)
-    .bind(codec::opt_json("data", update.data.as_ref())?)
-    .bind(&update.node)
-    .bind(&update.message)
-    .bind(steps.step)
-    .bind(steps.attempt)
-    .bind(steps.status)
-    .bind(steps.started_at)
-    .bind(steps.finished_at)
-    .bind(steps.result)
-    .bind(steps.error)
-    .bind(channel)
-    .bind(steps.run_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(from_sqlx)?;
-    match row {
-        Some(_) => Ok(()),
-        None => Err(StoreError::Fenced { run: fence.run }),
-    }
 }
 
 /// One run.
@@ -378,7 +318,7 @@ impl RunStore for PostgresStore {
         steps: &[StepRun],
         update: &RunUpdate,
     ) -> Result<(), StoreError> {
-        end(&self.pool, &self.names.channel, fence, steps, update).await
+        self.ends.write(End::new(fence, steps, update)?).await
     }
 
     async fn insert_step_run(

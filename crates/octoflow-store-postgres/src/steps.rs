@@ -45,6 +45,18 @@ impl Columns {
         }
         Ok(columns)
     }
+
+    /// Appends a copy of `other`'s rows.
+    pub(crate) fn extend(&mut self, other: &Self) {
+        self.run_id.extend_from_slice(&other.run_id);
+        self.step.extend_from_slice(&other.step);
+        self.attempt.extend_from_slice(&other.attempt);
+        self.status.extend_from_slice(&other.status);
+        self.started_at.extend_from_slice(&other.started_at);
+        self.finished_at.extend_from_slice(&other.finished_at);
+        self.result.extend_from_slice(&other.result);
+        self.error.extend_from_slice(&other.error);
+    }
 }
 
 /// An attempt number as stored (`integer`).

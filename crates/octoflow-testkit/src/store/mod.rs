@@ -103,6 +103,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@races $make;
             claims_are_exclusive,
             stale_executor_is_fenced,
+            concurrent_ends_keep_each_fence,
             admit_skip_concurrent,
             schedules_fire_raced,
             schedule_changes_are_counted,

@@ -12,6 +12,57 @@ use octoflow_core::store::{
 
 use super::{LEASE, admit, at, claim_ids, insert, keyed, new_run, read};
 
+/// Forty ends written at once through two handles, ten of them under a fence the run no
+/// longer has: each keeps its own fence — the thirty end with their step records, the ten
+/// are refused as `Fenced` and leave nothing behind, whatever else was written beside them.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn concurrent_ends_keep_each_fence(store: &dyn Store, other: &dyn Store) {
+    for i in 0..40 {
+        insert(store, "job", RunStatus::Queued, at(i, 0)).await;
+    }
+    let claimed = store.claim("node-a", 40, LEASE).await.expect("claim");
+    assert_eq!(claimed.len(), 40);
+    let ends = claimed.iter().enumerate().map(|(i, run)| {
+        let mut fence = run.fence();
+        let stale = i % 4 == 0;
+        if stale {
+            fence.generation -= 1;
+        }
+        let mut record = super::step(run.id, "only", 1, at(100, 0));
+        record.status = StepStatus::Succeeded;
+        record.finished_at = Some(at(101, 0));
+        let handle = if i % 2 == 0 { store } else { other };
+        async move {
+            let update = RunUpdate {
+                finished_at: Some(at(101, 0)),
+                ..RunUpdate::status(fence.run, RunStatus::Succeeded)
+            };
+            let ended = handle
+                .end_run(&fence, std::slice::from_ref(&record), &update)
+                .await;
+            (fence.run, stale, ended)
+        }
+    });
+    for (run, stale, ended) in futures::future::join_all(ends).await {
+        let steps = store.step_runs(&run).await.expect("steps");
+        let status = read(store, &run).await.status;
+        if stale {
+            assert!(
+                matches!(ended, Err(StoreError::Fenced { run: r }) if r == run),
+                "a stale end is refused: {ended:?}"
+            );
+            assert_eq!(status, RunStatus::Running, "a stale end changes nothing");
+            assert!(steps.is_empty(), "a stale end records no step");
+        } else {
+            ended.expect("an end under its fence");
+            assert_eq!(status, RunStatus::Succeeded);
+            assert_eq!(steps.len(), 1, "its step record, once");
+        }
+    }
+}
+
 /// Four workers claiming at once share 20 queued runs: each run to exactly one, oldest first,
 /// all `running` on their node; finished and running runs are never claimed.
 ///
