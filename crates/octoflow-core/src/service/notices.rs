@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::Service;
 use crate::store::{Notice, Store};
 
-/// How long notices gather before they are sent: the changes of one run within it go out
-/// as one notice.
+/// How long notices gather after a round that told of changes: the changes of one run
+/// within it go out as one notice.
 const GATHER: Duration = Duration::from_millis(20);
 /// Most notices sent in one round.
 const ROUND: usize = 512;
@@ -63,22 +63,24 @@ impl Service {
     }
 }
 
-/// Sends the queued notices, in order, a round at a time; the changes of one run queued in a
-/// round go out once.
+/// Sends the queued notices, in order, a round at a time in one store write: a round is what
+/// queued while the last one was sent. The changes of one run in a round go out once, and
+/// after a round with changes the next gathers for a moment, so a run followed elsewhere
+/// while it writes many log lines sends a change notice at most every `GATHER`.
 async fn send_notices(store: Arc<dyn Store>, mut queued: mpsc::UnboundedReceiver<Notice>) {
     let mut round = Vec::with_capacity(ROUND);
     while queued.recv_many(&mut round, ROUND).await > 0 {
         let mut changed = HashSet::new();
-        for notice in round.drain(..) {
-            if let Notice::Changed(id) = notice
-                && !changed.insert(id)
-            {
-                continue;
-            }
-            if let Err(error) = store.notify(&notice).await {
-                tracing::warn!(error = %crate::error::chain(&error), "Cannot send a notice to the other nodes.");
-            }
+        round.retain(|notice| match notice {
+            Notice::Changed(id) => changed.insert(*id),
+            _ => true,
+        });
+        if let Err(error) = store.notify(&round).await {
+            tracing::warn!(error = %crate::error::chain(&error), "Cannot send notices to the other nodes.");
         }
-        tokio::time::sleep(GATHER).await;
+        round.clear();
+        if !changed.is_empty() {
+            tokio::time::sleep(GATHER).await;
+        }
     }
 }

@@ -53,8 +53,8 @@ impl Notice {
 /// nothing.
 #[async_trait]
 pub trait NoticeStore: Send + Sync {
-    /// Sends `notice` to every node of the store (this one may hear it too).
-    async fn notify(&self, _notice: &Notice) -> Result<(), StoreError> {
+    /// Sends `notices`, in order, to every node of the store (this one may hear them too).
+    async fn notify(&self, _notices: &[Notice]) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -5,22 +5,28 @@
 //!
 //! On a store with other nodes, the same views reach runs that another node runs: a node
 //! following such a run sends a [`Notice::Follow`]; the node running it then sends
-//! [`Notice::Changed`] at its changes and [`Notice::Ended`] at its end (see `notices`).
+//! [`Notice::Changed`] at its changes and [`Notice::Ended`] at its end (see `notices`). A
+//! follow that arrives after the run ended here — the run was quicker than the notice — is
+//! answered with [`Notice::Ended`] at once, from a memory of the runs that ended lately.
+
+mod recent;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::{Observer, RunEvent};
 use crate::store::{Notice, RunId};
+use recent::RecentIds;
 
 /// How long a follow heard for a run that does not run here is kept, in case this node
-/// claims it.
-const WANTED_FOR: Duration = Duration::from_secs(60);
-/// Past this many kept follows, the old ones are dropped.
-const WANTED_MOST: usize = 4096;
+/// claims it; and how long a run that ended here is remembered, for follows that arrive
+/// late.
+const REMEMBER_FOR: Duration = Duration::from_secs(60);
+/// Past this many, the oldest remembered follows (or ended runs) are forgotten.
+const REMEMBER_MOST: usize = 16_384;
 
 /// A run running here: its change counter, and whether another node follows it.
 #[derive(Debug)]
@@ -30,7 +36,7 @@ struct Live {
 }
 
 /// The live runs of this node and a change counter for each.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RunFeed {
     runs: Mutex<HashMap<RunId, Live>>,
     /// Those waiting for a run's end, queued or running, by run.
@@ -38,9 +44,25 @@ pub struct RunFeed {
     /// Change counters of runs that other nodes run, followed here.
     remote: Mutex<HashMap<RunId, watch::Sender<u64>>>,
     /// Follows heard for runs not running here (yet): a run claimed soon after is told of.
-    wanted: Mutex<HashMap<RunId, Instant>>,
+    wanted: Mutex<RecentIds>,
+    /// Runs that ended here lately, when notices go between nodes: a follow heard after the
+    /// end is answered with it.
+    ended_here: Mutex<RecentIds>,
     /// Where notices to other nodes go, when the store has other nodes.
     outbox: OnceLock<mpsc::UnboundedSender<Notice>>,
+}
+
+impl Default for RunFeed {
+    fn default() -> Self {
+        Self {
+            runs: Mutex::default(),
+            ends: Mutex::default(),
+            remote: Mutex::default(),
+            wanted: Mutex::new(RecentIds::new(REMEMBER_MOST, REMEMBER_FOR)),
+            ended_here: Mutex::new(RecentIds::new(REMEMBER_MOST, REMEMBER_FOR)),
+            outbox: OnceLock::new(),
+        }
+    }
 }
 
 impl RunFeed {
@@ -50,8 +72,7 @@ impl RunFeed {
             .wanted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id)
-            .is_some_and(|heard| heard.elapsed() < WANTED_FOR);
+            .take(&id);
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
         runs.entry(id).or_insert_with(|| Live {
             changes: watch::channel(0).0,
@@ -67,6 +88,12 @@ impl RunFeed {
             live.changes.send_modify(|n| *n += 1);
             if live.followed_elsewhere {
                 self.send(Notice::Ended(*id));
+            } else if self.hears_other_nodes() {
+                // Under the `runs` lock: a follow heard from now on finds it here.
+                self.ended_here
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .note(*id);
             }
         }
         drop(runs);
@@ -92,20 +119,27 @@ impl RunFeed {
     }
 
     /// Another node follows run `id`: when it runs here (now, or once claimed within a
-    /// minute), its changes and its end are told.
+    /// minute), its changes and its end are told; when it ended here lately, its end is
+    /// told at once.
     pub(crate) fn followed_elsewhere(&self, id: &RunId) {
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(live) = runs.get_mut(id) {
             live.followed_elsewhere = true;
             return;
         }
+        let ended = self
+            .ended_here
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id);
         drop(runs);
-        let mut wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
-        if wanted.len() >= WANTED_MOST {
-            wanted.retain(|_, heard| heard.elapsed() < WANTED_FOR);
-        }
-        if wanted.len() < WANTED_MOST {
-            wanted.insert(*id, Instant::now());
+        if ended {
+            self.send(Notice::Ended(*id));
+        } else {
+            self.wanted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .note(*id);
         }
     }
 
@@ -310,5 +344,27 @@ mod tests {
         let other = feed.watch_end(RunId::new());
         drop(other);
         assert!(feed.ends.lock().unwrap().is_empty());
+    }
+
+    /// A follow from another node that arrives after the run ended here is answered with
+    /// the end at once; one for a run that never ran here is kept for when it does.
+    #[tokio::test]
+    async fn a_follow_heard_after_the_end_is_answered_with_it() {
+        let feed = RunFeed::default();
+        let (outbox, mut sent) = mpsc::unbounded_channel();
+        feed.set_outbox(outbox);
+        let quick = RunId::new();
+        feed.open(quick);
+        feed.close(&quick);
+        assert!(sent.try_recv().is_err(), "nobody followed it yet");
+        feed.followed_elsewhere(&quick);
+        assert_eq!(sent.try_recv().ok(), Some(Notice::Ended(quick)));
+
+        let later = RunId::new();
+        feed.followed_elsewhere(&later);
+        assert!(sent.try_recv().is_err());
+        feed.open(later);
+        feed.close(&later);
+        assert_eq!(sent.try_recv().ok(), Some(Notice::Ended(later)));
     }
 }
