@@ -7,6 +7,7 @@ mod ended;
 mod feed;
 mod notices;
 mod retention;
+mod slots;
 mod step_metrics;
 mod worker;
 
@@ -23,7 +24,7 @@ pub use crate::engine::{CallbackHub, CallbackReport, CallbackSigner, CallbackSta
 pub use feed::{EndWatch, RemoteFollow, RunFeed};
 
 use crate::engine::{AcceptError, ContextError, Engine, FlowCatalog, RunRequest};
-use crate::flow::Flow;
+use crate::flow::{ConcurrencyPolicy, Flow};
 use crate::store::{
     Admission, Admitted, Fire, LogLine, LogStream, Run, RunId, RunStatus, Store, StoreError,
     TriggerInfo,
@@ -79,6 +80,8 @@ struct Inner {
     local: Mutex<HashMap<RunId, CancellationToken>>,
     /// The flow triggers told of each run that ends here (see `ended.rs`).
     flow_triggers: crate::triggers::FlowTriggers,
+    /// The worker slots, shared by the dispatcher and the runs started here.
+    slots: Arc<slots::Slots>,
     /// Their queue of ended runs, until the triggers start and take it.
     ended_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::triggers::Ended>>>,
 }
@@ -91,11 +94,12 @@ impl Service {
             inner: Arc::new(Inner {
                 engine,
                 catalog,
-                config,
                 feed: Arc::default(),
+                slots: slots::Slots::new(config.workers.max(1)),
                 local: Mutex::new(HashMap::new()),
                 flow_triggers,
                 ended_queue: Mutex::new(Some(ended_queue)),
+                config,
             }),
         }
     }
@@ -128,8 +132,53 @@ impl Service {
         idempotency_key: Option<String>,
     ) -> Result<Admitted, AcceptError> {
         let run = self.inner.engine.new_run(flow, request)?;
+        self.admit(flow, &run, admission_of(flow, idempotency_key))
+            .await
+    }
+
+    /// Accepts a run whose caller waits for its end (a webhook with `wait: true`): as
+    /// [`start`](Self::start), but when no rule holds it back — no concurrency limit, no
+    /// idempotency key — and one of this node's worker slots is free, the run is recorded
+    /// running on this node and runs here at once. No claim, no wake-up and no notice to
+    /// another node stands between the caller and the run's end.
+    pub async fn start_waited(
+        &self,
+        flow: &Flow,
+        request: RunRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<Admitted, AcceptError> {
+        let mut run = self.inner.engine.new_run(flow, request)?;
         let admission = admission_of(flow, idempotency_key);
-        let admitted = self.store().admit(&run, &admission).await?;
+        let unruled = admission.idempotency_key.is_none()
+            && (run.concurrency_key.is_none() || admission.policy == ConcurrencyPolicy::Allow);
+        let Some(slot) = unruled.then(|| self.inner.slots.take_for_here()).flatten() else {
+            return self.admit(flow, &run, admission).await;
+        };
+        let engine = &self.inner.engine;
+        run.node = Some(engine.config().node.clone());
+        let run = self
+            .store()
+            .insert_owned(&run, engine.config().lease)
+            .await?;
+        let admitted = Admitted::Created(run.clone());
+        self.admitted(&flow.name, &admitted);
+        self.track_accepted(flow, &admitted).await;
+        if let Err(fence) = self.inner.slots.hand_off(run, slot) {
+            // The workers stopped meanwhile: another worker (here after a restart, or on
+            // another node) takes it from the queue.
+            self.store().requeue(&fence).await?;
+        }
+        Ok(admitted)
+    }
+
+    /// Admits `run` under `admission`.
+    async fn admit(
+        &self,
+        flow: &Flow,
+        run: &Run,
+        admission: Admission,
+    ) -> Result<Admitted, AcceptError> {
+        let admitted = self.store().admit(run, &admission).await?;
         self.admitted(&flow.name, &admitted);
         self.track_accepted(flow, &admitted).await;
         Ok(admitted)

@@ -2,7 +2,8 @@
 //! their leases), hand back what an ended node left behind, and drain on shutdown.
 //!
 //! One dispatcher claims as many runs as there are free slots, then sleeps until the store
-//! says work may have arrived or a slot frees. Shutdown: stop claiming, let running runs go
+//! says work may have arrived or a slot frees. Runs a waiting caller started here (see
+//! `slots`) arrive with their slot already taken, and run beside the claimed ones. Shutdown: stop claiming, let running runs go
 //! on for `shutdown_grace`, then cancel them and wait until each has recorded its end.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Service;
+use super::slots::Slot;
 use super::step_metrics::StepMetrics;
 use crate::engine::{Observer, Observers};
 use crate::store::{Run, RunStatus, StoreError};
@@ -42,18 +44,21 @@ impl Workers {
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         let config = self.service.inner.config.clone();
         let lease = self.service.inner.engine.config().lease;
-        let slots = config.workers.max(1);
-        let batch = (slots / 2).max(1);
+        let slots = self.service.inner.slots.clone();
+        let batch = (config.workers / 2).max(1);
         let mut gathered = false;
+        let mut started_here = slots.open_hand_off();
         let sweeper = tokio::spawn(sweep_expired(self.service.clone(), shutdown.clone()));
         let node = self.service.inner.engine.config().node.clone();
-        tracing::info!(node = %node, workers = slots, "Workers started.");
+        tracing::info!(node = %node, workers = config.workers, "Workers started.");
         while !shutdown.is_cancelled() {
             while self.tasks.try_join_next().is_some() {}
-            let free = slots.saturating_sub(self.tasks.len());
-            if free == 0 {
+            let mut free = slots.take_up_to(usize::MAX);
+            if free.is_empty() {
                 tokio::select! {
-                    _ = self.tasks.join_next() => {}
+                    Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                    () = slots.freed() => {}
+                    Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
                     () = shutdown.cancelled() => break,
                 }
                 continue;
@@ -61,11 +66,13 @@ impl Workers {
             // While runs are running and few slots are free, gather for a moment before
             // claiming: one claim (a store write) then serves several quick runs, and a slow
             // run delays the next claim by no more than `CLAIM_GATHER`.
-            if free < batch && !self.tasks.is_empty() && !gathered {
+            if free.len() < batch && !self.tasks.is_empty() && !gathered {
                 gathered = true;
+                drop(free);
                 tokio::select! {
                     _ = self.tasks.join_next() => {}
                     () = tokio::time::sleep(CLAIM_GATHER) => {}
+                    Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
                     () = shutdown.cancelled() => break,
                 }
                 continue;
@@ -75,10 +82,11 @@ impl Workers {
             let claimed = self
                 .service
                 .store()
-                .claim(&node, u32::try_from(free).unwrap_or(u32::MAX), lease)
+                .claim(&node, u32::try_from(free.len()).unwrap_or(u32::MAX), lease)
                 .await;
             match claimed {
                 Ok(runs) if runs.is_empty() => {
+                    drop(free);
                     tokio::select! {
                         woken = self.service.store().wait_for_work(IDLE_WAIT) => {
                             if let Err(error) = woken {
@@ -87,17 +95,20 @@ impl Workers {
                             }
                         }
                         Some(_) = self.tasks.join_next() => {}
+                        Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
                         () = shutdown.cancelled() => break,
                     }
                 }
                 Ok(runs) => {
                     metrics::histogram!("octoflow_claim_seconds")
                         .record(asked.elapsed().as_secs_f64());
-                    for run in runs {
-                        self.spawn(run);
+                    // A claim returns at most as many runs as slots were taken for it.
+                    for (run, slot) in runs.into_iter().zip(free.drain(..)) {
+                        self.spawn(run, slot);
                     }
                 }
                 Err(error) => {
+                    drop(free);
                     tracing::error!(error = %crate::error::chain(&error), "Cannot claim queued runs.");
                     tokio::select! {
                         () = tokio::time::sleep(ERROR_PAUSE) => {}
@@ -106,12 +117,18 @@ impl Workers {
                 }
             }
         }
+        slots.close_hand_off();
+        // Runs started here that were not picked up yet still run: they are recorded
+        // running on this node.
+        while let Ok((run, slot)) = started_here.try_recv() {
+            self.spawn(run, slot);
+        }
         sweeper.abort();
         self.drain(config.shutdown_grace).await;
         tracing::info!(node = %node, "Workers stopped.");
     }
 
-    fn spawn(&mut self, run: Run) {
+    fn spawn(&mut self, run: Run, slot: Slot) {
         let service = self.service.clone();
         let token = CancellationToken::new();
         {
@@ -133,6 +150,7 @@ impl Workers {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&id);
             service.inner.feed.close(&id);
+            drop(slot);
         });
     }
 

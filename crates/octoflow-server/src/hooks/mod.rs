@@ -227,7 +227,13 @@ async fn answer(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let admitted = app.service.start(flow, request, idempotency_key).await?;
+    let admitted = if hook.wait {
+        app.service
+            .start_waited(flow, request, idempotency_key)
+            .await?
+    } else {
+        app.service.start(flow, request, idempotency_key).await?
+    };
     if let Admitted::Created(_) | Admitted::Replaced { .. } = &admitted {
         workspace.keep();
     }

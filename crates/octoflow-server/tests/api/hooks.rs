@@ -333,6 +333,44 @@ steps:
     assert_eq!(answer, json!({"status": "succeeded", "out": "done"}));
 }
 
+/// A waited run takes one of the node's worker slots, never one more: with both slots held
+/// by long runs it waits in the queue, and runs once a slot frees.
+#[tokio::test]
+async fn a_waited_run_waits_for_a_free_worker_slot() {
+    let flow = r#"name: naps
+params: { secs: { type: number, default: 0 } }
+triggers:
+  - webhook: { path: long }
+  - webhook: { path: quick, wait: true, wait_timeout: 300ms }
+steps:
+  - name: nap
+    exec: { command: [sh, -c, "sleep {{ params.secs }}"] }
+"#;
+    // Two workers.
+    let app = App::builder().flow("naps.yml", flow).workers().build();
+    let run = app.send(post("/hooks/quick")).await.expect(200).json();
+    assert_eq!(run["status"], "succeeded", "a free slot: it ran at once");
+    let mut long = Vec::new();
+    for _ in 0..2 {
+        let answer = app
+            .send(post("/hooks/long?secs=2"))
+            .await
+            .expect(202)
+            .json();
+        long.push(answer["run_id"].as_str().unwrap().to_owned());
+    }
+    for id in &long {
+        while app.send(get(&format!("/api/v1/runs/{id}"))).await.json()["status"] != "running" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let answer = app.send(post("/hooks/quick")).await.expect(202).json();
+    let id = answer["run_id"].as_str().unwrap();
+    let run = app.send(get(&format!("/api/v1/runs/{id}"))).await.json();
+    assert_eq!(run["status"], "queued", "both slots are held: {run}");
+    assert_eq!(app.finished(id).await["status"], "succeeded");
+}
+
 #[tokio::test]
 async fn a_waiting_hook_sees_a_queued_run_cancelled() {
     let flow = "name: q\ntriggers:\n  - webhook: { path: q, wait: true, wait_timeout: 20s }\nsteps:\n  - name: a\n    set_fact: { value: 1 }\n";

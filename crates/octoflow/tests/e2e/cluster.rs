@@ -231,6 +231,44 @@ async fn a_run_accepted_by_one_node_is_run_by_another_at_once() {
     db.drop_now().await;
 }
 
+/// A quick flow behind a `wait: true` hook.
+const QUICK: &str = "triggers:\n  - webhook: { path: quick, wait: true }\nsteps:\n  - name: one\n    set_fact: { value: 1 }\n";
+
+/// A waited hook's run runs on the node that took the request, with a slot free there: no
+/// claim by whichever node wakes first, no notice between nodes before the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_hook_run_runs_on_the_node_that_took_it() {
+    let Some(db) = Scratch::new().await else {
+        return;
+    };
+    let dir = || {
+        octo()
+            .flow("quick", QUICK)
+            .env("OCTOFLOW_DATABASE_URL", &db.url)
+    };
+    let nodes = [
+        Server::start(&dir(), &["--workers", "4"]),
+        Server::start(&dir(), &["--workers", "4"]),
+    ];
+    for _ in 0..10 {
+        for node in &nodes {
+            let answer = node
+                .http
+                .post(format!("{}/hooks/quick", node.url))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 200);
+            let run: Value = answer.json().await.unwrap();
+            assert_eq!(run["status"], "succeeded", "{run}");
+            assert_eq!(run["node"], node.node(), "{run}");
+        }
+    }
+    drop(nodes);
+    db.drop_now().await;
+}
+
 /// Says one line, waits 3 s, says another: shorter than the 5 s a view of a run on another
 /// node waits before it reads the store again on its own, so only a notice brings line 2
 /// and the end in time.

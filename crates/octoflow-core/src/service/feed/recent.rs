@@ -42,7 +42,9 @@ impl RecentIds {
 
     /// Whether `id` was noted within `keep`.
     pub(super) fn contains(&self, id: &RunId) -> bool {
-        self.noted.get(id).is_some_and(|at| at.elapsed() < self.keep)
+        self.noted
+            .get(id)
+            .is_some_and(|at| at.elapsed() < self.keep)
     }
 
     /// Forgets `id`; returns whether it was noted within `keep`.
