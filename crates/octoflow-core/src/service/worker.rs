@@ -3,8 +3,10 @@
 //!
 //! One dispatcher claims as many runs as there are free slots, then sleeps until the store
 //! says work may have arrived or a slot frees. Runs a waiting caller started here (see
-//! `slots`) arrive with their slot already taken, and run beside the claimed ones. Shutdown: stop claiming, let running runs go
-//! on for `shutdown_grace`, then cancel them and wait until each has recorded its end.
+//! `slots`) arrive with their slot already taken, and run beside the claimed ones.
+//!
+//! Shutdown: stop claiming, let running runs go on for `shutdown_grace`, then cancel them and
+//! wait until each has recorded its end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,8 +53,27 @@ impl Workers {
         let sweeper = tokio::spawn(sweep_expired(self.service.clone(), shutdown.clone()));
         let node = self.service.inner.engine.config().node.clone();
         tracing::info!(node = %node, workers = config.workers, "Workers started.");
+        // Whether the queue may hold runs for this node: true until a claim comes back short
+        // of what it asked for, then again once the store says work arrived (or after
+        // `IDLE_WAIT`). A run ending or started here is no reason to look.
+        let mut look = true;
         while !shutdown.is_cancelled() {
             while self.tasks.try_join_next().is_some() {}
+            if !look {
+                tokio::select! {
+                    woken = self.service.store().wait_for_work(IDLE_WAIT) => {
+                        look = true;
+                        if let Err(error) = woken {
+                            tracing::warn!(error = %crate::error::chain(&error), "Cannot wait for work; looking again shortly.");
+                            tokio::time::sleep(ERROR_PAUSE).await;
+                        }
+                    }
+                    Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                    Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
+                    () = shutdown.cancelled() => break,
+                }
+                continue;
+            }
             let mut free = slots.take_up_to(usize::MAX);
             if free.is_empty() {
                 tokio::select! {
@@ -85,23 +106,12 @@ impl Workers {
                 .claim(&node, u32::try_from(free.len()).unwrap_or(u32::MAX), lease)
                 .await;
             match claimed {
-                Ok(runs) if runs.is_empty() => {
-                    drop(free);
-                    tokio::select! {
-                        woken = self.service.store().wait_for_work(IDLE_WAIT) => {
-                            if let Err(error) = woken {
-                                tracing::warn!(error = %crate::error::chain(&error), "Cannot wait for work; looking again shortly.");
-                                tokio::time::sleep(ERROR_PAUSE).await;
-                            }
-                        }
-                        Some(_) = self.tasks.join_next() => {}
-                        Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
-                        () = shutdown.cancelled() => break,
-                    }
-                }
                 Ok(runs) => {
-                    metrics::histogram!("octoflow_claim_seconds")
-                        .record(asked.elapsed().as_secs_f64());
+                    look = runs.len() == free.len();
+                    if !runs.is_empty() {
+                        metrics::histogram!("octoflow_claim_seconds")
+                            .record(asked.elapsed().as_secs_f64());
+                    }
                     // A claim returns at most as many runs as slots were taken for it.
                     for (run, slot) in runs.into_iter().zip(free.drain(..)) {
                         self.spawn(run, slot);
