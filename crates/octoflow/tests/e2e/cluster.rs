@@ -396,7 +396,7 @@ async fn fire_counts(
     started: chrono::DateTime<chrono::Utc>,
     until: chrono::DateTime<chrono::Utc>,
     schedules: usize,
-) -> (usize, usize) {
+) -> (usize, usize, String) {
     // By run id: runs that keep coming shift the pages, so a run may be listed twice.
     let mut fires: HashMap<String, (String, chrono::DateTime<chrono::Utc>)> = HashMap::new();
     let mut page = 1;
@@ -425,25 +425,47 @@ async fn fire_counts(
     let span = usize::try_from((until - started).num_seconds()).unwrap();
     // A schedule with no run yet missed every tick.
     let (mut missed, mut doubled) = (schedules.saturating_sub(ticks.len()) * span, 0);
-    for fired in ticks.values_mut() {
+    let mut example = String::new();
+    for (schedule, fired) in &mut ticks {
         fired.sort();
-        doubled += fired.windows(2).filter(|w| w[0] == w[1]).count();
+        fired.dedup_by(|a, b| {
+            let same = a == b;
+            doubled += usize::from(same);
+            same
+        });
+        // Its grid: every second from its first tick, which is later than `started` for a
+        // schedule the leader took up only then (a schedule never fired starts its grid when
+        // taken up).
+        let first = fired[0];
+        let expected = (0..)
+            .map(|k| first + chrono::Duration::seconds(k))
+            .take_while(|t| *t <= until)
+            .filter(|t| *t >= started)
+            .count();
         let inside = fired
             .iter()
             .filter(|t| **t >= started && **t <= until)
             .count();
-        missed += span.saturating_sub(inside);
+        if inside < expected && example.is_empty() {
+            let times: Vec<String> = fired
+                .iter()
+                .map(|t| t.format("%T%.3f").to_string())
+                .collect();
+            example = format!("schedule {schedule} fired at {}", times.join(" "));
+        }
+        missed += expected.saturating_sub(inside);
     }
-    (missed, doubled)
+    (missed, doubled, example)
 }
 
-/// Three nodes, one database, schedules of every second: one node fires them; killed, another
-/// takes over; no tick is missed (`catchup: all`) and none fires twice.
+/// Three nodes, one database, 1,000 schedules of every second: one node fires them; killed,
+/// another takes over; no tick is missed (`catchup: all`) and none fires twice. 1,000 fires a
+/// second take most of this machine's two cores, so the test runs alone (`.ci/run` runs it
+/// before the suite): beside the whole suite the firing falls behind the ticks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "1,000 fires a second: run alone, --run-ignored only -E 'test(/one_node_fires/)'"]
 async fn one_node_fires_the_schedules_and_another_takes_over_when_it_dies() {
-    // 1,000 pass when the test runs alone; beside the whole suite on 2 cores, 500 keep the
-    // firing ahead of the ticks.
-    const SCHEDULES: usize = 500;
+    const SCHEDULES: usize = 1_000;
     let Some(db) = Scratch::new().await else {
         return;
     };
@@ -510,14 +532,18 @@ async fn one_node_fires_the_schedules_and_another_takes_over_when_it_dies() {
     // while no node led caught up by the new leader, which may take it a moment.
     let survivor = nodes[api(&nodes)].as_ref().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let (missed, doubled) = loop {
-        let (missed, doubled) = fire_counts(survivor, started, until, SCHEDULES).await;
+    let (missed, doubled, example) = loop {
+        let (missed, doubled, example) = fire_counts(survivor, started, until, SCHEDULES).await;
         if missed == 0 || doubled > 0 || tokio::time::Instant::now() > deadline {
-            break (missed, doubled);
+            break (missed, doubled, example);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    assert_eq!((missed, doubled), (0, 0), "killed at {killed}");
+    assert_eq!(
+        (missed, doubled),
+        (0, 0),
+        "window {started} to {until}, killed at {killed}; {example}"
+    );
     drop(nodes);
     db.drop_now().await;
 }
