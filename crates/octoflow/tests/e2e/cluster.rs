@@ -437,10 +437,9 @@ async fn fire_counts(
         // schedule the leader took up only then (a schedule never fired starts its grid when
         // taken up).
         let first = fired[0];
-        let expected = (0..)
+        let expected = (0..=(until - first).num_seconds().max(0))
             .map(|k| first + chrono::Duration::seconds(k))
-            .take_while(|t| *t <= until)
-            .filter(|t| *t >= started)
+            .filter(|t| *t >= started && *t <= until)
             .count();
         let inside = fired
             .iter()
