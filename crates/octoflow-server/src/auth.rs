@@ -108,6 +108,29 @@ pub(crate) async fn caller(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
+    caller_with(state, method, bearer(headers)?).await
+}
+
+/// The caller of a web UI page whose browser holds `session` (a token from its cookie):
+/// `None` when the browser must log in first.
+pub(crate) async fn browser_caller(
+    state: &AppState,
+    method: &Method,
+    session: Option<&str>,
+) -> Result<Option<Caller>, ApiError> {
+    match caller_with(state, method, session).await {
+        Ok(caller) => Ok(Some(caller)),
+        Err(error) if error.code == Code::Unauthenticated => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Resolves the caller that sent `token` (none: no token was sent).
+async fn caller_with(
+    state: &AppState,
+    method: &Method,
+    token: Option<&str>,
+) -> Result<Caller, ApiError> {
     let admin_token = state.auth.admin_token.as_ref();
     let required = admin_token.is_some()
         || state.auth.jwt.is_some()
@@ -119,7 +142,7 @@ pub(crate) async fn caller(
             anonymous: false,
         });
     }
-    let Some(token) = bearer(headers)? else {
+    let Some(token) = token else {
         if state.auth.public_read && (method == Method::GET || method == Method::HEAD) {
             return Ok(Caller {
                 role: Role::Viewer,
@@ -286,6 +309,15 @@ pub(crate) async fn login(
     State(state): State<Shared>,
     credentials: LoginRequest,
 ) -> Result<axum::Json<LoginAnswer>, ApiError> {
+    Ok(axum::Json(log_in(&state, credentials).await?))
+}
+
+/// Checks a user name and password and issues a session token; a wrong pair is
+/// `unauthenticated`, the same whether or not the user exists.
+pub(crate) async fn log_in(
+    state: &AppState,
+    credentials: LoginRequest,
+) -> Result<LoginAnswer, ApiError> {
     let user = state.service.store().user(&credentials.username).await?;
     let hash = user
         .as_ref()
@@ -311,11 +343,23 @@ pub(crate) async fn login(
     )
     .await?;
     tracing::info!(user = %user.name, "Logged in.");
-    Ok(axum::Json(LoginAnswer {
+    Ok(LoginAnswer {
         access_token: issued.secret,
         token_type: "bearer",
         expires_in: ttl.as_secs(),
-    }))
+    })
+}
+
+/// Ends the session of `token`: it is revoked, and works no more.
+pub(crate) async fn end_session(state: &AppState, token: &str) -> Result<(), ApiError> {
+    let store = state.service.store();
+    if let Some(record) = store.token_by_digest(&digest(token)).await?
+        && record.kind == TokenKind::Session
+    {
+        store.revoke_token(&record.id).await?;
+        tracing::info!(user = record.user.as_deref().unwrap_or(""), "Logged out.");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

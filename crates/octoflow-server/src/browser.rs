@@ -103,6 +103,8 @@ pub(crate) async fn require_content_type(
 pub struct AllowedHosts {
     /// The host of `public_url`, lowercase, without port.
     public: Option<String>,
+    /// Whether `public_url` is `https://…`: browsers reach the server over TLS (a proxy's).
+    https: bool,
 }
 
 impl AllowedHosts {
@@ -114,7 +116,17 @@ impl AllowedHosts {
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             Some(strip_port(host).to_ascii_lowercase())
         });
-        Self { public }
+        let https = public_url.is_some_and(|url| {
+            url.get(..8)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        });
+        Self { public, https }
+    }
+
+    /// Whether browsers reach the server over https (`public_url` says so): its cookies are
+    /// then `Secure`.
+    pub(crate) fn https(&self) -> bool {
+        self.https
     }
 
     /// Whether a request naming `host` (the `Host` header) is for this server.

@@ -11,7 +11,8 @@
 //! - [`access`]: password hashes and tokens, shared with the CLI;
 //! - `auth`: resolving a bearer token to a role, and the login;
 //! - `hooks`: the webhook triggers of the flows, served at `/hooks/<path>` and at root
-//!   paths, outside the API's route table (their paths are the flows' own).
+//!   paths, outside the API's route table (their paths are the flows' own);
+//! - `ui`: the web UI under `/ui`, pages rendered on the server.
 
 pub mod access;
 mod api;
@@ -24,6 +25,7 @@ mod http_metrics;
 mod jwt;
 pub mod openapi;
 mod routes;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,6 +149,7 @@ pub fn router(state: AppState) -> Router {
     let shared: Shared = Arc::new(state);
     let hooks = hooks::router(&shared);
     let routes = routes::build(&shared)
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(shared)
         .merge(hooks);

@@ -301,7 +301,7 @@ pub(crate) fn runnable(state: &AppState, name: &str) -> Result<Arc<Flow>, ApiErr
         .ok_or_else(|| ApiError::invalid_flow(name, &entry.problems))
 }
 
-async fn summary(
+pub(crate) async fn summary(
     state: &AppState,
     entry: &FlowEntry,
     next_fires: &HashMap<String, chrono::DateTime<chrono::Utc>>,

@@ -14,3 +14,4 @@ mod openapi;
 mod runs;
 mod schedules;
 mod support;
+mod ui;

@@ -1,0 +1,157 @@
+//! The web UI through HTTP, as a browser uses it: pages, the stylesheet, the login form with
+//! its session cookie and CSRF token, and logout.
+
+use octoflow_core::store::Role;
+
+use crate::support::{Answer, App, Req, get, post};
+
+const FLOW: &str = "name: nightly\ndescription: The nightly export\ntriggers:\n  - schedule: { cron: \"0 2 * * *\" }\nsteps:\n  - name: a\n    set_fact: { value: 1 }\n";
+
+/// The `name=value` parts of an answer's `Set-Cookie` headers, joined as a `Cookie` header.
+fn cookies(answer: &Answer) -> String {
+    answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The value of the page's hidden `csrf` field.
+fn csrf(page: &Answer) -> String {
+    let rest = page.text.split("name=\"csrf\" value=\"").nth(1).unwrap();
+    rest.split('"').next().unwrap().to_owned()
+}
+
+fn form(path: &str, cookie: &str, body: &str) -> Req {
+    post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .raw(body.as_bytes().to_vec())
+}
+
+#[tokio::test]
+async fn an_open_server_shows_its_flows_with_a_cached_stylesheet() {
+    let app = App::builder().flow("nightly.yml", FLOW).build();
+    let moved = app.send(get("/ui")).await;
+    assert_eq!(moved.status.as_u16(), 308);
+    assert_eq!(moved.header("location"), Some("/ui/"));
+
+    let page = app.send(get("/ui/")).await.expect(200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for text in [
+        "nightly",
+        "The nightly export",
+        "none yet",
+        "<html lang=\"en\">",
+    ] {
+        assert!(page.text.contains(text), "{text}: {}", page.text);
+    }
+    let css = page
+        .text
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        css.starts_with("/ui/assets/app.")
+            && std::path::Path::new(css).extension() == Some("css".as_ref()),
+        "{css}"
+    );
+    let sheet = app.send(get(css)).await.expect(200);
+    assert_eq!(
+        sheet.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(sheet.text.contains("prefers-color-scheme: dark"));
+    app.send(get("/ui/assets/app.000000000000.css"))
+        .await
+        .expect(404);
+}
+
+#[tokio::test]
+async fn a_user_logs_in_with_the_form_and_out_again() {
+    let app = App::builder().flow("nightly.yml", FLOW).build();
+    app.user("ada", Role::Operator, "correct horse").await;
+
+    // Not logged in: the flows page sends the browser to the login form.
+    let away = app.send(get("/ui/")).await;
+    assert_eq!(away.status.as_u16(), 303);
+    assert_eq!(away.header("location"), Some("/ui/login"));
+    let login = app.send(get("/ui/login")).await.expect(200);
+    let seed = cookies(&login);
+    assert!(seed.starts_with("octoflow_csrf="), "{seed}");
+    let token = csrf(&login);
+
+    // A form without the browser's token changes nothing.
+    app.send(form(
+        "/ui/login",
+        &seed,
+        "username=ada&password=correct+horse&csrf=0",
+    ))
+    .await
+    .expect(403);
+    let wrong = app
+        .send(form(
+            "/ui/login",
+            &seed,
+            &format!("username=ada&password=nope&csrf={token}"),
+        ))
+        .await
+        .expect(401);
+    assert!(
+        wrong.text.contains("Wrong user name or password."),
+        "{}",
+        wrong.text
+    );
+    assert!(wrong.text.contains("value=\"ada\""), "the name is kept");
+
+    let welcome = app
+        .send(form(
+            "/ui/login",
+            &seed,
+            &format!("username=ada&password=correct+horse&csrf={token}"),
+        ))
+        .await
+        .expect(303);
+    let set = welcome.header("set-cookie").unwrap().to_owned();
+    for part in [
+        "octoflow_session=oft_",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/ui",
+    ] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(!set.contains("Secure"), "no https here: {set}");
+    let cookie = format!("{seed}; {}", cookies(&welcome));
+    let page = app
+        .send(get("/ui/").header("cookie", &cookie))
+        .await
+        .expect(200);
+    assert!(page.text.contains("ada (operator)"), "{}", page.text);
+    assert!(page.text.contains("nightly"));
+
+    // Logout needs the session's own token (the login form's is not it), then ends it.
+    let session_csrf = csrf(&page);
+    assert_ne!(session_csrf, token);
+    app.send(form("/ui/logout", &cookie, &format!("csrf={token}")))
+        .await
+        .expect(403);
+    let out = app
+        .send(form("/ui/logout", &cookie, &format!("csrf={session_csrf}")))
+        .await
+        .expect(303);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    // The old cookie works no more: its token was revoked.
+    let again = app.send(get("/ui/").header("cookie", &cookie)).await;
+    assert_eq!(again.status.as_u16(), 303, "{}", again.text);
+}
