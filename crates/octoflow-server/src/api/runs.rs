@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use octoflow_core::service::RetryError;
-use octoflow_core::store::{Paged, Run, RunFilter, RunStatus, StepRun};
+use octoflow_core::store::{Page, Paged, Run, RunFilter, RunStatus, StepRun};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -23,7 +23,7 @@ use crate::{AppState, Shared};
 pub(crate) use super::logs::logs;
 
 /// Filters of `GET /api/v1/runs`.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct RunsQuery {
     /// Only this flow.
@@ -43,7 +43,8 @@ pub(crate) struct RunsQuery {
 }
 
 impl RunsQuery {
-    fn filter(&self) -> Result<RunFilter, ApiError> {
+    /// The filter the query asks for; a bad value is `400` naming its field.
+    pub(crate) fn filter(&self) -> Result<RunFilter, ApiError> {
         let mut status = Vec::new();
         for word in self.status.iter().flat_map(|s| s.split(',')) {
             let word = word.trim();
@@ -83,6 +84,17 @@ fn time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiErr
         })
 }
 
+impl RunsQuery {
+    /// The page the query asks for; a bad value is `400` naming its field.
+    pub(crate) fn page(&self) -> Result<Page, ApiError> {
+        PageQuery {
+            page: self.page.clone(),
+            per_page: self.per_page.clone(),
+        }
+        .page()
+    }
+}
+
 /// Lists runs, newest first.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
     responses((status = 200, description = "A page of runs", body = inline(Paged<Run>)),
@@ -93,11 +105,7 @@ pub(crate) async fn list(
     ApiQuery(query): ApiQuery<RunsQuery>,
 ) -> Result<axum::Json<Paged<Run>>, ApiError> {
     let filter = query.filter()?;
-    let page = PageQuery {
-        page: query.page.clone(),
-        per_page: query.per_page.clone(),
-    }
-    .page()?;
+    let page = query.page()?;
     let mut runs = state.service.store().list_runs(&filter, page).await?;
     for run in &mut runs.items {
         redact(&state, run);

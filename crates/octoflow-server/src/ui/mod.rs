@@ -5,10 +5,14 @@
 //!
 //! - `assets`: the stylesheet under a content-hashed name;
 //! - `session`: the cookies and the CSRF token every form carries;
-//! - `pages`: the pages, each a handler rendering one template.
+//! - `pages`: what every page shares, and the flows page;
+//! - `runs`: the runs list and a run's page;
+//! - `login`: the login form and logout.
 
 mod assets;
+mod login;
 mod pages;
+mod runs;
 mod session;
 
 use axum::Router;
@@ -21,7 +25,9 @@ pub(crate) fn router() -> Router<Shared> {
     Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::flows))
-        .route("/ui/login", get(pages::login_form).post(pages::log_in))
-        .route("/ui/logout", post(pages::log_out))
+        .route("/ui/runs", get(runs::list))
+        .route("/ui/runs/{id}", get(runs::show))
+        .route("/ui/login", get(login::login_form).post(login::log_in))
+        .route("/ui/logout", post(login::log_out))
         .route("/ui/assets/{file}", get(assets::serve))
 }

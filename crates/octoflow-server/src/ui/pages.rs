@@ -1,24 +1,22 @@
-//! The UI's pages: each handler finds who is asking (the session cookie, as the API's rules
-//! say), gathers what its page shows and renders its template. A browser that may not see a
-//! page is sent to the login form.
+//! What every page shares — the templates, rendering with the cookies a browser needs, the
+//! caller from the session cookie (a browser that may not see a page is sent to the login
+//! form) — and the flows page.
 
 use std::sync::OnceLock;
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
 use minijinja::{Environment, Value as Template, context};
 use octoflow_core::store::{Page, Role, RunFilter};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::assets;
 use super::session::{self, Browser};
 use crate::Shared;
 use crate::api::flows::summary;
-use crate::auth::{self, Caller, LoginRequest};
+use crate::auth::{self, Caller};
 use crate::error::ApiError;
 
 /// Runs shown as marks beside each flow.
@@ -33,6 +31,8 @@ fn templates() -> &'static Environment<'static> {
             ("base.html", include_str!("templates/base.html")),
             ("login.html", include_str!("templates/login.html")),
             ("flows.html", include_str!("templates/flows.html")),
+            ("runs.html", include_str!("templates/runs.html")),
+            ("run.html", include_str!("templates/run.html")),
         ] {
             env.add_template(name, source)
                 .expect("the UI's templates are checked by its tests");
@@ -43,7 +43,7 @@ fn templates() -> &'static Environment<'static> {
 
 /// A page: `template` rendered with `values` and what every page shows, with the cookies the
 /// browser needs.
-fn render(
+pub(super) fn render(
     state: &Shared,
     browser: &Browser,
     status: StatusCode,
@@ -69,12 +69,12 @@ fn render(
 }
 
 /// Whether cookies are marked `Secure`: the server is reached over https.
-fn secure(state: &Shared) -> bool {
+pub(super) fn secure(state: &Shared) -> bool {
     state.hosts.https()
 }
 
 /// What a page says of its caller.
-fn who(caller: &Caller, browser: &Browser) -> Template {
+pub(super) fn who(caller: &Caller, browser: &Browser) -> Template {
     Template::from(Serde(json!({
         "name": caller.name,
         "role": caller.role.as_str(),
@@ -83,7 +83,11 @@ fn who(caller: &Caller, browser: &Browser) -> Template {
 }
 
 /// The caller of a page, or the login form's address when the browser must log in first.
-async fn caller(state: &Shared, browser: &Browser, needed: Role) -> Result<Caller, Response> {
+pub(super) async fn caller(
+    state: &Shared,
+    browser: &Browser,
+    needed: Role,
+) -> Result<Caller, Response> {
     match auth::browser_caller(state, &Method::GET, browser.session.as_deref()).await {
         Ok(Some(caller)) if caller.role.allows(needed) => Ok(caller),
         Ok(_) => Err(Redirect::to("/ui/login").into_response()),
@@ -146,105 +150,4 @@ async fn flow_rows(state: &Shared) -> Result<Vec<Value>, ApiError> {
         rows.push(row);
     }
     Ok(rows)
-}
-
-/// `GET /ui/login`: the login form (the flows page when no login is needed).
-pub(super) async fn login_form(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let browser = Browser::of(&headers);
-    if matches!(auth::browser_caller(&state, &Method::GET, None).await, Ok(Some(caller)) if !caller.anonymous)
-    {
-        return Redirect::to("/ui/").into_response();
-    }
-    render(
-        &state,
-        &browser,
-        StatusCode::OK,
-        "login.html",
-        context! { username => "" },
-    )
-}
-
-/// The login form's fields.
-#[derive(Debug, Deserialize)]
-pub(super) struct LoginForm {
-    username: String,
-    password: String,
-    #[serde(default)]
-    csrf: String,
-}
-
-/// `POST /ui/login`: a session cookie for the right name and password, then the flows page;
-/// the form again, with the error, otherwise.
-pub(super) async fn log_in(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    let credentials = LoginRequest {
-        username: form.username.clone(),
-        password: form.password,
-    };
-    match auth::log_in(&state, credentials).await {
-        Ok(answer) => {
-            let mut response = Redirect::to("/ui/").into_response();
-            session::append(
-                response.headers_mut(),
-                session::start_session(&answer.access_token, answer.expires_in, secure(&state)),
-            );
-            response
-        }
-        Err(error) if error.code == crate::error::Code::Unauthenticated => render(
-            &state,
-            &browser,
-            StatusCode::UNAUTHORIZED,
-            "login.html",
-            context! { username => form.username, error => "Wrong user name or password." },
-        ),
-        Err(error) => error.into_response(),
-    }
-}
-
-/// The logout form's fields.
-#[derive(Debug, Deserialize)]
-pub(super) struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-/// `POST /ui/logout`: the session ends (its token is revoked) and the cookie is cleared.
-pub(super) async fn log_out(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    if let Some(token) = &browser.session
-        && let Err(error) = auth::end_session(&state, token).await
-    {
-        return error.into_response();
-    }
-    let mut response = Redirect::to("/ui/login").into_response();
-    session::append(response.headers_mut(), session::end_session(secure(&state)));
-    response
-}
-
-/// The answer to a form without this browser's CSRF token: 403, nothing done.
-fn refused_form(state: &Shared, browser: &Browser) -> Response {
-    let mut response = ApiError::new(
-        crate::error::Code::Forbidden,
-        "the form's CSRF token is missing or stale; reload the page and try again",
-    )
-    .into_response();
-    session::append(
-        response.headers_mut(),
-        browser.cookies_to_set(secure(state)),
-    );
-    response
 }

@@ -155,3 +155,52 @@ async fn a_user_logs_in_with_the_form_and_out_again() {
     let again = app.send(get("/ui/").header("cookie", &cookie)).await;
     assert_eq!(again.status.as_u16(), 303, "{}", again.text);
 }
+
+#[tokio::test]
+async fn runs_are_listed_filtered_and_shown_with_their_steps() {
+    let flow = "name: sums\nparams: { n: { type: integer, default: 1 } }\nsteps:\n  - name: add\n    set_fact: { value: { total: \"{{ params.n + 1 }}\" } }\n  - name: check\n    exec: { command: [sh, -c, \"test {{ params.n }} -lt 3\"] }\n";
+    let app = App::builder().flow("sums.yml", flow).workers().build();
+    let mut ids = Vec::new();
+    for n in [1, 5] {
+        let run = app
+            .send(post("/api/v1/flows/sums/runs").json(&serde_json::json!({"params": {"n": n}})))
+            .await
+            .expect(201)
+            .json();
+        let id = run["id"].as_str().unwrap().to_owned();
+        app.finished(&id).await;
+        ids.push(id);
+    }
+
+    let all = app.send(get("/ui/runs")).await.expect(200);
+    assert!(all.text.contains("2 runs"), "{}", all.text);
+    for id in &ids {
+        assert!(all.text.contains(&format!("/ui/runs/{id}")), "{id}");
+    }
+    let failed = app.send(get("/ui/runs?status=failed")).await.expect(200);
+    assert!(failed.text.contains(&ids[1]) && !failed.text.contains(&ids[0]));
+    let bad = app.send(get("/ui/runs?status=lost")).await.expect(400);
+    assert!(
+        bad.text.contains("unknown run status `lost`"),
+        "{}",
+        bad.text
+    );
+
+    let page = app
+        .send(get(&format!("/ui/runs/{}", ids[1])))
+        .await
+        .expect(200);
+    for text in [
+        "add",
+        "check",
+        "failed",
+        "succeeded",
+        "<details><summary>JSON</summary>",
+        "\"total\": 6",
+    ] {
+        assert!(page.text.contains(text), "{text}: {}", page.text);
+    }
+    app.send(get("/ui/runs/0193a0e0-0000-7000-8000-000000000000"))
+        .await
+        .expect(404);
+}

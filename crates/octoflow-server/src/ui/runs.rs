@@ -1,0 +1,157 @@
+//! The runs pages: the list, filtered by flow, status, trigger and time and paginated as the
+//! API's `GET /api/v1/runs`, and one run with its step attempts, error and results.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use minijinja::context;
+use minijinja::value::Serde;
+use octoflow_core::store::{Role, RunStatus};
+use serde_json::{Value, json};
+
+use super::pages::{caller, render, who};
+use super::session::Browser;
+use crate::Shared;
+use crate::api::find_run;
+use crate::api::runs::{RunsQuery, redact};
+
+/// `GET /ui/runs`: a page of runs, newest first, with the filter form.
+pub(super) async fn list(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<RunsQuery>,
+) -> Response {
+    let browser = Browser::of(&headers);
+    let caller = match caller(&state, &browser, Role::Viewer).await {
+        Ok(caller) => caller,
+        Err(answer) => return answer,
+    };
+    let flow_names: Vec<String> = state
+        .flows
+        .entries()
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    let statuses: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let common = context! {
+        page => "runs", caller => who(&caller, &browser), query => Serde(&query),
+        flow_names => flow_names, statuses => statuses,
+    };
+    let found = match (query.filter(), query.page()) {
+        (Ok(filter), Ok(page)) => state
+            .service
+            .store()
+            .list_runs(&filter, page)
+            .await
+            .map_err(crate::error::ApiError::from),
+        (Err(error), _) | (_, Err(error)) => {
+            return render(
+                &state,
+                &browser,
+                StatusCode::BAD_REQUEST,
+                "runs.html",
+                context! { error => error.message, ..common },
+            );
+        }
+    };
+    let mut found = match found {
+        Ok(found) => found,
+        Err(error) => return error.into_response(),
+    };
+    let runs: Vec<Value> = found
+        .items
+        .iter_mut()
+        .map(|run| {
+            redact(&state, run);
+            let mut row = json!(run);
+            row["took"] = took(run.started_at, run.finished_at).into();
+            row
+        })
+        .collect();
+    let pages = found.total.div_ceil(u64::from(found.per_page)).max(1);
+    let link = |page: u64| {
+        let mut params: Vec<(String, String)> = serde_json::to_value(&query)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
+            .filter(|(k, v)| k != "page" && !v.is_empty())
+            .collect();
+        params.push(("page".to_owned(), page.to_string()));
+        format!(
+            "/ui/runs?{}",
+            serde_urlencoded::to_string(params).unwrap_or_default()
+        )
+    };
+    let page = u64::from(found.page);
+    render(
+        &state,
+        &browser,
+        StatusCode::OK,
+        "runs.html",
+        context! {
+            runs => Serde(runs),
+            page => page, pages => pages, total => found.total,
+            prev => (page > 1).then(|| link(page - 1)),
+            next => (page < pages).then(|| link(page + 1)),
+            ..common,
+        },
+    )
+}
+
+/// `GET /ui/runs/{id}`: one run, its step attempts on a timeline of start times and
+/// durations, its error and each step's result.
+pub(super) async fn show(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let browser = Browser::of(&headers);
+    let caller = match caller(&state, &browser, Role::Viewer).await {
+        Ok(caller) => caller,
+        Err(answer) => return answer,
+    };
+    let mut run = match find_run(&state, &id).await {
+        Ok(run) => run,
+        Err(error) => return error.into_response(),
+    };
+    redact(&state, &mut run);
+    let steps = match state.service.store().step_runs(&run.id).await {
+        Ok(steps) => steps,
+        Err(error) => return crate::error::ApiError::from(error).into_response(),
+    };
+    let redactor = state.service.engine().redactor();
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|step| {
+            let mut row = json!(step);
+            row["took"] = took(Some(step.started_at), step.finished_at).into();
+            if let Some(result) = &step.result {
+                row["result"] = redactor.value(result);
+            }
+            row
+        })
+        .collect();
+    render(
+        &state,
+        &browser,
+        StatusCode::OK,
+        "run.html",
+        context! {
+            page => "runs", caller => who(&caller, &browser),
+            run => Serde(&run), steps => Serde(steps),
+        },
+    )
+}
+
+/// How long something took, for people (`0.42 s`, `3 min 20 s`); `None` until it ended.
+fn took(started: Option<DateTime<Utc>>, finished: Option<DateTime<Utc>>) -> Option<String> {
+    let millis = (finished? - started?).num_milliseconds().max(0);
+    Some(if millis < 60_000 {
+        format!("{}.{:02} s", millis / 1000, (millis % 1000) / 10)
+    } else {
+        format!("{} min {} s", millis / 60_000, (millis % 60_000) / 1000)
+    })
+}
