@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use octoflow_core::service::RetryError;
-use octoflow_core::store::{Page, Paged, Run, RunFilter, RunStatus, StepRun};
+use octoflow_core::store::{Admitted, Page, Paged, Run, RunFilter, RunStatus, StepRun};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -275,7 +275,13 @@ pub(crate) async fn cancel(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Run>, ApiError> {
-    let run = find_run(&state, &id).await?;
+    Ok(axum::Json(cancel_run(&state, &id).await?))
+}
+
+/// Cancels run `id` (see [`Service::cancel`](octoflow_core::service::Service::cancel));
+/// an ended run is `409`. Returns the run as it is now, redacted.
+pub(crate) async fn cancel_run(state: &AppState, id: &str) -> Result<Run, ApiError> {
+    let run = find_run(state, id).await?;
     if run.status.is_final() {
         return Err(ended(&run));
     }
@@ -284,8 +290,8 @@ pub(crate) async fn cancel(
         .cancel(&run.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
-    redact(&state, &mut run);
-    Ok(axum::Json(run))
+    redact(state, &mut run);
+    Ok(run)
 }
 
 fn ended(run: &Run) -> ApiError {
@@ -320,7 +326,19 @@ pub(crate) async fn retry(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RetryRequest>,
 ) -> Result<Response, ApiError> {
-    let run = find_run(&state, &id).await?;
+    Ok(admitted_response(
+        retry_run(&state, &id, body.from_failed).await?,
+    ))
+}
+
+/// Starts a new run of run `id`'s flow with its params and input (from its failed step with
+/// `from_failed`); a run not ended yet is `409`.
+pub(crate) async fn retry_run(
+    state: &AppState,
+    id: &str,
+    from_failed: bool,
+) -> Result<Admitted, ApiError> {
+    let run = find_run(state, id).await?;
     if !run.status.is_final() {
         return Err(ApiError::conflict(format!(
             "run `{}` has not ended yet ({}); cancel it first",
@@ -328,9 +346,9 @@ pub(crate) async fn retry(
         ))
         .with_details(json!({ "run_id": run.id, "status": run.status })));
     }
-    runnable(&state, &run.flow)?;
-    match state.service.retry(&run, body.from_failed).await {
-        Ok(admitted) => Ok(admitted_response(admitted)),
+    runnable(state, &run.flow)?;
+    match state.service.retry(&run, from_failed).await {
+        Ok(admitted) => Ok(admitted),
         Err(RetryError::NotEnded(_)) => Err(ended(&run)),
         Err(RetryError::FlowGone(flow)) => Err(no_flow(&flow)),
         Err(RetryError::Accept(error)) => Err(error.into()),

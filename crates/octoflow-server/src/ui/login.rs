@@ -102,7 +102,7 @@ pub(super) async fn log_out(
 }
 
 /// The answer to a form without this browser's CSRF token: 403, nothing done.
-fn refused_form(state: &Shared, browser: &Browser) -> Response {
+pub(super) fn refused_form(state: &Shared, browser: &Browser) -> Response {
     let mut response = ApiError::new(
         Code::Forbidden,
         "the form's CSRF token is missing or stale; reload the page and try again",

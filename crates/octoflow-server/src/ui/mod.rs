@@ -7,8 +7,10 @@
 //! - `session`: the cookies and the CSRF token every form carries;
 //! - `pages`: what every page shares, and the flows page;
 //! - `runs`: the runs list and a run's page;
+//! - `actions`: cancel and retry from a run's page;
 //! - `login`: the login form and logout.
 
+mod actions;
 mod assets;
 mod login;
 mod pages;
@@ -27,6 +29,8 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/ui/", get(pages::flows))
         .route("/ui/runs", get(runs::list))
         .route("/ui/runs/{id}", get(runs::show))
+        .route("/ui/runs/{id}/cancel", post(actions::cancel))
+        .route("/ui/runs/{id}/retry", post(actions::retry))
         .route("/ui/login", get(login::login_form).post(login::log_in))
         .route("/ui/logout", post(login::log_out))
         .route("/ui/assets/{file}", get(assets::serve))

@@ -17,7 +17,7 @@ use super::session::{self, Browser};
 use crate::Shared;
 use crate::api::flows::summary;
 use crate::auth::{self, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Runs shown as marks beside each flow.
 const RECENT_RUNS: u32 = 10;
@@ -33,6 +33,7 @@ fn templates() -> &'static Environment<'static> {
             ("flows.html", include_str!("templates/flows.html")),
             ("runs.html", include_str!("templates/runs.html")),
             ("run.html", include_str!("templates/run.html")),
+            ("failed.html", include_str!("templates/failed.html")),
         ] {
             env.add_template(name, source)
                 .expect("the UI's templates are checked by its tests");
@@ -90,9 +91,25 @@ pub(super) async fn caller(
 ) -> Result<Caller, Response> {
     match auth::browser_caller(state, &Method::GET, browser.session.as_deref()).await {
         Ok(Some(caller)) if caller.role.allows(needed) => Ok(caller),
+        Ok(Some(caller)) if !caller.anonymous => Err(ApiError::new(
+            Code::Forbidden,
+            format!("this needs the `{needed}` role; you have `{}`", caller.role),
+        )
+        .into_response()),
         Ok(_) => Err(Redirect::to("/ui/login").into_response()),
         Err(error) => Err(error.into_response()),
     }
+}
+
+/// A page saying what went wrong with an action, with a way back.
+pub(super) fn failed(state: &Shared, browser: &Browser, error: &ApiError, back: &str) -> Response {
+    render(
+        state,
+        browser,
+        error.code.status(),
+        "failed.html",
+        context! { message => error.message.clone(), back => back },
+    )
 }
 
 /// `GET /ui`: the flows page's address.

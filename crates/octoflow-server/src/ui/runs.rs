@@ -141,6 +141,9 @@ pub(super) async fn show(
         "run.html",
         context! {
             page => "runs", caller => who(&caller, &browser),
+            operator => caller.role.allows(Role::Operator),
+            ended => run.status.is_final(),
+            failed => run.status != RunStatus::Succeeded,
             run => Serde(&run), steps => Serde(steps),
         },
     )

@@ -204,3 +204,154 @@ async fn runs_are_listed_filtered_and_shown_with_their_steps() {
         .await
         .expect(404);
 }
+
+/// Waits (at most 20 s) until run `id` has ended; its record, read with `token`.
+async fn ended(app: &App, token: &str, id: &str) -> serde_json::Value {
+    for _ in 0..400 {
+        let run = app
+            .send(get(&format!("/api/v1/runs/{id}")).bearer(token))
+            .await
+            .json();
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            return run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("run {id} did not end");
+}
+
+/// Logs `user` in through the form; the browser's `Cookie` header afterwards.
+async fn logged_in(app: &App, user: &str, password: &str) -> String {
+    let login = app.send(get("/ui/login")).await.expect(200);
+    let seed = cookies(&login);
+    let body = format!("username={user}&password={password}&csrf={}", csrf(&login));
+    let welcome = app.send(form("/ui/login", &seed, &body)).await.expect(303);
+    format!("{seed}; {}", cookies(&welcome))
+}
+
+#[tokio::test]
+async fn an_operator_cancels_and_retries_and_a_viewer_sees_no_buttons() {
+    let flow = "name: steps\nparams: { fail: { type: boolean, default: false }, nap: { type: number, default: 0 } }\nsteps:\n  - name: first\n    set_fact: { value: 1 }\n  - name: second\n    exec: { command: [sh, -c, \"sleep {{ params.nap }}; test {{ params.fail | lower }} = false\"] }\n";
+    let app = App::builder().flow("steps.yml", flow).workers().build();
+    app.user("olga", Role::Operator, "pw-olga-1").await;
+    app.user("vic", Role::Viewer, "pw-vic-1").await;
+    let admin = app.token(Role::Admin, None).await;
+    let start = |params: serde_json::Value| {
+        post("/api/v1/flows/steps/runs")
+            .bearer(&admin)
+            .json(&serde_json::json!({ "params": params }))
+    };
+    let failed = app
+        .send(start(serde_json::json!({"fail": true})))
+        .await
+        .expect(201)
+        .json();
+    let failed = failed["id"].as_str().unwrap().to_owned();
+    app.send(get(&format!("/api/v1/runs/{failed}")).bearer(&admin))
+        .await;
+    let long = app
+        .send(start(serde_json::json!({"nap": 30})))
+        .await
+        .expect(201)
+        .json();
+    let long = long["id"].as_str().unwrap().to_owned();
+
+    // A viewer sees the run, no buttons, and is refused the action anyway.
+    let viewer = logged_in(&app, "vic", "pw-vic-1").await;
+    let page = app
+        .send(get(&format!("/ui/runs/{long}")).header("cookie", &viewer))
+        .await
+        .expect(200);
+    assert!(
+        !page
+            .text
+            .contains("<button type=\"submit\">Cancel</button>"),
+        "{}",
+        page.text
+    );
+    let refused = app
+        .send(form(
+            &format!("/ui/runs/{long}/cancel"),
+            &viewer,
+            &format!("csrf={}", csrf(&page)),
+        ))
+        .await
+        .expect(403);
+    assert!(refused.text.contains("operator"), "{}", refused.text);
+
+    // An operator cancels the long run from its page.
+    let operator = logged_in(&app, "olga", "pw-olga-1").await;
+    let page = app
+        .send(get(&format!("/ui/runs/{long}")).header("cookie", &operator))
+        .await
+        .expect(200);
+    assert!(
+        page.text
+            .contains("<button type=\"submit\">Cancel</button>")
+    );
+    let token = csrf(&page);
+    app.send(form(
+        &format!("/ui/runs/{long}/cancel"),
+        &operator,
+        "csrf=stale",
+    ))
+    .await
+    .expect(403);
+    let done = app
+        .send(form(
+            &format!("/ui/runs/{long}/cancel"),
+            &operator,
+            &format!("csrf={token}"),
+        ))
+        .await
+        .expect(303);
+    assert_eq!(
+        done.header("location"),
+        Some(format!("/ui/runs/{long}").as_str())
+    );
+    assert_eq!(ended(&app, &admin, &long).await["status"], "cancelled");
+
+    // And retries the failed one from its failed step: a new run, shown next.
+    assert_eq!(ended(&app, &admin, &failed).await["status"], "failed");
+    let page = app
+        .send(get(&format!("/ui/runs/{failed}")).header("cookie", &operator))
+        .await
+        .expect(200);
+    assert!(page.text.contains("Retry from the failed step"));
+    let moved = app
+        .send(form(
+            &format!("/ui/runs/{failed}/retry"),
+            &operator,
+            &format!("csrf={token}&from_failed=1"),
+        ))
+        .await
+        .expect(303);
+    let new = moved
+        .header("location")
+        .unwrap()
+        .trim_start_matches("/ui/runs/")
+        .to_owned();
+    assert_ne!(new, failed);
+    let retried = ended(&app, &admin, &new).await;
+    assert_eq!(retried["trigger"]["kind"], "retry", "{retried}");
+    // Retrying a run that has not ended is refused with a page saying why.
+    let running = app
+        .send(start(serde_json::json!({"nap": 30})))
+        .await
+        .expect(201)
+        .json();
+    let running = running["id"].as_str().unwrap();
+    let refused = app
+        .send(form(
+            &format!("/ui/runs/{running}/retry"),
+            &operator,
+            &format!("csrf={token}"),
+        ))
+        .await
+        .expect(409);
+    assert!(
+        refused.text.contains("has not ended yet"),
+        "{}",
+        refused.text
+    );
+}
