@@ -91,11 +91,13 @@ pub(super) async fn caller(
 ) -> Result<Caller, Response> {
     match auth::browser_caller(state, &Method::GET, browser.session.as_deref()).await {
         Ok(Some(caller)) if caller.role.allows(needed) => Ok(caller),
-        Ok(Some(caller)) if !caller.anonymous => Err(ApiError::new(
-            Code::Forbidden,
-            format!("this needs the `{needed}` role; you have `{}`", caller.role),
-        )
-        .into_response()),
+        Ok(Some(caller)) if !caller.anonymous => {
+            let refused = ApiError::new(
+                Code::Forbidden,
+                format!("this needs the `{needed}` role; you have `{}`", caller.role),
+            );
+            Err(failed(state, browser, &refused, "/ui/"))
+        }
         Ok(_) => Err(Redirect::to("/ui/login").into_response()),
         Err(error) => Err(error.into_response()),
     }
