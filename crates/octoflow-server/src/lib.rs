@@ -149,7 +149,7 @@ pub fn router(state: AppState) -> Router {
     let shared: Shared = Arc::new(state);
     let hooks = hooks::router(&shared);
     let routes = routes::build(&shared)
-        .merge(ui::router())
+        .merge(ui::router(&shared))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(shared)
         .merge(hooks);

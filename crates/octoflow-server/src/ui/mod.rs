@@ -18,12 +18,50 @@ mod runs;
 mod session;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::Shared;
+use crate::{Shared, browser};
 
-/// The routes of the UI.
-pub(crate) fn router() -> Router<Shared> {
+/// What every page may load and do: its own stylesheet and forms, nothing from elsewhere,
+/// never inside another site's frame.
+const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The routes of the UI, answering only to this server's names (as the API does: a page of
+/// a rebound domain gets nothing), each answer with the page policy.
+pub(crate) fn router(shared: &Shared) -> Router<Shared> {
+    pages()
+        .route_layer(from_fn(protect))
+        .route_layer(from_fn_with_state(
+            shared.hosts.clone(),
+            browser::require_own_host,
+        ))
+}
+
+/// Sets the page policy and its companions on an answer.
+async fn protect(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+fn pages() -> Router<Shared> {
     Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::flows))
