@@ -345,7 +345,7 @@ pub(crate) async fn summary(
     })
 }
 
-async fn detail(state: &AppState, entry: &FlowEntry) -> Result<FlowDetail, ApiError> {
+pub(crate) async fn detail(state: &AppState, entry: &FlowEntry) -> Result<FlowDetail, ApiError> {
     let flow = entry.flow.as_deref();
     let next_fires = state.scheduler.next_fires().await?;
     Ok(FlowDetail {

@@ -6,12 +6,14 @@
 //! - `assets`: the stylesheet under a content-hashed name;
 //! - `session`: the cookies and the CSRF token every form carries;
 //! - `pages`: what every page shares, and the flows page;
+//! - `flow`: a flow's page and its run form;
 //! - `runs`: the runs list and a run's page;
 //! - `actions`: cancel and retry from a run's page;
 //! - `login`: the login form and logout.
 
 mod actions;
 mod assets;
+mod flow;
 mod login;
 mod pages;
 mod runs;
@@ -65,6 +67,8 @@ fn pages() -> Router<Shared> {
     Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::flows))
+        .route("/ui/flows/{name}", get(flow::show))
+        .route("/ui/flows/{name}/run", post(flow::run))
         .route("/ui/runs", get(runs::list))
         .route("/ui/runs/{id}", get(runs::show))
         .route("/ui/runs/{id}/cancel", post(actions::cancel))

@@ -34,6 +34,7 @@ fn templates() -> &'static Environment<'static> {
             ("runs.html", include_str!("templates/runs.html")),
             ("run.html", include_str!("templates/run.html")),
             ("failed.html", include_str!("templates/failed.html")),
+            ("flow.html", include_str!("templates/flow.html")),
         ] {
             env.add_template(name, source)
                 .expect("the UI's templates are checked by its tests");

@@ -362,3 +362,89 @@ async fn an_operator_cancels_a_run_and_retries_one_from_its_failed_step() {
         .await
         .expect(200);
 }
+
+const LAUNCH: &str = r#"name: launch
+description: Starts a job
+params:
+  project: { type: string, required: true, description: The project }
+  env: { type: string, enum: [qas, prd], default: qas }
+  count: { type: integer, default: 1, minimum: 1 }
+triggers:
+  - webhook: { path: launch }
+steps:
+  - name: a
+    set_fact: { value: "{{ params.project }}-{{ params.env }}-{{ params.count }}" }
+"#;
+
+#[tokio::test]
+async fn a_flow_is_started_from_its_form_and_a_bad_value_is_shown_at_its_field() {
+    let app = App::builder().flow("launch.yml", LAUNCH).workers().build();
+    let page = app.send(get("/ui/flows/launch")).await.expect(200);
+    // HTML escapes `/` as `&#x2f;`: read the text as a browser shows it.
+    let shown = page.text.replace("&#x2f;", "/");
+    for text in [
+        "Starts a job",
+        "<code>/hooks/launch</code>",
+        "name=\"p.project\"",
+        "<option>prd</option>",
+        "inputmode=\"decimal\"",
+        "set_fact",
+    ] {
+        assert!(shown.contains(text), "{text}: {shown}");
+    }
+    let seed = cookies(&page);
+    let token = csrf(&page);
+
+    // A count that is not a number, then one below the minimum: each shown at its field,
+    // with what was typed kept; nothing runs.
+    let bad = app
+        .send(form(
+            "/ui/flows/launch/run",
+            &seed,
+            &format!("csrf={token}&p.project=apollo&p.env=prd&p.count=many"),
+        ))
+        .await
+        .expect(400);
+    assert!(bad.text.contains("id=\"err-count\""), "{}", bad.text);
+    assert!(
+        bad.text.contains("`many` is not a valid integer"),
+        "{}",
+        bad.text
+    );
+    assert!(bad.text.contains("value=\"apollo\""));
+    let missing = app
+        .send(form(
+            "/ui/flows/launch/run",
+            &seed,
+            &format!("csrf={token}&p.count=0"),
+        ))
+        .await
+        .expect(400);
+    assert!(
+        missing.text.contains("id=\"err-project\""),
+        "{}",
+        missing.text
+    );
+    let runs = app.send(get("/api/v1/runs")).await.json();
+    assert_eq!(runs["total"], 0, "nothing ran");
+
+    let started = app
+        .send(form(
+            "/ui/flows/launch/run",
+            &seed,
+            &format!("csrf={token}&p.project=apollo&p.env=prd&p.count="),
+        ))
+        .await
+        .expect(303);
+    let id = started
+        .header("location")
+        .unwrap()
+        .trim_start_matches("/ui/runs/")
+        .to_owned();
+    let run = app.finished(&id).await;
+    assert_eq!(
+        run["params"],
+        serde_json::json!({"project": "apollo", "env": "prd", "count": 1})
+    );
+    assert_eq!(run["trigger"]["detail"]["via"], "ui");
+}
