@@ -16,7 +16,7 @@ use super::session::Browser;
 use crate::Shared;
 use crate::api::runs::{cancel_run, retry_run};
 
-/// The fields of a run's action forms.
+/// The fields of an action's form.
 #[derive(Debug, Deserialize)]
 pub(super) struct ActionForm {
     #[serde(default)]
@@ -24,6 +24,13 @@ pub(super) struct ActionForm {
     /// Retry from the failed step (`1`).
     #[serde(default)]
     from_failed: Option<String>,
+}
+
+impl ActionForm {
+    /// The form's CSRF token.
+    pub(super) fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// `POST /ui/runs/{id}/cancel`.

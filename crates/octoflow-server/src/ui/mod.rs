@@ -9,6 +9,7 @@
 //! - `flow`: a flow's page and its run form;
 //! - `runs`: the runs list and a run's page;
 //! - `actions`: cancel and retry from a run's page;
+//! - `schedules`: the schedules, paused, resumed and removed by admins;
 //! - `login`: the login form and logout.
 
 mod actions;
@@ -17,6 +18,7 @@ mod flow;
 mod login;
 mod pages;
 mod runs;
+mod schedules;
 mod session;
 
 use axum::Router;
@@ -73,6 +75,8 @@ fn pages() -> Router<Shared> {
         .route("/ui/runs/{id}", get(runs::show))
         .route("/ui/runs/{id}/cancel", post(actions::cancel))
         .route("/ui/runs/{id}/retry", post(actions::retry))
+        .route("/ui/schedules", get(schedules::list))
+        .route("/ui/schedules/{id}/{action}", post(schedules::change))
         .route("/ui/login", get(login::login_form).post(login::log_in))
         .route("/ui/logout", post(login::log_out))
         .route("/ui/assets/{file}", get(assets::serve))

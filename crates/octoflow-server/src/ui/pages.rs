@@ -35,6 +35,7 @@ fn templates() -> &'static Environment<'static> {
             ("run.html", include_str!("templates/run.html")),
             ("failed.html", include_str!("templates/failed.html")),
             ("flow.html", include_str!("templates/flow.html")),
+            ("schedules.html", include_str!("templates/schedules.html")),
         ] {
             env.add_template(name, source)
                 .expect("the UI's templates are checked by its tests");

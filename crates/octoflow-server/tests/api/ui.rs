@@ -448,3 +448,74 @@ async fn a_flow_is_started_from_its_form_and_a_bad_value_is_shown_at_its_field()
     );
     assert_eq!(run["trigger"]["detail"]["via"], "ui");
 }
+
+/// The first schedule, as the API lists it.
+async fn schedule(app: &App) -> serde_json::Value {
+    app.send(get("/api/v1/schedules")).await.json()["items"][0].clone()
+}
+
+#[tokio::test]
+async fn schedules_are_paused_resumed_and_removed_from_their_page() {
+    let app = App::builder().flow("nightly.yml", FLOW).scheduler().build();
+    let page = app.send(get("/ui/schedules")).await.expect(200);
+    let shown = page.text.replace("&#x2f;", "/");
+    assert!(
+        shown.contains("<code>0 2 * * *</code>") && shown.contains("active"),
+        "{shown}"
+    );
+    let seed = cookies(&page);
+    let token = csrf(&page);
+    let id = "flow:nightly:0";
+    app.send(form(&format!("/ui/schedules/{id}/pause"), &seed, "csrf=0"))
+        .await
+        .expect(403);
+    assert_eq!(
+        schedule(&app).await["paused"],
+        false,
+        "a forged form changes nothing"
+    );
+    let back = app
+        .send(form(
+            &format!("/ui/schedules/{id}/pause"),
+            &seed,
+            &format!("csrf={token}"),
+        ))
+        .await
+        .expect(303);
+    assert_eq!(back.header("location"), Some("/ui/schedules"));
+    assert_eq!(schedule(&app).await["paused"], true);
+    app.send(form(
+        &format!("/ui/schedules/{id}/resume"),
+        &seed,
+        &format!("csrf={token}"),
+    ))
+    .await
+    .expect(303);
+    assert_eq!(schedule(&app).await["paused"], false);
+    app.send(form(
+        &format!("/ui/schedules/{id}/remove"),
+        &seed,
+        &format!("csrf={token}"),
+    ))
+    .await
+    .expect(303);
+    assert_eq!(schedule(&app).await["removed"], true);
+    let page = app
+        .send(get("/ui/schedules").header("cookie", &seed))
+        .await
+        .expect(200);
+    assert!(page.text.contains("removed"));
+    let refused = app
+        .send(form(
+            &format!("/ui/schedules/{id}/resume"),
+            &seed,
+            &format!("csrf={token}"),
+        ))
+        .await
+        .expect(409);
+    assert!(
+        refused.text.contains("That was not done"),
+        "{}",
+        refused.text
+    );
+}
