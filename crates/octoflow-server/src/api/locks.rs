@@ -5,9 +5,9 @@ use octoflow_core::store::{LockInfo, Paged};
 use serde::Serialize;
 
 use super::{PageQuery, paginate};
-use crate::Shared;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
+use crate::{AppState, Shared};
 
 /// How many holds a release freed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -39,12 +39,18 @@ pub(crate) async fn release(
     State(state): State<Shared>,
     Path(key): Path<String>,
 ) -> Result<axum::Json<Released>, ApiError> {
-    let released = state.service.store().release_lock(&key).await?;
+    let released = release_key(&state, &key).await?;
+    Ok(axum::Json(Released { released }))
+}
+
+/// Frees `key`; how many runs held it (none is `404`).
+pub(crate) async fn release_key(state: &AppState, key: &str) -> Result<u64, ApiError> {
+    let released = state.service.store().release_lock(key).await?;
     if released == 0 {
         return Err(ApiError::not_found(format!("no lock `{key}`")));
     }
     tracing::info!(key = %key, released, "Lock freed.");
-    Ok(axum::Json(Released { released }))
+    Ok(released)
 }
 
 /// Frees every key.

@@ -10,11 +10,13 @@
 //! - `runs`: the runs list and a run's page;
 //! - `actions`: cancel and retry from a run's page;
 //! - `schedules`: the schedules, paused, resumed and removed by admins;
+//! - `locks`: the held concurrency keys, freed by operators;
 //! - `login`: the login form and logout.
 
 mod actions;
 mod assets;
 mod flow;
+mod locks;
 mod login;
 mod pages;
 mod runs;
@@ -77,6 +79,8 @@ fn pages() -> Router<Shared> {
         .route("/ui/runs/{id}/retry", post(actions::retry))
         .route("/ui/schedules", get(schedules::list))
         .route("/ui/schedules/{id}/{action}", post(schedules::change))
+        .route("/ui/locks", get(locks::list))
+        .route("/ui/locks/free", post(locks::free))
         .route("/ui/login", get(login::login_form).post(login::log_in))
         .route("/ui/logout", post(login::log_out))
         .route("/ui/assets/{file}", get(assets::serve))

@@ -36,6 +36,7 @@ fn templates() -> &'static Environment<'static> {
             ("failed.html", include_str!("templates/failed.html")),
             ("flow.html", include_str!("templates/flow.html")),
             ("schedules.html", include_str!("templates/schedules.html")),
+            ("locks.html", include_str!("templates/locks.html")),
         ] {
             env.add_template(name, source)
                 .expect("the UI's templates are checked by its tests");

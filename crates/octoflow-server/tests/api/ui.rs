@@ -519,3 +519,43 @@ async fn schedules_are_paused_resumed_and_removed_from_their_page() {
         refused.text
     );
 }
+
+#[tokio::test]
+async fn a_held_key_is_shown_and_freed_from_the_locks_page() {
+    let flow = "name: deploy\nconcurrency: { key: prod, policy: queue }\nsteps:\n  - name: nap\n    exec: { command: [sleep, \"30\"] }\n";
+    let app = App::builder().flow("deploy.yml", flow).workers().build();
+    let run = app
+        .send(post("/api/v1/flows/deploy/runs"))
+        .await
+        .expect(201)
+        .json();
+    let id = run["id"].as_str().unwrap().to_owned();
+    let mut page = app.send(get("/ui/locks")).await.expect(200);
+    for _ in 0..100 {
+        if page.text.contains("<code>prod</code>") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        page = app.send(get("/ui/locks")).await.expect(200);
+    }
+    assert!(
+        page.text.contains("<code>prod</code>") && page.text.contains(&id[..8]),
+        "{}",
+        page.text
+    );
+    let seed = cookies(&page);
+    let freed = app
+        .send(form(
+            "/ui/locks/free",
+            &seed,
+            &format!("csrf={}&key=prod", csrf(&page)),
+        ))
+        .await
+        .expect(303);
+    assert_eq!(freed.header("location"), Some("/ui/locks"));
+    let locks = app.send(get("/api/v1/locks")).await.json();
+    assert_eq!(locks["total"], 0, "{locks}");
+    app.send(post(&format!("/api/v1/runs/{id}/cancel")))
+        .await
+        .expect(200);
+}
