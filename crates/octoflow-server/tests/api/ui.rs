@@ -539,7 +539,7 @@ async fn a_held_key_is_shown_and_freed_from_the_locks_page() {
         page = app.send(get("/ui/locks")).await.expect(200);
     }
     assert!(
-        page.text.contains("<code>prod</code>") && page.text.contains(&id[..8]),
+        page.text.contains("<code>prod</code>") && page.text.contains(&format!("/ui/runs/{id}")),
         "{}",
         page.text
     );
