@@ -135,6 +135,10 @@ async fn handle(hooks: &Hooks, request: Request) -> Result<Response, Refused> {
     let (route, path_values) = match table.find(&method, request.uri().path()) {
         Lookup::Found(route, values) => (route, values),
         Lookup::WrongMethod(allowed) => return Err(wrong_method(&method, &request, &allowed)),
+        // The site's root shows the web UI, unless a flow's hook takes it.
+        Lookup::Missing if request.uri().path() == "/" && method == Method::GET => {
+            return Ok(axum::response::Redirect::to("/ui/").into_response());
+        }
         Lookup::Missing => {
             return Err(ApiError::not_found(format!(
                 "no route `{method} {}`",

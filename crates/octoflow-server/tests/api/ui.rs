@@ -35,6 +35,9 @@ fn form(path: &str, cookie: &str, body: &str) -> Req {
 #[tokio::test]
 async fn an_open_server_shows_its_flows_with_a_cached_stylesheet() {
     let app = App::builder().flow("nightly.yml", FLOW).build();
+    let root = app.send(get("/")).await;
+    assert_eq!(root.status.as_u16(), 303);
+    assert_eq!(root.header("location"), Some("/ui/"));
     let moved = app.send(get("/ui")).await;
     assert_eq!(moved.status.as_u16(), 308);
     assert_eq!(moved.header("location"), Some("/ui/"));
