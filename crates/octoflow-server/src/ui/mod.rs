@@ -32,10 +32,11 @@ use axum::routing::{get, post};
 
 use crate::{Shared, browser};
 
-/// What every page may load and do: its own stylesheet and forms, nothing from elsewhere,
-/// never inside another site's frame.
-const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// What every page may load and do: its own stylesheet, script, log stream and forms,
+/// nothing from elsewhere, never inside another site's frame.
+const POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
+    connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+    base-uri 'none'";
 
 /// The routes of the UI, answering only to this server's names (as the API does: a page of
 /// a rebound domain gets nothing), each answer with the page policy.
@@ -75,6 +76,7 @@ fn pages() -> Router<Shared> {
         .route("/ui/flows/{name}/run", post(flow::run))
         .route("/ui/runs", get(runs::list))
         .route("/ui/runs/{id}", get(runs::show))
+        .route("/ui/runs/{id}/logs", get(runs::logs))
         .route("/ui/runs/{id}/cancel", post(actions::cancel))
         .route("/ui/runs/{id}/retry", post(actions::retry))
         .route("/ui/schedules", get(schedules::list))

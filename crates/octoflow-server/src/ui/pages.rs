@@ -56,6 +56,7 @@ pub(super) fn render(
 ) -> Response {
     let common = context! {
         css => Template::from_safe_string(assets::css_path()),
+        js => Template::from_safe_string(assets::js_path()),
         csrf => browser.csrf(),
     };
     let rendered = templates()

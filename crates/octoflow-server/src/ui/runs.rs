@@ -14,7 +14,9 @@ use super::pages::{caller, render, who};
 use super::session::Browser;
 use crate::Shared;
 use crate::api::find_run;
+use crate::api::logs::LogsQuery;
 use crate::api::runs::{RunsQuery, redact};
+use crate::extract::ApiQuery;
 
 /// `GET /ui/runs`: a page of runs, newest first, with the filter form.
 pub(super) async fn list(
@@ -147,6 +149,24 @@ pub(super) async fn show(
             run => Serde(&run), steps => Serde(steps),
         },
     )
+}
+
+/// `GET /ui/runs/{id}/logs`: the run's log as the API gives it — text, or with
+/// `follow=true` the live stream the run page reads.
+pub(super) async fn logs(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: ApiQuery<LogsQuery>,
+) -> Response {
+    let browser = Browser::of(&headers);
+    if let Err(answer) = caller(&state, &browser, Role::Viewer).await {
+        return answer;
+    }
+    match crate::api::logs::logs(State(state), Path(id), query).await {
+        Ok(answer) => answer,
+        Err(error) => error.into_response(),
+    }
 }
 
 /// How long something took, for people (`0.42 s`, `3 min 20 s`); `None` until it ended.
