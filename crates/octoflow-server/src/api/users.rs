@@ -12,10 +12,10 @@ use octoflow_core::store::{ApiToken, Role, TokenKind};
 use serde::{Deserialize, Serialize};
 
 use super::blocking;
-use crate::Shared;
 use crate::access::{PasswordError, TokenRequest, issue_token, new_user};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::{AppState, Shared};
 
 /// A user, without the password hash.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -74,6 +74,22 @@ pub(crate) async fn put(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UserRequest>,
 ) -> Result<Response, ApiError> {
+    let (existed, info) = save_user(&state, &name, body.role, &body.password).await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(info)).into_response())
+}
+
+/// Adds user `name` or replaces it; whether it existed, and the user as saved.
+pub(crate) async fn save_user(
+    state: &AppState,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<(bool, UserInfo), ApiError> {
     let valid_name = !name.is_empty()
         && name.len() <= 64
         && name
@@ -85,10 +101,10 @@ pub(crate) async fn put(
         )));
     }
     let store = state.service.store();
-    let existed = store.user(&name).await?.is_some();
+    let existed = store.user(name).await?.is_some();
     let user = {
-        let name = name.clone();
-        blocking(move || new_user(&name, body.role, &body.password)).await?
+        let (name, password) = (name.to_owned(), password.to_owned());
+        blocking(move || new_user(&name, role, &password)).await?
     }
     .map_err(|e| match e {
         PasswordError::Empty => ApiError::bad_request("password is empty"),
@@ -96,17 +112,12 @@ pub(crate) async fn put(
     })?;
     store.put_user(&user).await?;
     tracing::info!(user = %user.name, role = %user.role, "User saved.");
-    let status = if existed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
     let info = UserInfo {
         name: user.name,
         role: user.role,
         created_at: user.created_at,
     };
-    Ok((status, axum::Json(info)).into_response())
+    Ok((existed, info))
 }
 
 /// Lists the tokens (API and session), newest first.
@@ -124,21 +135,21 @@ pub(crate) async fn tokens(
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenBody {
     /// What it is for.
-    name: String,
+    pub(crate) name: String,
     /// What it may do.
-    role: Role,
+    pub(crate) role: Role,
     /// Seconds until it expires; never when absent.
     #[serde(default)]
-    ttl_seconds: Option<u64>,
+    pub(crate) ttl_seconds: Option<u64>,
 }
 
 /// A token just made.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct NewToken {
     /// The bearer secret (`oft_…`), shown only now.
-    secret: String,
+    pub(crate) secret: String,
     /// Its record.
-    token: ApiToken,
+    pub(crate) token: ApiToken,
 }
 
 /// Makes an API token.
@@ -151,6 +162,12 @@ pub(crate) async fn create_token(
     State(state): State<Shared>,
     ApiJson(body): ApiJson<TokenBody>,
 ) -> Result<Response, ApiError> {
+    let answer = make_token(&state, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// Makes an API token; its secret is in the answer, and only there.
+pub(crate) async fn make_token(state: &AppState, body: TokenBody) -> Result<NewToken, ApiError> {
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("give the token a `name`"));
     }
@@ -166,11 +183,10 @@ pub(crate) async fn create_token(
     )
     .await?;
     tracing::info!(token = %issued.token.id, role = %issued.token.role, "Token made.");
-    let answer = NewToken {
+    Ok(NewToken {
         secret: issued.secret,
         token: issued.token,
-    };
-    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+    })
 }
 
 /// Revokes a token.

@@ -8,11 +8,13 @@
 //! - `pages`: what every page shares, and the flows page;
 //! - `flow`: a flow's page and its run form;
 //! - `runs`: the runs list and a run's page;
+//! - `access`: users and tokens, for admins;
 //! - `actions`: cancel and retry from a run's page;
 //! - `schedules`: the schedules, paused, resumed and removed by admins;
 //! - `locks`: the held concurrency keys, freed by operators;
 //! - `login`: the login form and logout.
 
+mod access;
 mod actions;
 mod assets;
 mod flow;
@@ -83,6 +85,10 @@ fn pages() -> Router<Shared> {
         .route("/ui/schedules/{id}/{action}", post(schedules::change))
         .route("/ui/locks", get(locks::list))
         .route("/ui/locks/free", post(locks::free))
+        .route("/ui/access", get(access::show))
+        .route("/ui/access/user", post(access::save))
+        .route("/ui/access/token", post(access::make))
+        .route("/ui/access/revoke", post(access::revoke))
         .route("/ui/login", get(login::login_form).post(login::log_in))
         .route("/ui/logout", post(login::log_out))
         .route("/ui/assets/{file}", get(assets::serve))

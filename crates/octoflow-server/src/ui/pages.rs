@@ -37,6 +37,7 @@ fn templates() -> &'static Environment<'static> {
             ("flow.html", include_str!("templates/flow.html")),
             ("schedules.html", include_str!("templates/schedules.html")),
             ("locks.html", include_str!("templates/locks.html")),
+            ("access.html", include_str!("templates/access.html")),
         ] {
             env.add_template(name, source)
                 .expect("the UI's templates are checked by its tests");

@@ -562,3 +562,87 @@ async fn a_held_key_is_shown_and_freed_from_the_locks_page() {
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn an_admin_adds_a_user_makes_a_token_sees_its_secret_once_and_revokes_it() {
+    let app = App::builder().build();
+    app.user("root", Role::Admin, "pw-root-1").await;
+    let admin = logged_in(&app, "root", "pw-root-1").await;
+    let page = app
+        .send(get("/ui/access").header("cookie", &admin))
+        .await
+        .expect(200);
+    let token = csrf(&page);
+
+    app.send(form(
+        "/ui/access/user",
+        &admin,
+        &format!("csrf={token}&name=bob&role=viewer&password=pw-bob-1"),
+    ))
+    .await
+    .expect(303);
+    let bad = app
+        .send(form(
+            "/ui/access/user",
+            &admin,
+            &format!("csrf={token}&name=no+spaces&role=viewer&password=x"),
+        ))
+        .await
+        .expect(400);
+    assert!(bad.text.contains("invalid user name"), "{}", bad.text);
+
+    let made = app
+        .send(form(
+            "/ui/access/token",
+            &admin,
+            &format!("csrf={token}&name=ci&role=operator&days=30"),
+        ))
+        .await
+        .expect(200);
+    let secret = made
+        .text
+        .split("<pre><code>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("oft_"), "{}", made.text);
+    // The secret works, and is not shown again.
+    app.send(get("/api/v1/runs").bearer(&secret))
+        .await
+        .expect(200);
+    let again = app
+        .send(get("/ui/access").header("cookie", &admin))
+        .await
+        .expect(200);
+    assert!(!again.text.contains(&secret));
+    let id = again
+        .text
+        .split("<code class=\"muted\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(again.text.contains("bob") && again.text.contains("ci"));
+
+    app.send(form(
+        "/ui/access/revoke",
+        &admin,
+        &format!("csrf={token}&id={id}"),
+    ))
+    .await
+    .expect(303);
+    app.send(get("/api/v1/runs").bearer(&secret))
+        .await
+        .expect(401);
+
+    // A viewer may not even see the page.
+    let viewer = logged_in(&app, "bob", "pw-bob-1").await;
+    app.send(get("/ui/access").header("cookie", &viewer))
+        .await
+        .expect(403);
+}
