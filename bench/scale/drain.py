@@ -36,11 +36,11 @@ ADMIN = os.environ.get("OCTOFLOW_TEST_POSTGRES_URL", "postgres://postgres@127.0.
 FLOW = "steps:\n  - name: one\n    set_fact: { value: 1 }\n"
 
 
-def data_dir(root, name):
+def data_dir(root, name, flow=FLOW):
     data = os.path.join(root, name)
     os.makedirs(os.path.join(data, "flows"))
     with open(os.path.join(data, "flows", "one.yml"), "w") as f:
-        f.write(FLOW)
+        f.write(flow)
     return data
 
 

@@ -21,6 +21,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import drain
 from drain import ADMIN, ROOT, print, psql, serve, stop, succeeded
 
 FLOW = """name: one
@@ -34,11 +35,7 @@ LUA = os.path.join(ROOT, "bench", "serve", "post.lua")
 
 
 def data_dir(root, name):
-    data = os.path.join(root, name)
-    os.makedirs(os.path.join(data, "flows"))
-    with open(os.path.join(data, "flows", "one.yml"), "w") as f:
-        f.write(FLOW)
-    return data
+    return drain.data_dir(root, name, FLOW)
 
 
 def wrk(url, seconds, connections):

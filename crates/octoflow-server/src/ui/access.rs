@@ -11,8 +11,7 @@ use minijinja::value::Serde;
 use octoflow_core::store::Role;
 use serde::Deserialize;
 
-use super::login::refused_form;
-use super::pages::{caller, failed, render, who};
+use super::pages::{caller, failed, form_caller, render, who};
 use super::session::Browser;
 use crate::Shared;
 use crate::api::users::{TokenBody, make_token, save_user};
@@ -81,10 +80,7 @@ pub(super) async fn save(
     Form(form): Form<UserForm>,
 ) -> Response {
     let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    let caller = match caller(&state, &browser, Role::Admin).await {
+    let caller = match form_caller(&state, &browser, &form.csrf, Role::Admin).await {
         Ok(caller) => caller,
         Err(answer) => return answer,
     };
@@ -118,10 +114,7 @@ pub(super) async fn make(
     Form(form): Form<TokenForm>,
 ) -> Response {
     let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    let caller = match caller(&state, &browser, Role::Admin).await {
+    let caller = match form_caller(&state, &browser, &form.csrf, Role::Admin).await {
         Ok(caller) => caller,
         Err(answer) => return answer,
     };
@@ -172,10 +165,7 @@ pub(super) async fn revoke(
     Form(form): Form<RevokeForm>,
 ) -> Response {
     let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    if let Err(answer) = caller(&state, &browser, Role::Admin).await {
+    if let Err(answer) = form_caller(&state, &browser, &form.csrf, Role::Admin).await {
         return answer;
     }
     match state.service.store().revoke_token(&form.id).await {

@@ -10,8 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use octoflow_core::store::Role;
 use serde::Deserialize;
 
-use super::login::refused_form;
-use super::pages::{caller, failed};
+use super::pages::{failed, form_caller};
 use super::session::Browser;
 use crate::Shared;
 use crate::api::runs::{cancel_run, retry_run};
@@ -41,10 +40,7 @@ pub(super) async fn cancel(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    if let Err(answer) = caller(&state, &browser, Role::Operator).await {
+    if let Err(answer) = form_caller(&state, &browser, &form.csrf, Role::Operator).await {
         return answer;
     }
     let back = format!("/ui/runs/{id}");
@@ -62,10 +58,7 @@ pub(super) async fn retry(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    if let Err(answer) = caller(&state, &browser, Role::Operator).await {
+    if let Err(answer) = form_caller(&state, &browser, &form.csrf, Role::Operator).await {
         return answer;
     }
     let from_failed = form.from_failed.as_deref() == Some("1");

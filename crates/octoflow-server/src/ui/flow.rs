@@ -16,8 +16,7 @@ use octoflow_core::flow::ParamError;
 use octoflow_core::store::{Role, TriggerInfo};
 use serde_json::{Value, json};
 
-use super::login::refused_form;
-use super::pages::{caller, render, who};
+use super::pages::{caller, form_caller, render, who};
 use super::session::Browser;
 use crate::Shared;
 use crate::api::flows::{detail, no_flow, runnable};
@@ -106,10 +105,7 @@ pub(super) async fn run(
         .iter()
         .find(|(k, _)| k == "csrf")
         .map_or("", |(_, v)| v.as_str());
-    if !browser.csrf_matches(csrf) {
-        return refused_form(&state, &browser);
-    }
-    let caller = match caller(&state, &browser, Role::Operator).await {
+    let caller = match form_caller(&state, &browser, csrf, Role::Operator).await {
         Ok(caller) => caller,
         Err(answer) => return answer,
     };

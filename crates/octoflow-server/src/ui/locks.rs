@@ -10,8 +10,7 @@ use minijinja::value::Serde;
 use octoflow_core::store::Role;
 use serde::Deserialize;
 
-use super::login::refused_form;
-use super::pages::{caller, failed, render, who};
+use super::pages::{caller, failed, form_caller, render, who};
 use super::session::Browser;
 use crate::Shared;
 use crate::api::locks::release_key;
@@ -56,10 +55,7 @@ pub(super) async fn free(
     Form(form): Form<FreeForm>,
 ) -> Response {
     let browser = Browser::of(&headers);
-    if !browser.csrf_matches(&form.csrf) {
-        return refused_form(&state, &browser);
-    }
-    if let Err(answer) = caller(&state, &browser, Role::Operator).await {
+    if let Err(answer) = form_caller(&state, &browser, &form.csrf, Role::Operator).await {
         return answer;
     }
     match release_key(&state, &form.key).await {

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::pages::{render, secure};
+use super::pages::{refused_form, render, secure};
 use super::session::{self, Browser};
 use crate::Shared;
 use crate::auth::{self, LoginRequest};
-use crate::error::{ApiError, Code};
+use crate::error::Code;
 
 /// `GET /ui/login`: the login form (the flows page when no login is needed).
 pub(super) async fn login_form(State(state): State<Shared>, headers: HeaderMap) -> Response {
@@ -98,19 +98,5 @@ pub(super) async fn log_out(
     }
     let mut response = Redirect::to("/ui/login").into_response();
     session::append(response.headers_mut(), session::end_session(secure(&state)));
-    response
-}
-
-/// The answer to a form without this browser's CSRF token: 403, nothing done.
-pub(super) fn refused_form(state: &Shared, browser: &Browser) -> Response {
-    let mut response = ApiError::new(
-        Code::Forbidden,
-        "the form's CSRF token is missing or stale; reload the page and try again",
-    )
-    .into_response();
-    session::append(
-        response.headers_mut(),
-        browser.cookies_to_set(secure(state)),
-    );
     response
 }

@@ -108,6 +108,20 @@ pub(super) async fn caller(
     }
 }
 
+/// The caller of a form's action: the form's CSRF token checked first (a forged form is
+/// refused before anything else is read), then the role the action needs.
+pub(super) async fn form_caller(
+    state: &Shared,
+    browser: &Browser,
+    csrf: &str,
+    needed: Role,
+) -> Result<Caller, Response> {
+    if !browser.csrf_matches(csrf) {
+        return Err(refused_form(state, browser));
+    }
+    caller(state, browser, needed).await
+}
+
 /// A page saying what went wrong with an action, with a way back.
 pub(super) fn failed(state: &Shared, browser: &Browser, error: &ApiError, back: &str) -> Response {
     render(
@@ -174,4 +188,18 @@ async fn flow_rows(state: &Shared) -> Result<Vec<Value>, ApiError> {
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// The answer to a form without this browser's CSRF token: 403, nothing done.
+pub(super) fn refused_form(state: &Shared, browser: &Browser) -> Response {
+    let mut response = ApiError::new(
+        Code::Forbidden,
+        "the form's CSRF token is missing or stale; reload the page and try again",
+    )
+    .into_response();
+    session::append(
+        response.headers_mut(),
+        browser.cookies_to_set(secure(state)),
+    );
+    response
 }

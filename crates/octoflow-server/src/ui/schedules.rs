@@ -10,8 +10,7 @@ use minijinja::value::Serde;
 use octoflow_core::store::Role;
 
 use super::actions::ActionForm;
-use super::login::refused_form;
-use super::pages::{caller, failed, render, who};
+use super::pages::{caller, failed, form_caller, render, who};
 use super::session::Browser;
 use crate::Shared;
 use crate::error::ApiError;
@@ -48,10 +47,7 @@ pub(super) async fn change(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let browser = Browser::of(&headers);
-    if !browser.csrf_matches(form.csrf()) {
-        return refused_form(&state, &browser);
-    }
-    if let Err(answer) = caller(&state, &browser, Role::Admin).await {
+    if let Err(answer) = form_caller(&state, &browser, form.csrf(), Role::Admin).await {
         return answer;
     }
     let done = match action.as_str() {
