@@ -459,10 +459,9 @@ async fn fire_counts(
 
 /// Three nodes, one database, 1,000 schedules of every second: one node fires them; killed,
 /// another takes over; no tick is missed (`catchup: all`) and none fires twice. 1,000 fires a
-/// second take most of this machine's two cores, so the test runs alone (`.ci/run` runs it
-/// before the suite): beside the whole suite the firing falls behind the ticks.
+/// second take most of this machine's two cores, so the test runs alone (`.config/nextest.toml`
+/// gives it every test thread): beside the whole suite the firing falls behind the ticks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "1,000 fires a second: run alone, --run-ignored only -E 'test(/one_node_fires/)'"]
 async fn one_node_fires_the_schedules_and_another_takes_over_when_it_dies() {
     const SCHEDULES: usize = 1_000;
     let Some(db) = Scratch::new().await else {
@@ -549,9 +548,8 @@ async fn one_node_fires_the_schedules_and_another_takes_over_when_it_dies() {
 
 /// The machine's PostgreSQL restarted while two nodes take runs: the nodes reconnect, and
 /// every run the API accepted ends with a recorded status. It restarts the database server
-/// that other tests use, so it runs alone: `.ci/run` runs it after the suite.
+/// that other tests use, so it runs alone (`.config/nextest.toml` gives it every test thread).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "restarts the machine's PostgreSQL; run alone: --run-ignored only -E 'test(/postgres_restart/)'"]
 async fn postgres_restart_under_load_loses_no_accepted_run() {
     let Some(db) = Scratch::new().await else {
         return;
