@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use octoflow_core::engine::RunRequest;
 use octoflow_core::flow::{Flow, Trigger};
 use octoflow_core::library::{FlowEntry, PutError};
-use octoflow_core::store::{Page, Paged, RunFilter, TriggerInfo};
+use octoflow_core::store::{Page, Paged, Run, RunFilter, TriggerInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -301,28 +301,31 @@ pub(crate) fn runnable(state: &AppState, name: &str) -> Result<Arc<Flow>, ApiErr
         .ok_or_else(|| ApiError::invalid_flow(name, &entry.problems))
 }
 
+/// The newest `most` runs of flow `name`, newest first.
+pub(crate) async fn recent_runs(
+    state: &AppState,
+    name: &str,
+    most: u32,
+) -> Result<Vec<Run>, ApiError> {
+    let filter = RunFilter {
+        flow: Some(name.to_owned()),
+        ..RunFilter::default()
+    };
+    let page = Page {
+        page: 1,
+        per_page: most,
+    };
+    Ok(state.service.store().list_runs(&filter, page).await?.items)
+}
+
 pub(crate) async fn summary(
     state: &AppState,
     entry: &FlowEntry,
     next_fires: &HashMap<String, chrono::DateTime<chrono::Utc>>,
 ) -> Result<FlowSummary, ApiError> {
     let flow = entry.flow.as_deref();
-    let filter = RunFilter {
-        flow: Some(entry.name.clone()),
-        ..RunFilter::default()
-    };
-    let newest = state
-        .service
-        .store()
-        .list_runs(
-            &filter,
-            Page {
-                page: 1,
-                per_page: 1,
-            },
-        )
-        .await?;
-    let last_run = newest.items.first().map(|run| {
+    let newest = recent_runs(state, &entry.name, 1).await?;
+    let last_run = newest.first().map(|run| {
         json!({"id": run.id, "status": run.status, "created_at": run.created_at, "finished_at": run.finished_at})
     });
     let path = entry

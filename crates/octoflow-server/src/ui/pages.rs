@@ -9,13 +9,13 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
 use minijinja::{Environment, Value as Template, context};
-use octoflow_core::store::{Page, Role, RunFilter};
+use octoflow_core::store::Role;
 use serde_json::{Value, json};
 
 use super::assets;
 use super::session::{self, Browser};
 use crate::Shared;
-use crate::api::flows::summary;
+use crate::api::flows::{recent_runs, summary};
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
 
@@ -164,23 +164,8 @@ async fn flow_rows(state: &Shared) -> Result<Vec<Value>, ApiError> {
     for entry in state.flows.entries() {
         let mut row = serde_json::to_value(summary(state, &entry, &next_fires).await?)
             .map_err(ApiError::internal)?;
-        let filter = RunFilter {
-            flow: Some(entry.name.clone()),
-            ..RunFilter::default()
-        };
-        let recent = state
-            .service
-            .store()
-            .list_runs(
-                &filter,
-                Page {
-                    page: 1,
-                    per_page: RECENT_RUNS,
-                },
-            )
-            .await?;
+        let recent = recent_runs(state, &entry.name, RECENT_RUNS).await?;
         row["recent"] = recent
-            .items
             .iter()
             .rev()
             .map(|run| json!({"status": run.status, "created_at": run.created_at}))
