@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_fencing.sql"),
     migration!(8, "0008_schedule_changes.sql"),
     migration!(9, "0009_schedule_removals.sql"),
+    migration!(10, "0010_children.sql"),
 ];
 
 /// The schema version this build makes.

@@ -121,6 +121,10 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &RunFilter) {
         next(query, "trigger->>'kind' = ");
         query.push_bind(kind.clone());
     }
+    if let Some(parent) = filter.parent {
+        next(query, "parent_run_id = ");
+        query.push_bind(parent.0);
+    }
     if let Some(since) = filter.since {
         next(query, "created_at >= ");
         query.push_bind(since);

@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_fencing.sql")),
     (8, include_str!("../migrations/0008_schedule_changes.sql")),
     (9, include_str!("../migrations/0009_schedule_removals.sql")),
+    (10, include_str!("../migrations/0010_children.sql")),
 ];
 
 /// How many times a first open that found the file busy is tried again, and how long apart:

@@ -315,6 +315,10 @@ fn where_clause(filter: &RunFilter) -> (String, Vec<Value>) {
         conditions.push("json_extract(trigger, '$.kind') = ?".to_owned());
         values.push(Value::Text(kind.clone()));
     }
+    if let Some(parent) = &filter.parent {
+        conditions.push("parent_run_id = ?".to_owned());
+        values.push(Value::Text(codec::run_id(parent)));
+    }
     if let Some(since) = filter.since {
         conditions.push("created_at >= ?".to_owned());
         values.push(Value::Text(codec::time(since)));

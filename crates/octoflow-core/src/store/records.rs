@@ -385,6 +385,8 @@ pub struct RunFilter {
     pub since: Option<DateTime<Utc>>,
     /// Created before.
     pub until: Option<DateTime<Utc>>,
+    /// Only the children of this run (started by its `flow` steps).
+    pub parent: Option<RunId>,
 }
 
 /// A page request: 1-based page and its size.

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use octoflow_core::service::RetryError;
-use octoflow_core::store::{Admitted, Page, Paged, Run, RunFilter, RunStatus, StepRun};
+use octoflow_core::store::{Admitted, Page, Paged, Run, RunFilter, RunId, RunStatus, StepRun};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -36,6 +36,8 @@ pub(crate) struct RunsQuery {
     since: Option<String>,
     /// Created before (RFC 3339).
     until: Option<String>,
+    /// Only the children of this run (the runs its `flow` steps started).
+    parent: Option<String>,
     /// 1-based page (default 1).
     page: Option<String>,
     /// Items per page (default 50, at most 500).
@@ -66,6 +68,16 @@ impl RunsQuery {
             trigger: self.trigger.clone().filter(|t| !t.is_empty()),
             since: time("since", self.since.as_deref())?,
             until: time("until", self.until.as_deref())?,
+            parent: self.parent_id()?,
+        })
+    }
+
+    fn parent_id(&self) -> Result<Option<RunId>, ApiError> {
+        let Some(text) = self.parent.as_deref().filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        text.parse().map(Some).map_err(|_| {
+            query_error("parent", &format!("`{text}` is not a run id"))
         })
     }
 }

@@ -10,7 +10,7 @@
 //! - `runs`: the runs list and a run's page;
 //! - `access`: users and tokens, for admins;
 //! - `actions`: cancel and retry from a run's page;
-//! - `schedules`: the schedules, paused, resumed and removed by admins;
+//! - `schedules`: the schedules, added, paused, resumed and removed by admins;
 //! - `locks`: the held concurrency keys, freed by operators;
 //! - `login`: the login form and logout.
 
@@ -81,7 +81,7 @@ fn pages() -> Router<Shared> {
         .route("/ui/runs/{id}/logs", get(runs::logs))
         .route("/ui/runs/{id}/cancel", post(actions::cancel))
         .route("/ui/runs/{id}/retry", post(actions::retry))
-        .route("/ui/schedules", get(schedules::list))
+        .route("/ui/schedules", get(schedules::list).post(schedules::add))
         .route("/ui/schedules/{id}/{action}", post(schedules::change))
         .route("/ui/locks", get(locks::list))
         .route("/ui/locks/free", post(locks::free))

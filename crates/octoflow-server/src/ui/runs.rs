@@ -1,5 +1,6 @@
 //! The runs pages: the list, filtered by flow, status, trigger and time and paginated as the
-//! API's `GET /api/v1/runs`, and one run with its step attempts, error and results.
+//! API's `GET /api/v1/runs`, and one run with its step attempts on a timeline, its error,
+//! results and child runs.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -7,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use minijinja::context;
 use minijinja::value::Serde;
-use octoflow_core::store::{Role, RunStatus};
+use octoflow_core::store::{Page, Role, RunFilter, RunStatus, StepRun};
 use serde_json::{Value, json};
 
 use super::pages::{caller, render, who};
@@ -124,12 +125,28 @@ pub(super) async fn show(
         Ok(steps) => steps,
         Err(error) => return crate::error::ApiError::from(error).into_response(),
     };
+    let children = RunFilter {
+        parent: Some(run.id),
+        ..RunFilter::default()
+    };
+    let children = match state
+        .service
+        .store()
+        .list_runs(&children, Page { page: 1, per_page: CHILDREN_SHOWN })
+        .await
+    {
+        Ok(children) => children,
+        Err(error) => return crate::error::ApiError::from(error).into_response(),
+    };
     let redactor = state.service.engine().redactor();
+    let spans = timeline(&steps, run.finished_at.unwrap_or_else(Utc::now));
     let steps: Vec<Value> = steps
         .iter()
-        .map(|step| {
+        .zip(spans)
+        .map(|(step, span)| {
             let mut row = json!(step);
             row["took"] = took(Some(step.started_at), step.finished_at).into();
+            row["span"] = json!(span);
             if let Some(result) = &step.result {
                 row["result"] = redactor.value(result);
             }
@@ -147,6 +164,7 @@ pub(super) async fn show(
             ended => run.status.is_final(),
             failed => run.status != RunStatus::Succeeded,
             run => Serde(&run), steps => Serde(steps),
+            children => Serde(&children.items), more_children => children.total > u64::from(CHILDREN_SHOWN),
         },
     )
 }
@@ -167,6 +185,30 @@ pub(super) async fn logs(
         Ok(answer) => answer,
         Err(error) => error.into_response(),
     }
+}
+
+/// How many of a run's children its page lists (the rest are a link away).
+const CHILDREN_SHOWN: u32 = 50;
+
+/// Where each step attempt sits on the run's timeline, in thousandths of the time from the
+/// first attempt's start to `end` (the run's end, or now): `[offset, width]`, each attempt
+/// at least a sliver wide so that an instant one still shows.
+fn timeline(steps: &[StepRun], end: DateTime<Utc>) -> Vec<[i64; 2]> {
+    let Some(start) = steps.iter().map(|s| s.started_at).min() else {
+        return Vec::new();
+    };
+    let span = (end - start).num_milliseconds().max(1);
+    steps
+        .iter()
+        .map(|step| {
+            let from = (step.started_at - start).num_milliseconds().clamp(0, span);
+            let to = (step.finished_at.unwrap_or(end) - start)
+                .num_milliseconds()
+                .clamp(from, span);
+            let offset = from * 1000 / span;
+            [offset.min(995), ((to - from) * 1000 / span).max(5)]
+        })
+        .collect()
 }
 
 /// How long something took, for people (`0.42 s`, `3 min 20 s`); `None` until it ended.

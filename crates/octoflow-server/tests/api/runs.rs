@@ -139,6 +139,18 @@ async fn runs_are_listed_with_filters() {
         .json();
     assert_eq!(bad["error"]["details"]["field"], "since");
     let bad = app
+        .send(get("/api/v1/runs?parent=nope"))
+        .await
+        .expect(400)
+        .json();
+    assert_eq!(bad["error"]["details"]["field"], "parent");
+    let orphans = app
+        .send(get(&format!("/api/v1/runs?parent={a}")))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(orphans["total"], 0, "a run without children");
+    let bad = app
         .send(get("/api/v1/runs?per_page=501"))
         .await
         .expect(400)

@@ -524,6 +524,120 @@ async fn schedules_are_paused_resumed_and_removed_from_their_page() {
 }
 
 #[tokio::test]
+async fn a_schedule_is_added_from_its_form_and_a_bad_cron_is_shown_at_its_field() {
+    let app = App::builder().flow("nightly.yml", FLOW).scheduler().build();
+    let page = app.send(get("/ui/schedules")).await.expect(200);
+    assert!(page.text.contains("Add a schedule"), "{}", page.text);
+    let seed = cookies(&page);
+    let token = csrf(&page);
+
+    let refused = app
+        .send(form(
+            "/ui/schedules",
+            &seed,
+            &format!("csrf={token}&flow=nightly&cron=61+*+*+*+*&timezone=Europe%2FBrussels"),
+        ))
+        .await
+        .expect(400);
+    let shown = refused.text.replace("&#x2f;", "/");
+    assert!(
+        shown.contains("name=\"cron\" value=\"61 * * * *\" aria-invalid=\"true\" aria-describedby=\"err-cron\"")
+            && shown.contains("id=\"err-cron\"")
+            && shown.contains("value=\"Europe/Brussels\""),
+        "the error at its field, what was typed kept: {shown}"
+    );
+    let refused = app
+        .send(form(
+            "/ui/schedules",
+            &seed,
+            &format!("csrf={token}&flow=nightly&every_seconds=60&params=%5B1%5D"),
+        ))
+        .await
+        .expect(400);
+    assert!(refused.text.contains("id=\"err-params\""), "{}", refused.text);
+    app.send(form(
+        "/ui/schedules",
+        &seed,
+        "csrf=0&flow=nightly&every_seconds=60",
+    ))
+    .await
+    .expect(403);
+    let listed = app.send(get("/api/v1/schedules")).await.json();
+    assert_eq!(listed["total"], 1, "refused forms add nothing: {listed}");
+
+    let added = app
+        .send(form(
+            "/ui/schedules",
+            &seed,
+            &format!("csrf={token}&flow=nightly&every_seconds=3600&catchup=none"),
+        ))
+        .await
+        .expect(303);
+    assert_eq!(added.header("location"), Some("/ui/schedules"));
+    let listed = app.send(get("/api/v1/schedules")).await.json();
+    assert_eq!(listed["total"], 2, "{listed}");
+    let new = &listed["items"][1];
+    assert_eq!(
+        (new["flow"].as_str(), new["every_seconds"].as_u64()),
+        (Some("nightly"), Some(3600)),
+        "{new}"
+    );
+    let page = app
+        .send(get("/ui/schedules").header("cookie", &seed))
+        .await
+        .expect(200);
+    assert!(page.text.contains("every 3600 s"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn a_run_page_links_its_child_runs_and_draws_its_steps_on_a_timeline() {
+    let child = "name: child\nsteps:\n  - name: work\n    set_fact: { value: 1 }\n";
+    let parent = "name: parent\nsteps:\n  - name: items\n    set_fact: { value: [1, 2, 3] }\n  - name: each\n    flow_loop: { name: child, data_key: items }\n";
+    let app = App::builder()
+        .flow("child.yml", child)
+        .flow("parent.yml", parent)
+        .workers()
+        .build();
+    let run = app
+        .send(post("/api/v1/flows/parent/runs").json(&serde_json::json!({})))
+        .await
+        .expect(201)
+        .json();
+    let id = run["id"].as_str().unwrap().to_owned();
+    app.finished(&id).await;
+    let children = app
+        .send(get(&format!("/api/v1/runs?parent={id}")))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(children["total"], 3, "{children}");
+
+    let page = app.send(get(&format!("/ui/runs/{id}"))).await.expect(200);
+    assert!(page.text.contains("Child runs"), "{}", page.text);
+    for child in children["items"].as_array().unwrap() {
+        let link = format!("/ui/runs/{}", child["id"].as_str().unwrap());
+        assert!(page.text.contains(&link), "{link}: {}", page.text);
+    }
+    let bars = page.text.matches("<svg class=\"bar\"").count();
+    assert_eq!(bars, 2, "one bar for each step attempt");
+    assert!(page.text.contains("<rect class=\"succeeded\" x=\"0\""));
+
+    let child = children["items"][0]["id"].as_str().unwrap();
+    let page = app.send(get(&format!("/ui/runs/{child}"))).await.expect(200);
+    assert!(
+        page.text.contains(&format!("href=\"/ui/runs/{id}\"")),
+        "a child links its parent: {}",
+        page.text
+    );
+    assert!(!page.text.contains("Child runs"));
+    let listed = app
+        .send(get(&format!("/ui/runs?parent={id}")))
+        .await
+        .expect(200);
+    assert!(listed.text.contains("3 runs"), "{}", listed.text);
+}
+
+#[tokio::test]
 async fn a_held_key_is_shown_and_freed_from_the_locks_page() {
     let flow = "name: deploy\nconcurrency: { key: prod, policy: queue }\nsteps:\n  - name: nap\n    exec: { command: [sleep, \"30\"] }\n";
     let app = App::builder().flow("deploy.yml", flow).workers().build();

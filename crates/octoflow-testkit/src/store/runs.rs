@@ -296,6 +296,7 @@ pub async fn list_filters(store: &dyn Store) {
     };
     let mut r4 = new_run("beta", RunStatus::Queued, at(40, 0));
     r4.trigger = TriggerInfo::new("manual");
+    r4.parent_run_id = Some(r1.id);
     for run in [&r1, &r2, &r3, &r4] {
         store.insert_run(run).await.expect("insert run");
     }
@@ -352,12 +353,18 @@ pub async fn list_filters(store: &dyn Store) {
         trigger: Some("schedule".to_owned()),
         since: Some(at(30, 0)),
         until: Some(at(30, 1)),
+        ..RunFilter::default()
     };
     assert_eq!(
         case(combined).await,
         ids(&[&r3]),
         "filters combine with and"
     );
+    let children = RunFilter {
+        parent: Some(r1.id),
+        ..RunFilter::default()
+    };
+    assert_eq!(case(children).await, ids(&[&r4]), "by parent run");
     let none = RunFilter {
         flow: Some("gamma".to_owned()),
         ..RunFilter::default()

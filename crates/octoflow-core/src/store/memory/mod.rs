@@ -229,6 +229,7 @@ impl RunStore for MemoryStore {
             .filter(|r| filter.flow.as_ref().is_none_or(|f| &r.flow == f))
             .filter(|r| filter.status.is_empty() || filter.status.contains(&r.status))
             .filter(|r| filter.trigger.as_ref().is_none_or(|t| &r.trigger.kind == t))
+            .filter(|r| filter.parent.is_none_or(|p| r.parent_run_id == Some(p)))
             .filter(|r| filter.since.is_none_or(|s| r.created_at >= s))
             .filter(|r| filter.until.is_none_or(|u| r.created_at < u))
             .collect();
