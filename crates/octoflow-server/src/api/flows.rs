@@ -80,7 +80,8 @@ pub(crate) async fn list(
     let next_fires = state.scheduler.next_fires().await?;
     let mut items = Vec::with_capacity(page.items.len());
     for entry in &page.items {
-        items.push(summary(&state, entry, &next_fires).await?);
+        let newest = recent_runs(&state, &entry.name, 1).await?;
+        items.push(summary(&state, entry, &next_fires, &newest));
     }
     Ok(axum::Json(Paged {
         items,
@@ -318,14 +319,15 @@ pub(crate) async fn recent_runs(
     Ok(state.service.store().list_runs(&filter, page).await?.items)
 }
 
-pub(crate) async fn summary(
+/// A flow as the API lists it; `recent` are its newest runs, newest first (one is enough).
+pub(crate) fn summary(
     state: &AppState,
     entry: &FlowEntry,
     next_fires: &HashMap<String, chrono::DateTime<chrono::Utc>>,
-) -> Result<FlowSummary, ApiError> {
+    recent: &[Run],
+) -> FlowSummary {
     let flow = entry.flow.as_deref();
-    let newest = recent_runs(state, &entry.name, 1).await?;
-    let last_run = newest.first().map(|run| {
+    let last_run = recent.first().map(|run| {
         json!({"id": run.id, "status": run.status, "created_at": run.created_at, "finished_at": run.finished_at})
     });
     let path = entry
@@ -334,7 +336,7 @@ pub(crate) async fn summary(
         .unwrap_or(&entry.path)
         .display()
         .to_string();
-    Ok(FlowSummary {
+    FlowSummary {
         name: entry.name.clone(),
         description: flow.and_then(|f| f.description.clone()),
         path,
@@ -345,14 +347,15 @@ pub(crate) async fn summary(
         problems: problem_list(&entry.problems),
         last_run,
         next_fire: next_fires.get(&entry.name).copied(),
-    })
+    }
 }
 
 pub(crate) async fn detail(state: &AppState, entry: &FlowEntry) -> Result<FlowDetail, ApiError> {
     let flow = entry.flow.as_deref();
     let next_fires = state.scheduler.next_fires().await?;
+    let newest = recent_runs(state, &entry.name, 1).await?;
     Ok(FlowDetail {
-        summary: summary(state, entry, &next_fires).await?,
+        summary: summary(state, entry, &next_fires, &newest),
         source: entry.source.to_string(),
         concurrency: flow
             .and_then(|f| f.concurrency.as_ref())

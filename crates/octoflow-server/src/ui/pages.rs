@@ -157,14 +157,14 @@ pub(super) async fn flows(State(state): State<Shared>, headers: HeaderMap) -> Re
     }
 }
 
-/// Each flow as the API lists it, with its most recent runs.
+/// Each flow as the API lists it, with its most recent runs (one query for each flow).
 async fn flow_rows(state: &Shared) -> Result<Vec<Value>, ApiError> {
     let next_fires = state.scheduler.next_fires().await?;
     let mut rows = Vec::new();
     for entry in state.flows.entries() {
-        let mut row = serde_json::to_value(summary(state, &entry, &next_fires).await?)
-            .map_err(ApiError::internal)?;
         let recent = recent_runs(state, &entry.name, RECENT_RUNS).await?;
+        let mut row = serde_json::to_value(summary(state, &entry, &next_fires, &recent))
+            .map_err(ApiError::internal)?;
         row["recent"] = recent
             .iter()
             .rev()
