@@ -7,7 +7,7 @@ with its assets (see BENCHMARKS.md, "Web UI").
 2. each page is fetched ROUNDS times, one request at a time on loopback; p50 and p99 of the
    time from sending the request to reading the whole answer (the server's time plus a
    loopback round trip: an upper bound of the server's);
-3. the weight: the page's HTML plus its stylesheet.
+3. the weight: the page's HTML plus its stylesheet and script.
 
 Usage: bench/ui/pages.py [--runs 100000] [--rounds 200]
 Needs: a release build (`cargo build --release -p octoflow`; OCTOFLOW_BIN names another binary).
@@ -90,9 +90,11 @@ def main():
         try:
             print(f"queueing {args.runs} runs")
             last = queue(url, args.runs)
-            css = re.search(rb'href="([^"]+\.css)"', fetch(f"{url}/ui/")).group(1).decode()
-            css_bytes = len(fetch(url + css.replace("&#x2f;", "/")))
-            print("| page | p50 | p99 | HTML | with stylesheet |")
+            home = fetch(f"{url}/ui/")
+            assets = [re.search(pattern, home).group(1).decode().replace("&#x2f;", "/")
+                      for pattern in (rb'href="([^"]+\.css)"', rb'src="([^"]+\.js)"')]
+            css_bytes = sum(len(fetch(url + asset)) for asset in assets)
+            print("| page | p50 | p99 | HTML | with stylesheet and script |")
             print("| --- | --- | --- | --- | --- |")
             for name, path in PAGES:
                 path = path or f"/ui/runs/{last}"

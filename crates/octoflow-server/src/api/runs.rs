@@ -76,9 +76,9 @@ impl RunsQuery {
         let Some(text) = self.parent.as_deref().filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
-        text.parse().map(Some).map_err(|_| {
-            query_error("parent", &format!("`{text}` is not a run id"))
-        })
+        text.parse()
+            .map(Some)
+            .map_err(|_| query_error("parent", &format!("`{text}` is not a run id")))
     }
 }
 

@@ -132,7 +132,13 @@ pub(super) async fn show(
     let children = match state
         .service
         .store()
-        .list_runs(&children, Page { page: 1, per_page: CHILDREN_SHOWN })
+        .list_runs(
+            &children,
+            Page {
+                page: 1,
+                per_page: CHILDREN_SHOWN,
+            },
+        )
         .await
     {
         Ok(children) => children,

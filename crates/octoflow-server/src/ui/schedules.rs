@@ -31,7 +31,14 @@ pub(super) async fn list(State(state): State<Shared>, headers: HeaderMap) -> Res
         Ok(caller) => caller,
         Err(answer) => return answer,
     };
-    page(&state, &browser, &caller, &NewSchedule::default(), &Refusal::default()).await
+    page(
+        &state,
+        &browser,
+        &caller,
+        &NewSchedule::default(),
+        &Refusal::default(),
+    )
+    .await
 }
 
 /// The add form's fields, as typed.
@@ -125,11 +132,7 @@ pub(super) async fn add(
     };
     let added = match schedule(&typed) {
         Ok(schedule) => match runnable(&state, &typed.flow) {
-            Ok(flow) => state
-                .scheduler
-                .add(&flow, schedule)
-                .await
-                .map_err(refusal),
+            Ok(flow) => state.scheduler.add(&flow, schedule).await.map_err(refusal),
             Err(error) => Err(Refusal::at("flow", error.message)),
         },
         Err(refused) => Err(refused),
@@ -146,7 +149,10 @@ fn schedule(typed: &NewSchedule) -> Result<Schedule, Refusal> {
     let every_seconds = match text(&typed.every_seconds) {
         None => None,
         Some(t) => Some(t.parse::<u64>().map_err(|_| {
-            Refusal::at("every_seconds", format!("`{t}` is not a whole number of seconds"))
+            Refusal::at(
+                "every_seconds",
+                format!("`{t}` is not a whole number of seconds"),
+            )
         })?),
     };
     let catchup = match text(&typed.catchup) {

@@ -541,8 +541,9 @@ async fn a_schedule_is_added_from_its_form_and_a_bad_cron_is_shown_at_its_field(
         .expect(400);
     let shown = refused.text.replace("&#x2f;", "/");
     assert!(
-        shown.contains("name=\"cron\" value=\"61 * * * *\" aria-invalid=\"true\" aria-describedby=\"err-cron\"")
-            && shown.contains("id=\"err-cron\"")
+        shown.contains(
+            "name=\"cron\" value=\"61 * * * *\" aria-invalid=\"true\" aria-describedby=\"err-cron\""
+        ) && shown.contains("id=\"err-cron\"")
             && shown.contains("value=\"Europe/Brussels\""),
         "the error at its field, what was typed kept: {shown}"
     );
@@ -554,7 +555,11 @@ async fn a_schedule_is_added_from_its_form_and_a_bad_cron_is_shown_at_its_field(
         ))
         .await
         .expect(400);
-    assert!(refused.text.contains("id=\"err-params\""), "{}", refused.text);
+    assert!(
+        refused.text.contains("id=\"err-params\""),
+        "{}",
+        refused.text
+    );
     app.send(form(
         "/ui/schedules",
         &seed,
@@ -623,7 +628,10 @@ async fn a_run_page_links_its_child_runs_and_draws_its_steps_on_a_timeline() {
     assert!(page.text.contains("<rect class=\"succeeded\" x=\"0\""));
 
     let child = children["items"][0]["id"].as_str().unwrap();
-    let page = app.send(get(&format!("/ui/runs/{child}"))).await.expect(200);
+    let page = app
+        .send(get(&format!("/ui/runs/{child}")))
+        .await
+        .expect(200);
     assert!(
         page.text.contains(&format!("href=\"/ui/runs/{id}\"")),
         "a child links its parent: {}",
