@@ -245,7 +245,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 9)"),
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 10)"),
             "{err}"
         );
     }

@@ -723,7 +723,7 @@ async fn an_admin_adds_a_user_makes_a_token_sees_its_secret_once_and_revokes_it(
         .expect(200);
     let secret = made
         .text
-        .split("<pre><code>")
+        .split("aria-label=\"The new token\"><code>")
         .nth(1)
         .unwrap()
         .split('<')
