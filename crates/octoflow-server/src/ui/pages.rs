@@ -151,7 +151,10 @@ pub(super) async fn flows(State(state): State<Shared>, headers: HeaderMap) -> Re
             &browser,
             StatusCode::OK,
             "flows.html",
-            context! { page => "flows", caller => who(&caller, &browser), flows => Serde(flows) },
+            context! {
+                page => "flows", caller => who(&caller, &browser), flows => Serde(flows),
+                operator => caller.role.allows(Role::Operator),
+            },
         ),
         Err(error) => error.into_response(),
     }

@@ -162,8 +162,8 @@ async function asAdmin(browser) {
   assert.equal(await page.evaluate(() => document.activeElement.tagName), "A");
 
   step("a flow started from its form, a bad value shown at its field");
-  await page.getByRole("link", { name: "deploy", exact: true }).click();
-  await page.waitForURL(`${base}/ui/flows/deploy`);
+  await page.getByRole("link", { name: "Run deploy" }).click();
+  await page.waitForURL(`${base}/ui/flows/deploy#run`);
   await page.locator('input[name="p.count"]').fill("many");
   await page.locator('select[name="p.env"]').selectOption("prod");
   await page.getByRole("button", { name: "Run deploy" }).click();
@@ -290,7 +290,10 @@ async function asViewer(browser) {
   step("a viewer sees no buttons");
   const { context, page } = await logIn(browser, "vic");
   const buttons = async () =>
-    page.locator("main button").evaluateAll((all) => all.map((b) => b.textContent.trim()));
+    page
+      .locator("main button, main a.button")
+      .evaluateAll((all) => all.map((b) => b.textContent.trim()));
+  assert.deepEqual(await buttons(), [], "no run buttons on the flows page");
   await page.goto(`${base}/ui/runs?status=failed`);
   await page.locator("tbody a").first().click();
   await page.waitForURL(/\/ui\/runs\/[0-9a-f-]{36}$/);
