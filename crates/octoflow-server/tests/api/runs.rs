@@ -411,13 +411,22 @@ async fn probes_and_metrics() {
         .expect(200);
     app.send(get("/ping/ann")).await.expect(200);
     app.send(get("/nowhere")).await.expect(404);
+    for made_up in ["BREW", "X-ONE", "X-TWO"] {
+        let method = axum::http::Method::from_bytes(made_up.as_bytes()).unwrap();
+        app.send(crate::support::request(method, "/nowhere")).await;
+    }
     let metrics = app.send(get("/metrics")).await.expect(200);
+    assert!(
+        !metrics.text.contains("BREW") && !metrics.text.contains("X-ONE"),
+        "made-up methods make no series of their own"
+    );
     // Each answer is timed under the route it matched, never under its own path.
     for series in [
         r#"octoflow_http_request_seconds_count{method="POST",route="/api/v1/flows/{name}/runs",status="201"}"#,
         r#"octoflow_http_request_seconds_count{method="GET",route="/api/v1/runs/{id}",status="200"}"#,
         r#"octoflow_http_request_seconds_count{method="GET",route="/ping/{who}",status="200"}"#,
         r#"octoflow_http_request_seconds_count{method="GET",route="unmatched",status="404"}"#,
+        r#"octoflow_http_request_seconds_count{method="other",route="unmatched",status="404"}"#,
     ] {
         assert!(
             metrics.text.contains(series),
