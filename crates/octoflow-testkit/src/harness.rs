@@ -20,7 +20,8 @@ use octoflow_core::fs::FilesRoot;
 use octoflow_core::secrets::Secrets;
 use octoflow_core::step::Registry;
 use octoflow_core::store::{
-    LogLine, MemoryStore, Page, Run, RunFilter, RunStatus, RunStore, StepRun, StepStatus,
+    LogLine, MemoryStore, Page, Run, RunFilter, RunStatus, RunStore, StateStore, StepRun,
+    StepStatus,
 };
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -197,11 +198,13 @@ impl Harness {
             .items;
         others.retain(|r| r.id != run.id);
         others.sort_by_key(|r| r.created_at);
+        let state = store.state(&run.flow).await.expect("state");
         Report {
             run,
             steps,
             logs,
             others,
+            state,
             dir: self.dir,
         }
     }
@@ -217,6 +220,8 @@ pub struct Report {
     pub logs: Vec<LogLine>,
     /// Every other run the store holds (child runs), oldest first.
     pub others: Vec<Run>,
+    /// The flow's state as the store keeps it after the run.
+    pub state: Map<String, Value>,
     dir: tempfile::TempDir,
 }
 

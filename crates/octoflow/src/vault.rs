@@ -31,7 +31,7 @@ pub(crate) async fn read_all(secrets: &mut Secrets, env: &BTreeMap<String, Strin
         let value = read_one(&client, address, token, &read)
             .await
             .map_err(|e| anyhow!("secret `{}` (Vault `{}`): {e}", read.name, read.path))?;
-        secrets.set_vault_value(&read.name, value);
+        secrets.set_vault_value(&read.name, value)?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! [`Secret`]s — printed as `***` — and every one of them is handed to the engine's
 //! [`Redactor`] so it never reaches a log, a result or an error.
 
+mod forms;
 mod redact;
 mod sealed;
 
@@ -11,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-pub use redact::{MASK, Redactor};
+pub use redact::{MASK, MIN_SECRET_LEN, Redactor};
 pub use sealed::{SealError, SealKey};
 
 /// A value that must not be shown: `Debug`, `Display` and `Serialize` print `***`.
@@ -116,6 +117,19 @@ pub enum SecretsError {
         file: String,
         /// What is wrong (never a secret value).
         message: String,
+    },
+    /// A secret value shorter than [`MIN_SECRET_LEN`]: an empty one would let an empty
+    /// credential pass a check, and neither could be masked.
+    #[error(
+        "secret `{name}`: its {field} is {what}; a secret must be at least {MIN_SECRET_LEN} characters (an empty one would let an empty credential through)"
+    )]
+    TooShort {
+        /// The secret.
+        name: String,
+        /// Its field.
+        field: String,
+        /// `empty` or `one character`.
+        what: &'static str,
     },
     /// An `env` secret names a variable that is not set.
     #[error("secret `{name}` reads environment variable `{var}`, which is not set")]
@@ -261,6 +275,9 @@ impl Secrets {
             if secrets.entries.contains_key(&name) || secrets.vault.iter().any(|v| v.name == name) {
                 return Err(invalid(format!("secret `{name}` is defined twice")));
             }
+            for (field, value) in &fields {
+                long_enough(&name, field, value.expose())?;
+            }
             secrets
                 .entries
                 .insert(name.clone(), fields.into_iter().collect());
@@ -313,13 +330,18 @@ impl Secrets {
 
     /// The value read from Vault for secret `name` (a `type: vault` one): from now on it is
     /// `secrets.<name>.value`, redacted like every secret.
-    pub fn set_vault_value(&mut self, name: &str, value: String) {
+    ///
+    /// # Errors
+    /// A value shorter than [`MIN_SECRET_LEN`].
+    pub fn set_vault_value(&mut self, name: &str, value: String) -> Result<(), SecretsError> {
+        long_enough(name, "value", &value)?;
         if let Some(i) = self.vault.iter().position(|v| v.name == name) {
             let read = self.vault.remove(i);
             let fields = [("value", Secret::new(value))].into_iter().collect();
             self.entries.insert(read.name.clone(), fields);
             self.plain.insert(read.name, BTreeMap::new());
         }
+        Ok(())
     }
 
     /// Whether a secret of that name exists.
@@ -391,6 +413,20 @@ fn scrub(message: &str) -> String {
         return format!("unknown secret type; use one of {variants}");
     }
     first.to_owned()
+}
+
+/// Refuses a secret value shorter than [`MIN_SECRET_LEN`].
+fn long_enough(name: &str, field: &str, value: &str) -> Result<(), SecretsError> {
+    let what = match value.chars().count() {
+        0 => "empty",
+        n if n < MIN_SECRET_LEN => "one character",
+        _ => return Ok(()),
+    };
+    Err(SecretsError::TooShort {
+        name: name.to_owned(),
+        field: field.to_owned(),
+        what,
+    })
 }
 
 #[cfg(test)]
@@ -482,7 +518,7 @@ mod tests {
             }]
         );
         assert_eq!(s.lookup("kv").unwrap_err(), MissingSecret::Unknown);
-        s.set_vault_value("kv", "vault-pw".to_owned());
+        s.set_vault_value("kv", "vault-pw".to_owned()).unwrap();
         assert!(s.vault_refs().is_empty());
         assert_eq!(s.lookup("kv").unwrap().1.expose(), "vault-pw");
         assert_eq!(s.redactor().text("pw=vault-pw"), "pw=***");
@@ -524,5 +560,41 @@ mod tests {
         .unwrap_err();
         assert!(!err.to_string().contains("hunter22"), "{err}");
         assert!(err.to_string().contains("unknown secret type"), "{err}");
+    }
+
+    #[test]
+    fn empty_and_one_character_secrets_are_refused_at_load() {
+        for (file, what) in [
+            (
+                "- { name: hook, type: token, token: \"\" }",
+                "its token is empty",
+            ),
+            (
+                "- { name: hook, type: value, value: x }",
+                "its value is one character",
+            ),
+            (
+                "- { name: db, type: credential, username: u, password: \"\" }",
+                "its password is empty",
+            ),
+        ] {
+            let err = Secrets::parse(file, "s.yml", &env())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(what), "{file}: {err}");
+            assert!(err.contains("at least 2 characters"), "{err}");
+        }
+        let mut vault = Secrets::parse(
+            "- { name: kv, type: vault, path: a/b, key: pw }",
+            "s.yml",
+            &env(),
+        )
+        .unwrap();
+        let err = vault.set_vault_value("kv", String::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("`kv`: its value is empty"),
+            "{err}"
+        );
+        Secrets::parse("- { name: ok, type: value, value: ab }", "s.yml", &env()).unwrap();
     }
 }

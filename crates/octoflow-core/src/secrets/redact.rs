@@ -1,11 +1,16 @@
-//! Redaction: every resolved secret value, and the password of any URL, becomes `***`
-//! before text leaves the engine (logs, results, data, errors).
+//! Redaction: every resolved secret value — and each form it takes when passed on (base64,
+//! URL-encoded, JSON-escaped, each line of a multi-line one: see `forms`) — and the password
+//! of any URL become `***` before text leaves the engine (logs, results, data, state,
+//! errors). One automaton finds every form of every secret in a single pass.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 use serde_json::Value;
+
+use super::forms::forms;
 
 /// `scheme://user:password@` → `scheme://***@`.
 static URL_CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
@@ -16,35 +21,71 @@ static URL_CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
 /// What redaction replaces a secret with.
 pub const MASK: &str = "***";
 
+/// The shortest secret value: shorter ones are refused when secrets are loaded, and ignored
+/// here (they would mask ordinary text everywhere).
+pub const MIN_SECRET_LEN: usize = 2;
+
 /// Replaces known secret values in text and JSON. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    secrets: Arc<Vec<String>>,
+    finder: Option<Arc<Finder>>,
+}
+
+#[derive(Debug)]
+struct Finder {
+    forms: AhoCorasick,
+    longest: usize,
 }
 
 impl Redactor {
-    /// A redactor for these values (empty and very short values are ignored, longest first).
+    /// A redactor for these values and their forms (values shorter than
+    /// [`MIN_SECRET_LEN`] are ignored).
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = values.into_iter().filter(|v| v.len() >= 3).collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Self {
-            secrets: Arc::new(secrets),
-        }
+        let mut needles: Vec<String> = values
+            .into_iter()
+            .filter(|v| v.len() >= MIN_SECRET_LEN)
+            .flat_map(|v| forms(&v))
+            .collect();
+        needles.sort_unstable();
+        needles.dedup();
+        let longest = needles.iter().map(String::len).max().unwrap_or(0);
+        let finder = (!needles.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&needles)
+                    .ok()
+            })
+            .flatten()
+            .map(|forms| Arc::new(Finder { forms, longest }));
+        Self { finder }
     }
 
     /// Whether no secret value is known (URL passwords are still masked).
     pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty()
+        self.finder.is_none()
+    }
+
+    /// The length in bytes of the longest text masked as a whole (0 without secrets): a
+    /// stream cut into pieces must keep this much overlap to mask a secret across a cut.
+    pub fn longest(&self) -> usize {
+        self.finder.as_ref().map_or(0, |f| f.longest)
     }
 
     /// The text with every secret and URL password masked.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for secret in self.secrets.iter() {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MASK));
-            }
+        if let Some(finder) = &self.finder
+            && finder.forms.is_match(text)
+        {
+            let mut masked = String::with_capacity(text.len());
+            finder
+                .forms
+                .replace_all_with(text, &mut masked, |_, _, into: &mut String| {
+                    into.push_str(MASK);
+                    true
+                });
+            out = Cow::Owned(masked);
         }
         if out.contains("://")
             && let Cow::Owned(masked) = URL_CREDENTIALS.replace_all(&out, "${1}***@")
@@ -65,7 +106,7 @@ impl Redactor {
     }
 
     fn matches(&self, text: &str) -> bool {
-        self.secrets.iter().any(|s| text.contains(s.as_str()))
+        self.finder.as_ref().is_some_and(|f| f.forms.is_match(text))
             || (text.contains("://") && URL_CREDENTIALS.is_match(text))
     }
 
@@ -151,5 +192,36 @@ mod tests {
             "postgres://***@db:5432/x"
         );
         assert_eq!(r.text("http://host/a:b@c"), "http://host/a:b@c");
+    }
+
+    #[test]
+    fn masks_a_secret_passed_on_in_another_form() {
+        use base64::Engine;
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEA\nq7BFUpkGp3+XQrPhOmW0Bv2FqPOUx1Rz\n-----END PRIVATE KEY-----";
+        let r = Redactor::new(["tiger-lily-42".to_owned(), pem.to_owned()]);
+        let basic = base64::engine::general_purpose::STANDARD.encode("ops:tiger-lily-42");
+        let header = format!("Authorization: Basic {basic}");
+        let masked = r.text(&header);
+        assert!(!masked.contains(&basic[8..]), "{masked}");
+        assert!(masked.contains(MASK), "{masked}");
+        assert_eq!(r.text("q=tiger-lily-42&x"), "q=***&x");
+        assert_eq!(r.text("{\"k\": \"tiger-lily-42\"}"), "{\"k\": \"***\"}");
+        for line in pem.lines().skip(1).take(2) {
+            assert_eq!(
+                r.text(&format!("> {line}")),
+                "> ***",
+                "a line of the key alone"
+            );
+        }
+        let escaped = serde_json::to_string(pem).unwrap();
+        assert_eq!(r.text(&escaped), "\"***\"");
+        assert!(r.longest() >= pem.len());
+    }
+
+    #[test]
+    fn two_characters_are_a_secret_one_is_not() {
+        let r = Redactor::new(["ab".to_owned(), "c".to_owned()]);
+        assert_eq!(r.text("ab c"), "*** c");
+        assert!(Redactor::new(["c".to_owned()]).is_empty());
     }
 }

@@ -156,6 +156,12 @@ impl StepCx<'_> {
         &self.log
     }
 
+    /// What masks the secrets: for a step that cuts text into pieces itself (the log
+    /// masks each line it is given, but a secret cut in two is no longer whole in either).
+    pub fn redactor(&self) -> &crate::secrets::Redactor {
+        self.engine.redactor()
+    }
+
     /// Where files may be touched.
     pub fn files(&self) -> &FilesRoot {
         &self.services.files

@@ -382,3 +382,31 @@ steps:
         .assert_data("after", json!("5/yes"))
         .assert_data("again", json!({"key": 5}));
 }
+
+#[tokio::test]
+async fn a_secret_written_to_state_is_kept_masked() {
+    let report = Harness::new(registry(counter()))
+        .secrets("- { name: api, type: token, token: tok-1234-secret }\n")
+        .flow(
+            r#"
+steps:
+  - name: save
+    state: { set: { header: 'Bearer {{ secrets.api.token }}', encoded: '{{ secrets.api.token | b64encode }}' } }
+  - name: again
+    state: { get: header }
+  - name: encoded
+    state: { get: encoded }
+"#,
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("again", json!("Bearer ***"))
+        .assert_data("encoded", json!("***"));
+    assert_eq!(
+        serde_json::Value::Object(report.state.clone()),
+        json!({"header": "Bearer ***", "encoded": "***"}),
+        "the store keeps the masked values"
+    );
+}

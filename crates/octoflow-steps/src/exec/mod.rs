@@ -33,8 +33,14 @@ impl StepKind for Exec {
                 "cannot use `cwd`: `{cwd}` is not a directory"
             )));
         }
-        let finished =
-            process::run(invocation, cx.log(), cx.cancel_token(), cx.process_groups()).await?;
+        let finished = process::run(
+            invocation,
+            cx.log(),
+            cx.redactor(),
+            cx.cancel_token(),
+            cx.process_groups(),
+        )
+        .await?;
         output::outcome(&finished, &settings.success_codes, settings.parse)
     }
 }

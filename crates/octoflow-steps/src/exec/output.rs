@@ -1,8 +1,11 @@
 //! A process's output: read line by line into the step log as it arrives, kept (up to a cap)
-//! for the result, and turned into the result or the error text at the end.
+//! for the result, and turned into the result or the error text at the end. A line too long
+//! for the log goes in pieces, cut only in text already masked and only once what follows
+//! the cut is long enough to hold any secret starting before it: no secret is cut in two.
 
 use std::time::Duration;
 
+use octoflow_core::secrets::Redactor;
 use octoflow_core::step::StepLog;
 use octoflow_core::step::prelude::*;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -62,13 +65,15 @@ impl Captured {
 struct Lines {
     pending: Vec<u8>,
     max: usize,
+    redactor: Redactor,
 }
 
 impl Lines {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, redactor: Redactor) -> Self {
         Self {
             pending: Vec::new(),
             max,
+            redactor,
         }
     }
 
@@ -78,7 +83,11 @@ impl Lines {
         for piece in chunk.split_inclusive(|b| *b == b'\n') {
             let line = piece.strip_suffix(b"\n");
             self.pending.extend_from_slice(line.unwrap_or(piece));
-            while self.pending.len() > self.max {
+            // The overlap: a secret starting before the cut ends within it.
+            while self.pending.len() > self.max + self.redactor.longest() {
+                if !self.redactor.is_empty() {
+                    self.mask_pending();
+                }
                 // Never cut inside a UTF-8 character.
                 let mut at = self.max;
                 while at > 0 && self.pending.get(at).is_some_and(|b| b & 0xC0 == 0x80) {
@@ -93,6 +102,18 @@ impl Lines {
             }
         }
         out
+    }
+
+    /// Masks the secrets in the pending text (its whole characters; a character still
+    /// arriving stays as bytes).
+    fn mask_pending(&mut self) {
+        let whole = whole_characters(&self.pending);
+        let text = String::from_utf8_lossy(self.pending.get(..whole).unwrap_or_default());
+        if let std::borrow::Cow::Owned(masked) = self.redactor.text(&text) {
+            let rest = self.pending.split_off(whole);
+            self.pending = masked.into_bytes();
+            self.pending.extend_from_slice(&rest);
+        }
     }
 
     /// The last line when the stream did not end with a line break.
@@ -110,15 +131,38 @@ impl Lines {
     }
 }
 
+/// How many leading bytes of `bytes` are whole UTF-8 characters (or invalid bytes): all of
+/// them but a character whose last bytes have not arrived yet.
+fn whole_characters(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for back in 1..=len.min(4) {
+        let Some(&b) = bytes.get(len - back) else {
+            break;
+        };
+        if b & 0xC0 != 0x80 {
+            let needs = match b {
+                0xF8.. => 1, // never a lead byte: an invalid one
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
+            return if back >= needs { len } else { len - back };
+        }
+    }
+    len
+}
+
 /// One stream's reader: sends each line to the log and keeps the bytes.
 async fn read_stream<R: AsyncRead + Unpin>(
     mut reader: R,
     stream: LogStream,
     log: StepLog,
+    redactor: Redactor,
     stop: CancellationToken,
 ) -> (LogStream, Captured) {
     let mut captured = Captured::new(MAX_CAPTURE);
-    let mut lines = Lines::new(MAX_LOG_LINE);
+    let mut lines = Lines::new(MAX_LOG_LINE, redactor);
     let mut chunk = vec![0; CHUNK];
     loop {
         let n = tokio::select! {
@@ -156,7 +200,12 @@ pub(crate) struct Readers {
 
 impl Readers {
     /// Starts reading both pipes.
-    pub(crate) fn start<O, E>(stdout: Option<O>, stderr: Option<E>, log: &StepLog) -> Self
+    pub(crate) fn start<O, E>(
+        stdout: Option<O>,
+        stderr: Option<E>,
+        log: &StepLog,
+        redactor: &Redactor,
+    ) -> Self
     where
         O: AsyncRead + Unpin + Send + 'static,
         E: AsyncRead + Unpin + Send + 'static,
@@ -168,6 +217,7 @@ impl Readers {
                 pipe,
                 LogStream::Stdout,
                 log.clone(),
+                redactor.clone(),
                 stop.clone(),
             ));
         }
@@ -176,6 +226,7 @@ impl Readers {
                 pipe,
                 LogStream::Stderr,
                 log.clone(),
+                redactor.clone(),
                 stop.clone(),
             ));
         }
@@ -313,7 +364,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_across_chunks() {
-        let mut lines = Lines::new(MAX_LOG_LINE);
+        let mut lines = Lines::new(MAX_LOG_LINE, Redactor::default());
         assert_eq!(lines.push(b"one\r\ntw"), vec!["one"]);
         assert_eq!(lines.push(b"o\n\nthree"), vec!["two", ""]);
         assert_eq!(lines.finish().as_deref(), Some("three"));
@@ -322,12 +373,41 @@ mod tests {
 
     #[test]
     fn long_lines_are_cut_at_character_boundaries() {
-        let mut lines = Lines::new(4);
+        let mut lines = Lines::new(4, Redactor::default());
         assert_eq!(lines.push("abcdé\n".as_bytes()), vec!["abcd", "é"]);
         assert_eq!(lines.push("aéé".as_bytes()), vec!["aé"]);
         assert_eq!(lines.finish().as_deref(), Some("é"));
-        let mut lines = Lines::new(4);
+        let mut lines = Lines::new(4, Redactor::default());
         assert_eq!(lines.push(b"ab\xffcdef\n"), vec!["ab\u{fffd}c", "def"]);
+    }
+
+    #[test]
+    fn a_secret_across_a_forced_cut_is_masked_whole() {
+        let secret = "hunter2-correct-horse";
+        let redactor = Redactor::new([secret.to_owned()]);
+        for offset in 0..secret.len() {
+            let mut lines = Lines::new(16, redactor.clone());
+            let text = format!("{}{secret}{}", "a".repeat(32 - offset), "b".repeat(40));
+            let mut pieces = Vec::new();
+            // Byte by byte: the worst case for a cut.
+            for byte in text.as_bytes() {
+                pieces.extend(lines.push(std::slice::from_ref(byte)));
+            }
+            pieces.extend(lines.finish());
+            let joined = pieces.concat();
+            assert!(!joined.contains("hunter"), "offset {offset}: {pieces:?}");
+            assert!(!joined.contains("horse"), "offset {offset}: {pieces:?}");
+            assert!(pieces.iter().all(|p| p.len() <= 16 + redactor.longest()));
+        }
+    }
+
+    #[test]
+    fn whole_characters_leave_a_character_still_arriving() {
+        assert_eq!(whole_characters(b"abc"), 3);
+        assert_eq!(whole_characters("aé".as_bytes()), 3);
+        assert_eq!(whole_characters(&"aé".as_bytes()[..2]), 1);
+        assert_eq!(whole_characters(&"a€".as_bytes()[..3]), 1);
+        assert_eq!(whole_characters(b"a\xff"), 2);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use octoflow_core::flow::format_duration;
 use octoflow_core::process_groups::{GroupRecord, ProcessGroups};
+use octoflow_core::secrets::Redactor;
 use octoflow_core::step::{StepError, StepLog};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
@@ -72,6 +73,7 @@ pub(crate) struct Finished {
 pub(crate) async fn run(
     inv: Invocation,
     log: &StepLog,
+    redactor: &Redactor,
     cancel: &CancellationToken,
     groups: &ProcessGroups,
 ) -> Result<Finished, StepError> {
@@ -100,7 +102,7 @@ pub(crate) async fn run(
         .map_err(|e| cannot_start(&inv.program, &e))?;
     let mut group = Group::of(&child, groups)?;
 
-    let mut readers = Readers::start(child.stdout.take(), child.stderr.take(), log);
+    let mut readers = Readers::start(child.stdout.take(), child.stderr.take(), log, redactor);
     // Aborted when dropped, like the readers: nothing the step started outlives it.
     let mut writer = JoinSet::new();
     if let (Some(bytes), Some(mut pipe)) = (inv.stdin, child.stdin.take()) {

@@ -190,3 +190,72 @@ async fn steps_see_no_server_settings_and_config_credentials_are_redacted() {
         assert!(!run.to_string().contains(hidden), "`{hidden}` in the run");
     }
 }
+
+const PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAwBcq1b7Qh3Lr9d2f
+Qm8sT4pZ0yXcKvN6uH2jE1aRbW9oL3iYtG7kF5dS2qP8nM4vC0xZ6wB1eU9hA7gJ
+-----END PRIVATE KEY-----";
+
+/// Issue 17: a secret passed on in another form — a PEM key printed line by line, a token
+/// base64- and URL-encoded, a token cut by the 64 KiB split of a long line — is masked in
+/// the log of a run under `serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_another_form_or_across_a_cut_is_masked_in_the_log() {
+    const TOKEN: &str = "tok-4f9a-77c2-secret";
+    let indented: String = PEM.lines().map(|l| format!("      {l}\n")).collect();
+    let secrets = format!(
+        "- name: key\n  type: value\n  value: |\n{indented}- {{ name: api, type: token, token: {TOKEN} }}\n"
+    );
+    let flow = r#"
+steps:
+  - name: pem
+    exec: { command: [sh, -c, 'printf "%s\n" "$K"'], env: { K: "{{ secrets.key.value }}" } }
+  - name: encoded
+    exec:
+      command: [sh, -c, 'printf "%s" "$T" | base64; printf "ops:%s" "$T" | base64; echo "q=$U"']
+      env: { T: "{{ secrets.api.token }}", U: "{{ secrets.api.token | urlencode }}" }
+  - name: long
+    exec:
+      command: [sh, -c, 'head -c 65530 /dev/zero | tr "\0" a; printf "%s" "$T"; head -c 2000 /dev/zero | tr "\0" b; echo']
+      env: { T: "{{ secrets.api.token }}" }
+"#;
+    let o = octo()
+        .file("data/secrets.yml", &secrets)
+        .flow("forms", flow);
+    let server = crate::server::Server::start(&o, &[]);
+    let (code, run) = server
+        .post("/api/v1/flows/forms/runs", &serde_json::json!({}))
+        .await;
+    assert_eq!(code, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = server.until(&id, &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let logs = server.text(&format!("/api/v1/runs/{id}/logs")).await;
+    assert!(logs.contains("q=***"), "{logs:.2000}");
+    let b64 = |text: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    };
+    let mut leaks: Vec<String> = PEM.lines().map(str::to_owned).collect();
+    leaks.extend([
+        TOKEN.to_owned(),
+        b64(TOKEN),
+        b64(&format!("ops:{TOKEN}"))[8..24].to_owned(),
+    ]);
+    // The log's lines joined without their breaks: a token cut in two would join again.
+    let joined: String = logs
+        .lines()
+        .map(|line| line.rsplit_once(" | ").map_or(line, |(_, text)| text))
+        .collect();
+    for leak in &leaks {
+        assert!(!logs.contains(leak.as_str()), "`{leak}` in the log");
+        assert!(!joined.contains(leak.as_str()), "`{leak}` across a cut");
+    }
+    assert!(
+        logs.lines()
+            .filter(|l| l.contains("aaaa") || l.contains("bbbb"))
+            .count()
+            >= 2,
+        "the long line was cut"
+    );
+}

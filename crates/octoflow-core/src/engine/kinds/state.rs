@@ -73,6 +73,12 @@ impl StepKind for State {
             let tpl = Tpl::<Value>::from_value(value.clone()).map_err(StepError::fatal)?;
             values.insert(key.clone(), cx.render(&format!("set.{key}"), &tpl)?);
         }
+        // State outlives the run and is read by later ones: a secret is masked before it is
+        // kept, as in `data`.
+        let values = match cx.redactor().redact(Value::Object(values)) {
+            Value::Object(values) => values,
+            _ => unreachable!("redaction keeps an object an object"),
+        };
         store
             .set_state(&flow, &values)
             .await
