@@ -51,9 +51,11 @@ pub struct HttpConfig {
     /// The `User-Agent` header. Default `octoflow/<version>`.
     pub user_agent: String,
     /// The largest response body kept in memory as a step's result; a larger one fails the
-    /// step with a hint to use `save_to`, which streams to a file with no limit.
-    /// Default 256 MiB.
+    /// step with a hint to use `save_to`, which streams it to a file. Default 256 MiB.
     pub max_body_bytes: u64,
+    /// The largest response body `save_to` writes: a peer cannot fill the disk. Default
+    /// 16 GiB.
+    pub max_save_bytes: u64,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +67,7 @@ impl Default for HttpConfig {
             pool_max_idle_per_host: 32,
             user_agent: concat!("octoflow/", env!("CARGO_PKG_VERSION")).to_owned(),
             max_body_bytes: 256 * 1024 * 1024,
+            max_save_bytes: 16 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -75,6 +78,11 @@ impl HttpConfig {
     /// # Errors
     /// When the TLS backend cannot be initialised (the only way reqwest's builder fails).
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        self.builder().build()
+    }
+
+    /// A builder with these settings, for a client that needs more of its own.
+    pub fn builder(&self) -> reqwest::ClientBuilder {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(self.pool_idle_timeout)
@@ -83,6 +91,6 @@ impl HttpConfig {
         if let Some(read) = self.read_timeout {
             builder = builder.read_timeout(read);
         }
-        builder.build()
+        builder
     }
 }

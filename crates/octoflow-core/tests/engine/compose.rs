@@ -388,7 +388,7 @@ async fn a_secret_written_to_state_is_kept_masked() {
     let report = Harness::new(registry(counter()))
         .secrets("- { name: api, type: token, token: tok-1234-secret }\n")
         .flow(
-            r#"
+            r"
 steps:
   - name: save
     state: { set: { header: 'Bearer {{ secrets.api.token }}', encoded: '{{ secrets.api.token | b64encode }}' } }
@@ -396,7 +396,7 @@ steps:
     state: { get: header }
   - name: encoded
     state: { get: encoded }
-"#,
+",
         )
         .run()
         .await;

@@ -1,8 +1,9 @@
 //! The `rest` kind: one HTTP request through the node's shared client. Result: the parsed
 //! body (JSON, else text, null when empty); with `full_response`, `{status, headers, body}`;
 //! with `save_to`, `{status, path, bytes}`. A status outside `expect` fails the step with
-//! `status_code: N, response_content: …` in its error.
+//! `status_code: N, response_content: …` in its error. Redirects: see `redirect`.
 
+mod redirect;
 mod request;
 mod response;
 mod settings;
@@ -13,7 +14,6 @@ use std::time::Instant;
 
 use octoflow_core::error::chain;
 use octoflow_core::fs::SafePath;
-use octoflow_core::step::StepLog;
 use octoflow_core::step::prelude::*;
 use serde_json::Map;
 
@@ -27,39 +27,64 @@ pub(crate) struct Rest {
     client: Result<reqwest::Client, String>,
     /// The largest body kept in memory (see [`HttpConfig::max_body_bytes`]).
     max_body_bytes: u64,
+    /// The largest body `save_to` writes (see [`HttpConfig::max_save_bytes`]).
+    max_save_bytes: u64,
 }
 
 impl Rest {
     /// Builds the shared client from `config`. A client that cannot be built is logged now
     /// and makes every `rest` step fail with the reason.
     pub(crate) fn new(config: &HttpConfig) -> Self {
-        let client = config.client().map_err(|err| {
-            let message = format!("cannot build the HTTP client: {}", chain(&err));
-            tracing::error!(error = %message, "The `rest` kind is unavailable.");
-            message
-        });
+        let client = config
+            .builder()
+            .redirect(redirect::policy())
+            .build()
+            .map_err(|err| {
+                let message = format!("cannot build the HTTP client: {}", chain(&err));
+                tracing::error!(error = %message, "The `rest` kind is unavailable.");
+                message
+            });
         Self {
             client,
             max_body_bytes: config.max_body_bytes,
+            max_save_bytes: config.max_save_bytes,
         }
     }
 
-    /// Sends the request, logs the status (never a header), and turns the answer into the
-    /// result.
+    /// Sends the request (following redirects), logs the status (never a header), and turns
+    /// the answer into the result.
     async fn exchange(
         &self,
         settings: &RestSettings,
         outgoing: request::Outgoing,
         save_to: Option<&(String, SafePath)>,
-        log: &StepLog,
+        cx: &StepCx<'_>,
     ) -> Result<Value, StepError> {
+        let log = cx.log();
         let shown = outgoing.shown.as_str();
         let started = Instant::now();
-        let answer = outgoing
-            .request
-            .send()
+        let (client, first) = outgoing.request.build_split();
+        let first = first.map_err(|e| response::transport_error(shown, e))?;
+        let mut sent = first.try_clone();
+        let mut answer = client
+            .execute(first)
             .await
             .map_err(|e| response::transport_error(shown, e))?;
+        let mut hops = 0;
+        while let Some(next) = redirect::next(sent.as_ref(), &answer, cx.redactor(), hops)? {
+            hops += 1;
+            log.note(format!(
+                "Redirected to another host, without credentials: `{} {}`.",
+                next.method(),
+                request::without_query(next.url())
+            ))
+            .await;
+            sent = next.try_clone();
+            answer = client
+                .execute(next)
+                .await
+                .map_err(|e| response::transport_error(shown, e))?;
+        }
         let status = answer.status().as_u16();
         let millis = started.elapsed().as_millis();
         log.note(format!(
@@ -76,7 +101,7 @@ impl Rest {
             );
         }
         if let Some((path, safe)) = save_to {
-            let bytes = response::save(shown, answer, safe).await?;
+            let bytes = response::save(shown, answer, safe, self.max_save_bytes).await?;
             result.insert("path".to_owned(), json!(path));
             result.insert("bytes".to_owned(), json!(bytes));
         } else {
@@ -119,7 +144,7 @@ impl StepKind for Rest {
             .transpose()?
             .map(Dur::get);
         let outgoing = request::build(settings, cx, client).await?;
-        let exchange = self.exchange(settings, outgoing, save_to.as_ref(), cx.log());
+        let exchange = self.exchange(settings, outgoing, save_to.as_ref(), cx);
         let limited = async {
             match timeout {
                 Some(limit) => tokio::time::timeout(limit, exchange)

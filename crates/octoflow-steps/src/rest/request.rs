@@ -44,11 +44,7 @@ pub(super) async fn build(
     if !pairs.is_empty() {
         url.query_pairs_mut().extend_pairs(pairs);
     }
-    let mut shown_url = url.clone();
-    shown_url.set_query(None);
-    shown_url.set_fragment(None);
-    let _ = shown_url.set_password(None);
-    let shown = format!("{method} {shown_url}");
+    let shown = format!("{method} {}", without_query(&url));
 
     let mut headers = headers(settings, cx)?;
     if let Some(auth) = &settings.authentication {
@@ -58,6 +54,16 @@ pub(super) async fn build(
     let request = client.request(method.to_reqwest(), url).headers(headers);
     let request = body(settings, cx, request).await?;
     Ok(Outgoing { request, shown })
+}
+
+/// A URL as logs and errors show it: without its query, fragment or password (which may
+/// hold credentials).
+pub(super) fn without_query(url: &reqwest::Url) -> reqwest::Url {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_password(None);
+    shown
 }
 
 /// The rendered `headers`.

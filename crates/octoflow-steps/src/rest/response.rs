@@ -136,7 +136,16 @@ pub(super) async fn save(
     shown: &str,
     mut response: reqwest::Response,
     path: &SafePath,
+    max: u64,
 ) -> Result<u64, StepError> {
+    let too_large = || {
+        StepError::failed(format!(
+            "the answer of `{shown}` is larger than {max} bytes (`http.max_save_bytes`); nothing was written"
+        ))
+    };
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
     let target = path.as_path().to_path_buf();
     let io_error = |what: &str, e: &std::io::Error| {
         StepError::failed(format!(
@@ -154,10 +163,13 @@ pub(super) async fn save(
         .await
         .map_err(|e| transport_error(shown, e))?
     {
+        bytes += chunk.len() as u64;
+        if bytes > max {
+            return Err(too_large());
+        }
         file.write_all(&chunk)
             .await
             .map_err(|e| io_error("write", &e))?;
-        bytes += chunk.len() as u64;
     }
     file.flush().await.map_err(|e| io_error("write", &e))?;
     file.sync_data().await.map_err(|e| io_error("write", &e))?;

@@ -78,6 +78,8 @@ pub(crate) struct HttpSection {
     pub(crate) pool_idle_timeout: Dur,
     /// Largest response body kept in memory as a step's result (`256MiB`).
     pub(crate) max_body_bytes: ByteSize,
+    /// Largest response body `save_to` writes to a file (`16GiB`).
+    pub(crate) max_save_bytes: ByteSize,
 }
 
 impl Default for HttpSection {
@@ -87,6 +89,7 @@ impl Default for HttpSection {
             read_timeout: Dur(Duration::from_secs(300)),
             pool_idle_timeout: Dur(Duration::from_secs(90)),
             max_body_bytes: ByteSize(256 * 1024 * 1024),
+            max_save_bytes: ByteSize(16 * 1024 * 1024 * 1024),
         }
     }
 }
@@ -99,6 +102,7 @@ impl HttpSection {
         config.http.read_timeout = Some(self.read_timeout.get());
         config.http.pool_idle_timeout = self.pool_idle_timeout.get();
         config.http.max_body_bytes = self.max_body_bytes.0;
+        config.http.max_save_bytes = self.max_save_bytes.0;
         config
     }
 }

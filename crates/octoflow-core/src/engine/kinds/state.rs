@@ -75,9 +75,8 @@ impl StepKind for State {
         }
         // State outlives the run and is read by later ones: a secret is masked before it is
         // kept, as in `data`.
-        let values = match cx.redactor().redact(Value::Object(values)) {
-            Value::Object(values) => values,
-            _ => unreachable!("redaction keeps an object an object"),
+        let Value::Object(values) = cx.redactor().redact(Value::Object(values)) else {
+            unreachable!("redaction keeps an object an object")
         };
         store
             .set_state(&flow, &values)

@@ -60,6 +60,7 @@ impl Peer {
             .route("/deny", get(deny))
             .route("/big", get(big))
             .route("/upload", post(upload))
+            .route("/redirect", any(redirect))
             .layer(DefaultBodyLimit::disable())
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -122,6 +123,17 @@ pub(super) async fn echo(
     (
         AppendHeaders([("x-peer", "a"), ("x-peer", "b")]),
         axum::Json(answer),
+    )
+        .into_response()
+}
+
+/// `/redirect?code=307&to=URL`: a redirect, to itself without `to`.
+pub(super) async fn redirect(Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let code = q.get("code").and_then(|c| c.parse().ok()).unwrap_or(302);
+    let to = q.get("to").map_or("/redirect", String::as_str);
+    (
+        StatusCode::from_u16(code).unwrap(),
+        [(header::LOCATION, to.to_owned())],
     )
         .into_response()
 }

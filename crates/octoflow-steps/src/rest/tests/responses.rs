@@ -461,3 +461,28 @@ async fn load_time_problems() {
         );
     }
 }
+
+#[tokio::test]
+async fn save_to_refuses_an_answer_past_its_cap_and_leaves_nothing() {
+    let peer = Peer::start().await;
+    let mut config = crate::StepsConfig::default();
+    config.http.max_save_bytes = 64 * 1024;
+    let mut registry = octoflow_core::step::Registry::new();
+    crate::register_builtin_with(&mut registry, &config);
+    let report = octoflow_testkit::harness::Harness::new(registry)
+        .flow(&format!(
+            "steps: [{{ name: dl, rest: {{ uri: '{}/big?bytes=1000000', save_to: out/big.bin }} }}]",
+            peer.base
+        ))
+        .run()
+        .await;
+    report.assert_status(RunStatus::Failed);
+    let error = error(&report, "dl");
+    assert!(
+        error.contains("larger than 65536 bytes (`http.max_save_bytes`)"),
+        "{error}"
+    );
+    let out = report.data_dir().join("out");
+    let left = std::fs::read_dir(&out).map_or(0, Iterator::count);
+    assert_eq!(left, 0, "nothing is left in {}", out.display());
+}
