@@ -38,6 +38,8 @@ pub enum Code {
     NotFound,
     /// The path exists but does not answer this method: a webhook's `methods` (405).
     MethodNotAllowed,
+    /// The body did not arrive in time (408).
+    RequestTimeout,
     /// The request clashes with the current state: a run already ended, a `skip` policy (409).
     Conflict,
     /// The body is larger than the server accepts (413).
@@ -63,6 +65,7 @@ impl Code {
         Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::RequestTimeout,
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -80,6 +83,7 @@ impl Code {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -99,6 +103,7 @@ impl Code {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -354,12 +359,13 @@ mod tests {
         case(Code::MethodNotAllowed, 405, "method_not_allowed");
         case(Code::Conflict, 409, "conflict");
         case(Code::PayloadTooLarge, 413, "payload_too_large");
+        case(Code::RequestTimeout, 408, "request_timeout");
         case(Code::UnsupportedMediaType, 415, "unsupported_media_type");
         case(Code::InvalidFlow, 422, "invalid_flow");
         case(Code::Overloaded, 429, "overloaded");
         case(Code::Internal, 500, "internal");
         case(Code::Unavailable, 503, "unavailable");
-        assert_eq!(Code::ALL.len(), 13);
+        assert_eq!(Code::ALL.len(), 14);
     }
 
     #[test]

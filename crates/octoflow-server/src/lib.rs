@@ -23,6 +23,7 @@ pub mod extract;
 mod hooks;
 mod http_metrics;
 mod jwt;
+mod limits;
 pub mod openapi;
 mod routes;
 mod ui;
@@ -47,6 +48,7 @@ pub use auth::{Access, Caller, LoginAnswer, LoginRequest};
 pub use browser::{AllowedHosts, Body};
 pub use hooks::HookSettings;
 pub use jwt::JwtCheck;
+pub use limits::BodyLimits;
 pub use routes::{Route, routes};
 
 /// Who may use the API (config `auth:`, SPEC §11.1 and §12).
@@ -94,8 +96,8 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// Renders `/metrics`; without it `/metrics` answers 404.
     pub metrics: Option<PrometheusHandle>,
-    /// Largest request body accepted (`413 payload_too_large` past it), uploads included.
-    pub max_body_bytes: usize,
+    /// Bounds of request bodies (`413 payload_too_large`, `408` past them).
+    pub limits: BodyLimits,
     /// Webhooks: requests in flight, default wait.
     pub hooks: HookSettings,
     /// The node's scheduler: schedules listed, added, paused, resumed and removed through
@@ -114,7 +116,7 @@ impl AppState {
         flows: Arc<FlowLibrary>,
         auth: AuthSettings,
         metrics: Option<PrometheusHandle>,
-        max_body_bytes: usize,
+        limits: BodyLimits,
         scheduler: Scheduler,
     ) -> Self {
         Self {
@@ -122,7 +124,7 @@ impl AppState {
             flows,
             auth,
             metrics,
-            max_body_bytes,
+            limits,
             hooks: HookSettings::default(),
             scheduler,
             hosts: Arc::default(),
@@ -145,7 +147,7 @@ type Shared = Arc<AppState>;
 /// only: queries may hold callback tokens), panics answered as internal errors, and the body
 /// limit.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.max_body_bytes;
+    let max_body = state.limits.body;
     let shared: Shared = Arc::new(state);
     let hooks = hooks::router(&shared);
     let routes = routes::build(&shared)

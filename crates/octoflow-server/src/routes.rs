@@ -3,6 +3,7 @@
 //! it, so a route cannot be served undocumented or documented unserved.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
@@ -96,6 +97,10 @@ pub fn routes() -> &'static [Route] {
 
 /// The router of [`ROUTES`], each route behind the role check it needs. Other paths are
 /// the webhooks' (see `hooks`), which answer `404` for paths no hook has.
+/// Routes that take a few fields only, under [`BodyLimits::small`](crate::BodyLimits):
+/// anyone may call them.
+const SMALL_BODIES: &[&str] = &["/api/v1/auth/login", "/api/v1/runs/{id}/callback"];
+
 pub(crate) fn build(shared: &Shared) -> Router<Shared> {
     let mut router = Router::new();
     for route in ROUTES {
@@ -112,6 +117,9 @@ pub(crate) fn build(shared: &Shared) -> Router<Shared> {
                 route.body,
                 browser::require_content_type,
             ));
+        }
+        if SMALL_BODIES.contains(&route.path) {
+            method_router = method_router.layer(DefaultBodyLimit::max(shared.limits.small));
         }
         if route.path.starts_with("/api/") {
             method_router = method_router.route_layer(axum::middleware::from_fn_with_state(

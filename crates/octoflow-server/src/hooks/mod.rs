@@ -4,13 +4,16 @@
 //! A request goes through, in order:
 //! 1. the routing table ([`table`]): `404 not_found` for an unknown path, `405
 //!    method_not_allowed` (with `Allow`) for a method the hooks at that path do not answer;
-//! 2. the in-flight bound: at most [`HookSettings::max_in_flight`] requests are read and
-//!    admitted at once; past it the answer is `429 overloaded` with `Retry-After: 1` —
-//!    a request is refused, never dropped;
-//! 3. the caller check ([`auth`]): `401` (with a challenge) or `403`;
-//! 4. the body ([`upload`]): uploads streamed into the workspace of the run to be, whose id is
-//!    made first; `413` past `limits.max_upload_bytes`; an `hmac` signature is checked over
-//!    the raw body once it is read;
+//! 2. the caller check ([`auth`]) on what the headers hold: `401` (with a challenge) or `403`;
+//! 3. the in-flight bound ([`in_flight`]): at most [`HookSettings::max_in_flight`] requests,
+//!    and [`HookSettings::max_in_flight_per_hook`] to one hook, are read and admitted at once;
+//!    past it the answer is `429 overloaded` with `Retry-After: 1` — a request is refused,
+//!    never dropped;
+//! 4. the body ([`upload`]), under [`BodyLimits`](crate::BodyLimits): JSON, forms and text
+//!    up to `limits.max_body_bytes`, uploads streamed into the workspace of the run to be
+//!    (whose id is made first) up to `limits.max_upload_bytes` and `limits.max_upload_files`;
+//!    `413` past them, `408` for a body that stalls; an `hmac` signature is checked over the
+//!    raw body once it is read, and only then do its files reach the run's workspace;
 //! 5. the params ([`params`]): `400 invalid_params` naming the field;
 //! 6. a dry run, or the run's admission under the flow's concurrency rule;
 //! 7. the answer ([`respond`]).
@@ -22,6 +25,7 @@
 //! validation refuses paths under the reserved prefixes anyway.
 
 mod auth;
+mod in_flight;
 mod params;
 mod respond;
 mod table;
@@ -38,11 +42,11 @@ use octoflow_core::engine::{AcceptError, RunRequest};
 use octoflow_core::flow::WebhookAuth;
 use octoflow_core::store::{Admitted, RunId, StoreError, TriggerInfo};
 use serde_json::json;
-use tokio::sync::Semaphore;
 
 use crate::Shared;
 use crate::error::{ApiError, Code};
 use crate::http_metrics::RouteLabel;
+use in_flight::InFlight;
 use table::{HookRoute, LiveTable, Lookup};
 use upload::Workspace;
 
@@ -52,6 +56,8 @@ pub struct HookSettings {
     /// Hook requests read and admitted at once; more are answered `429 overloaded`
     /// (default 1,024). A `wait: true` hook stops counting once its run is admitted.
     pub max_in_flight: usize,
+    /// The same for each hook (default 256): one busy hook leaves room for the others.
+    pub max_in_flight_per_hook: usize,
     /// How long `wait: true` waits when the trigger sets no `wait_timeout` (default 30 s).
     pub wait_timeout: Duration,
 }
@@ -60,6 +66,7 @@ impl Default for HookSettings {
     fn default() -> Self {
         Self {
             max_in_flight: 1024,
+            max_in_flight_per_hook: 256,
             wait_timeout: Duration::from_secs(30),
         }
     }
@@ -109,14 +116,14 @@ impl From<StoreError> for Refused {
 struct Hooks {
     app: Shared,
     table: LiveTable,
-    in_flight: Arc<Semaphore>,
+    in_flight: InFlight,
 }
 
 /// The hooks' router: every path the API does not serve, matched against the hooks.
 pub(crate) fn router(app: &Shared) -> Router {
     let hooks = Arc::new(Hooks {
         table: LiveTable::new(app.flows.clone()),
-        in_flight: Arc::new(Semaphore::new(app.hooks.max_in_flight.max(1))),
+        in_flight: InFlight::new(app.hooks.max_in_flight, app.hooks.max_in_flight_per_hook),
         app: app.clone(),
     });
     Router::new().fallback(dispatch).with_state(hooks)
@@ -164,23 +171,14 @@ async fn answer(
     request: Request,
 ) -> Result<Response, Refused> {
     let method = request.method().clone();
-    let Ok(permit) = hooks.in_flight.clone().try_acquire_owned() else {
-        metrics::counter!("octoflow_hook_overloaded_total").increment(1);
-        let mut response = ApiError::new(
-            Code::Overloaded,
-            "too many webhook requests at once; try again later",
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err(Refused(Box::new(response)));
-    };
     let app = &hooks.app;
     let (flow, hook) = (&route.flow, &route.hook);
     let (parts, body) = request.into_parts();
     let query = params::query_pairs(parts.uri.query(), false);
     let mut checked = auth::check(app, &hook.auth, &parts, &query).await?;
+    let slots = hooks
+        .in_flight
+        .take(&format!("{} {}", flow.name, hook.served_path()))?;
     let query = params::query_pairs(
         parts.uri.query(),
         matches!(hook.auth, WebhookAuth::Token { .. }),
@@ -189,18 +187,19 @@ async fn answer(
     // The run's id comes first: uploads go into its workspace before it is recorded.
     let id = RunId::new();
     let data_dir = app.service.engine().config().files.data_dir();
-    let mut workspace = Workspace::new(data_dir.join("runs").join(id.to_string()));
-    let limit = u64::try_from(app.max_body_bytes).unwrap_or(u64::MAX);
+    let runs = data_dir.join("runs");
+    let mut workspace = Workspace::new(&runs, &id.to_string(), checked.body.is_some());
     let payload = upload::read(
         body,
         &parts.headers,
-        limit,
+        &app.limits,
         &mut workspace,
         checked.body.as_mut(),
     )
     .await?;
     if let Some(mac) = checked.body.take() {
         mac.verify()?;
+        workspace.admit().await.map_err(ApiError::internal)?;
     }
     let uploads: Vec<_> = match &payload {
         upload::Payload::Form(_, files) => files
@@ -242,7 +241,7 @@ async fn answer(
         workspace.keep();
     }
     drop(workspace);
-    drop(permit);
+    drop(slots);
     metrics::counter!("octoflow_hook_requests_total", "flow" => flow.name.clone()).increment(1);
     let wait = hook
         .wait_timeout

@@ -2,13 +2,19 @@
 //! streamed to disk chunk by chunk — never held whole in memory — into the run's workspace
 //! (`<data>/runs/<run id>/uploads/`).
 //!
-//! The raw body may be at most `limits.max_upload_bytes` (multipart framing included): past
-//! it the answer is `413 payload_too_large` and every file written so far is removed with the
-//! workspace ([`Workspace`] removes it unless the run was recorded). File names are
-//! sanitised: the last path component only, no control characters, no leading dots, no
-//! `..`; a name already taken gets `-1`, `-2`, … before its extension.
+//! Bounds ([`BodyLimits`]): a body held in memory (JSON, form, text) at most
+//! `limits.max_body_bytes`, read within `limits.body_timeout`; an upload at most
+//! `limits.max_upload_bytes` (framing included) with at most `limits.max_upload_files` files
+//! and [`MAX_FORM_FIELDS`] text fields of `limits.max_body_bytes` in all, no gap between two
+//! pieces longer than `limits.body_timeout`. Past a size: `413 payload_too_large`; a stalled
+//! body: `408 request_timeout`. Every file written so far is then removed with the workspace
+//! ([`Workspace`] removes it unless the run was recorded). When the body must be verified
+//! first (`hmac`), its files wait outside the run's workspace until the signature holds.
+//! File names are sanitised: the last path component only, no control characters, no
+//! leading dots, no `..`; a name already taken gets `-1`, `-2`, … before its extension.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
@@ -20,6 +26,7 @@ use tokio::io::AsyncWriteExt;
 use super::Refused;
 use super::auth::BodyMac;
 use crate::error::{ApiError, Code};
+use crate::limits::{BodyLimits, MAX_FORM_FIELDS};
 
 /// The buffer between a file field and its file.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -51,17 +58,23 @@ pub(super) enum Payload {
 }
 
 /// The run's workspace while a request is handled: removed when dropped, unless the run it
-/// was made for was recorded ([`Workspace::keep`]).
+/// was made for was recorded ([`Workspace::keep`]). Uploads of a body still to be verified
+/// are written to a folder beside it (`runs/.unverified-<id>`) and moved in by
+/// [`Workspace::admit`].
 pub(super) struct Workspace {
     dir: PathBuf,
+    unverified: Option<PathBuf>,
     made: bool,
     keep: bool,
 }
 
 impl Workspace {
-    pub(super) fn new(dir: PathBuf) -> Self {
+    /// The workspace of run `id` under `runs`; `verify_first` when the body's signature is
+    /// checked after it is read.
+    pub(super) fn new(runs: &Path, id: &str, verify_first: bool) -> Self {
         Self {
-            dir,
+            dir: runs.join(id),
+            unverified: verify_first.then(|| runs.join(format!(".unverified-{id}"))),
             made: false,
             keep: false,
         }
@@ -72,35 +85,84 @@ impl Workspace {
         self.keep = true;
     }
 
-    async fn uploads(&mut self) -> std::io::Result<PathBuf> {
-        let dir = self.dir.join("uploads");
+    /// Where uploads are recorded as being: the run's `uploads` folder.
+    fn uploads(&self) -> PathBuf {
+        self.dir.join("uploads")
+    }
+
+    /// Where uploads are written now: the run's `uploads` folder, or the unverified one.
+    async fn write_dir(&mut self) -> std::io::Result<PathBuf> {
+        let dir = match &self.unverified {
+            Some(unverified) => unverified.join("uploads"),
+            None => self.uploads(),
+        };
         if !self.made {
             self.made = true;
             tokio::fs::create_dir_all(&dir).await?;
         }
         Ok(dir)
     }
+
+    /// The body was verified: its uploads move into the run's workspace.
+    pub(super) async fn admit(&mut self) -> std::io::Result<()> {
+        let Some(unverified) = self.unverified.take() else {
+            return Ok(());
+        };
+        if self.made {
+            tokio::fs::create_dir_all(&self.dir).await?;
+            tokio::fs::rename(unverified.join("uploads"), self.uploads()).await?;
+            tokio::fs::remove_dir(&unverified).await?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Workspace {
     fn drop(&mut self) {
-        if self.made && !self.keep {
-            // Runs on refusal and on a dropped connection alike; the folder is the request's.
-            if let Err(error) = std::fs::remove_dir_all(&self.dir)
+        if !self.made {
+            return;
+        }
+        // Runs on refusal and on a dropped connection alike; the folders are the request's.
+        let refused = (!self.keep).then_some(&self.dir);
+        for dir in refused.into_iter().chain(self.unverified.as_ref()) {
+            if let Err(error) = std::fs::remove_dir_all(dir)
                 && error.kind() != std::io::ErrorKind::NotFound
             {
-                tracing::warn!(dir = %self.dir.display(), error = %error, "Cannot remove a refused upload.");
+                tracing::warn!(dir = %dir.display(), error = %error, "Cannot remove a refused upload.");
             }
         }
     }
 }
 
-fn too_large(limit: u64) -> Refused {
+fn too_large(limit: u64, setting: &str) -> Refused {
     ApiError::new(
         Code::PayloadTooLarge,
-        format!("the body is larger than {limit} bytes (`limits.max_upload_bytes`)"),
+        format!("the body is larger than {limit} bytes (`limits.{setting}`)"),
     )
     .with_details(serde_json::json!({ "limit": limit }))
+    .into()
+}
+
+fn too_many(what: &str, limit: usize, setting: Option<&str>) -> Refused {
+    let setting = setting
+        .map(|s| format!(" (`limits.{s}`)"))
+        .unwrap_or_default();
+    ApiError::new(
+        Code::PayloadTooLarge,
+        format!("the upload holds more than {limit} {what}{setting}"),
+    )
+    .with_details(serde_json::json!({ "limit": limit }))
+    .into()
+}
+
+fn stalled(after: Duration) -> Refused {
+    ApiError::new(
+        Code::RequestTimeout,
+        format!(
+            "the body did not arrive within {} s (`limits.body_timeout`)",
+            after.as_secs()
+        ),
+    )
     .into()
 }
 
@@ -127,11 +189,11 @@ impl Meter<'_> {
     }
 }
 
-/// Reads the body by its content type.
+/// Reads the body by its content type, within `limits`.
 pub(super) async fn read(
     body: Body,
     headers: &HeaderMap,
-    limit: u64,
+    limits: &BodyLimits,
     workspace: &mut Workspace,
     mac: Option<&mut BodyMac>,
 ) -> Result<Payload, Refused> {
@@ -139,9 +201,6 @@ pub(super) async fn read(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -153,34 +212,53 @@ pub(super) async fn read(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    if mime == "multipart/form-data" {
+        if declared.is_some_and(|n| n > limits.upload) {
+            return Err(too_large(limits.upload, "max_upload_bytes"));
+        }
+        let mut meter = Meter {
+            total: 0,
+            limit: limits.upload,
+            over: false,
+            mac,
+        };
+        let boundary = multer::parse_boundary(&content_type)
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
+        let stream = body.into_data_stream().map(|chunk| meter.feed(chunk));
+        let read = multipart(stream, &boundary, workspace, limits).await;
+        return match read {
+            Err(_) if meter.over => Err(too_large(limits.upload, "max_upload_bytes")),
+            other => other,
+        };
+    }
+    let limit = u64::try_from(limits.body).unwrap_or(u64::MAX);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit, "max_body_bytes"));
+    }
     let mut meter = Meter {
         total: 0,
         limit,
         over: false,
         mac,
     };
-    if mime == "multipart/form-data" {
-        let boundary = multer::parse_boundary(&content_type)
-            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
-        let stream = body.into_data_stream().map(|chunk| meter.feed(chunk));
-        let read = multipart(stream, &boundary, workspace).await;
-        return match read {
-            Err(_) if meter.over => Err(too_large(limit)),
-            other => other,
-        };
-    }
     let mut bytes = Vec::new();
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = meter.feed(chunk).map_err(|e| {
-            if meter.over {
-                too_large(limit)
-            } else {
-                ApiError::bad_request(format!("cannot read the body: {e}")).into()
-            }
-        })?;
-        bytes.extend_from_slice(&chunk);
-    }
+    let whole = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = meter.feed(chunk).map_err(|e| {
+                if meter.over {
+                    too_large(limit, "max_body_bytes")
+                } else {
+                    ApiError::bad_request(format!("cannot read the body: {e}")).into()
+                }
+            })?;
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok::<(), Refused>(())
+    };
+    tokio::time::timeout(limits.read_timeout, whole)
+        .await
+        .map_err(|_| stalled(limits.read_timeout))??;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Payload::Empty);
     }
@@ -196,42 +274,63 @@ pub(super) async fn read(
     Ok(Payload::Text(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// Reads a multipart body: text parts as fields, file parts streamed to the workspace.
+/// Reads a multipart body: text parts as fields, file parts streamed to the workspace; no
+/// wait for the next piece longer than `limits.read_timeout`.
 async fn multipart<S>(
     stream: S,
     boundary: &str,
     workspace: &mut Workspace,
+    limits: &BodyLimits,
 ) -> Result<Payload, Refused>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
 {
+    let gap = limits.read_timeout;
     let bad = |e: multer::Error| -> Refused {
         ApiError::bad_request(format!("invalid multipart body: {e}")).into()
     };
     let mut parts = multer::Multipart::new(stream, boundary);
     let mut fields = Vec::new();
     let mut files = Vec::new();
-    while let Some(mut field) = parts.next_field().await.map_err(bad)? {
+    let mut text_bytes = 0usize;
+    while let Some(mut field) = within(gap, parts.next_field()).await?.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
         let Some(file_name) = field.file_name().map(str::to_owned) else {
+            if fields.len() >= MAX_FORM_FIELDS {
+                return Err(too_many("text fields", MAX_FORM_FIELDS, None));
+            }
             let mut text = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            while let Some(chunk) = within(gap, field.chunk()).await?.map_err(bad)? {
+                text_bytes += chunk.len();
+                if text_bytes > limits.body {
+                    return Err(too_many(
+                        "bytes of text fields",
+                        limits.body,
+                        Some("max_body_bytes"),
+                    ));
+                }
                 text.extend_from_slice(&chunk);
             }
             fields.push((name, String::from_utf8_lossy(&text).into_owned()));
             continue;
         };
-        let dir = workspace.uploads().await.map_err(ApiError::internal)?;
-        let (path, file) = create_unique(&dir, &sanitize(&file_name))
+        if files.len() >= limits.files {
+            return Err(too_many("files", limits.files, Some("max_upload_files")));
+        }
+        let dir = workspace.write_dir().await.map_err(ApiError::internal)?;
+        let (written, file) = create_unique(&dir, &sanitize(&file_name))
             .await
             .map_err(ApiError::internal)?;
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut bytes = 0u64;
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+        while let Some(chunk) = within(gap, field.chunk()).await?.map_err(bad)? {
             bytes += chunk.len() as u64;
             out.write_all(&chunk).await.map_err(ApiError::internal)?;
         }
         out.flush().await.map_err(ApiError::internal)?;
+        let path = workspace
+            .uploads()
+            .join(written.file_name().unwrap_or_default());
         files.push(Saved {
             field: name,
             path,
@@ -239,6 +338,13 @@ where
         });
     }
     Ok(Payload::Form(fields, files))
+}
+
+/// `read`, or `408` when it takes longer than `gap`.
+async fn within<T>(gap: Duration, read: impl Future<Output = T>) -> Result<T, Refused> {
+    tokio::time::timeout(gap, read)
+        .await
+        .map_err(|_| stalled(gap))
 }
 
 /// A safe file name: the last path component, without control characters, leading dots or

@@ -26,7 +26,7 @@ mod schedules;
 mod session;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
@@ -43,7 +43,7 @@ const POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
 /// The routes of the UI, answering only to this server's names (as the API does: a page of
 /// a rebound domain gets nothing), each answer with the page policy.
 pub(crate) fn router(shared: &Shared) -> Router<Shared> {
-    pages()
+    pages(shared)
         .route_layer(from_fn(protect))
         .route_layer(from_fn_with_state(
             shared.hosts.clone(),
@@ -70,7 +70,7 @@ async fn protect(request: Request, next: Next) -> Response {
     response
 }
 
-fn pages() -> Router<Shared> {
+fn pages(shared: &Shared) -> Router<Shared> {
     Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::flows))
@@ -89,7 +89,12 @@ fn pages() -> Router<Shared> {
         .route("/ui/access/user", post(access::save))
         .route("/ui/access/token", post(access::make))
         .route("/ui/access/revoke", post(access::revoke))
-        .route("/ui/login", get(login::login_form).post(login::log_in))
+        .route(
+            "/ui/login",
+            get(login::login_form)
+                .post(login::log_in)
+                .layer(DefaultBodyLimit::max(shared.limits.small)),
+        )
         .route("/ui/logout", post(login::log_out))
         .route("/ui/assets/{file}", get(assets::serve))
 }

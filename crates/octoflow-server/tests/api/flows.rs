@@ -220,11 +220,38 @@ async fn dry_runs_render_steps_without_running() {
 #[tokio::test]
 async fn bodies_past_the_limit_are_413() {
     let app = App::standard().build();
-    let big = "#".repeat(100 * 1024);
+    let big = "#".repeat(1024 * 1024 + 1);
     let answer = app
         .send(post("/api/v1/validate").text(&big))
         .await
         .expect(413)
         .json();
     assert_eq!(answer["error"]["code"], "payload_too_large");
+    let fits = "#".repeat(1024 * 1024 - 10);
+    app.send(post("/api/v1/validate").text(&fits))
+        .await
+        .expect(200);
+    // A login or a callback takes a few fields: 64 KiB.
+    let login = format!(
+        r#"{{"username": "u", "password": "{}"}}"#,
+        "p".repeat(70 * 1024)
+    );
+    app.send(
+        post("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .raw(login.into_bytes()),
+    )
+    .await
+    .expect(413);
+    let callback = format!(r#"{{"message": "{}"}}"#, "m".repeat(70 * 1024));
+    app.send(
+        post(&format!(
+            "/api/v1/runs/{}/callback",
+            octoflow_core::store::RunId::new()
+        ))
+        .header("content-type", "application/json")
+        .raw(callback.into_bytes()),
+    )
+    .await
+    .expect(413);
 }

@@ -17,7 +17,7 @@ use octoflow_core::service::{CallbackSigner, Service, ServiceConfig};
 use octoflow_core::step::Registry;
 use octoflow_core::store::{AuthStore, MemoryStore, Role, RunStatus, Store, TokenKind};
 use octoflow_server::access::{TokenRequest, issue_token, new_user};
-use octoflow_server::{AppState, AuthSettings, HookSettings};
+use octoflow_server::{AppState, AuthSettings, BodyLimits, HookSettings};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +62,7 @@ pub(crate) struct AppBuilder {
     metrics: bool,
     secrets: Option<String>,
     max_body: Option<usize>,
+    limits: Option<BodyLimits>,
     hooks: Option<HookSettings>,
     scheduler: bool,
     public_url: Option<String>,
@@ -94,9 +95,15 @@ impl AppBuilder {
         self
     }
 
-    /// The largest body (default 64 KiB).
+    /// The largest body and upload (default: [`BodyLimits::default`]).
     pub(crate) fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = Some(bytes);
+        self
+    }
+
+    /// Every bound of request bodies.
+    pub(crate) fn limits(mut self, limits: BodyLimits) -> Self {
+        self.limits = Some(limits);
         self
     }
 
@@ -176,13 +183,17 @@ impl AppBuilder {
             tokio::spawn(async move { scheduler.run(shutdown).await });
         }
         let metrics = self.metrics.then(prometheus);
-        let max_body = self.max_body.unwrap_or(64 * 1024);
+        let mut limits = self.limits.unwrap_or_default();
+        if let Some(max) = self.max_body {
+            limits.upload = max as u64;
+            limits.body = max;
+        }
         let mut state = AppState::new(
             service,
             library.clone(),
             self.auth,
             metrics,
-            max_body,
+            limits,
             scheduler.clone(),
         )
         .with_public_url(self.public_url.as_deref());

@@ -83,7 +83,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .ok(),
-        usize::try_from(config.limits.max_upload_bytes.0).unwrap_or(usize::MAX),
+        config.limits.body_limits(),
         scheduler.clone(),
     )
     .with_public_url(config.public_url.as_deref());

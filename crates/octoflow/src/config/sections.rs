@@ -113,8 +113,14 @@ impl HttpSection {
 pub(crate) struct LimitsConfig {
     /// Largest step result kept in the record (`1MiB`).
     pub(crate) max_result_bytes: ByteSize,
-    /// Largest upload accepted by the API (`512MiB`).
+    /// Largest API body, and webhook body that is not an upload (`1MiB`).
+    pub(crate) max_body_bytes: ByteSize,
+    /// Largest webhook upload (`512MiB`).
     pub(crate) max_upload_bytes: ByteSize,
+    /// Most files in one webhook upload (`100`).
+    pub(crate) max_upload_files: usize,
+    /// How long a webhook body may take, or an upload may pause (`30s`).
+    pub(crate) body_timeout: Dur,
     /// How long finished runs are kept (`30d`).
     pub(crate) run_retention: Dur,
 }
@@ -123,8 +129,24 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_result_bytes: ByteSize(1024 * 1024),
+            max_body_bytes: ByteSize(1024 * 1024),
             max_upload_bytes: ByteSize(512 * 1024 * 1024),
+            max_upload_files: 100,
+            body_timeout: Dur(Duration::from_secs(30)),
             run_retention: Dur(Duration::from_secs(30 * 86_400)),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The server's bounds of request bodies.
+    pub(crate) fn body_limits(&self) -> octoflow_server::BodyLimits {
+        octoflow_server::BodyLimits {
+            body: usize::try_from(self.max_body_bytes.0).unwrap_or(usize::MAX),
+            upload: self.max_upload_bytes.0,
+            files: self.max_upload_files,
+            read_timeout: self.body_timeout.get(),
+            ..octoflow_server::BodyLimits::default()
         }
     }
 }
