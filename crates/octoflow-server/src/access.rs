@@ -122,6 +122,25 @@ pub struct IssuedToken {
     pub token: ApiToken,
 }
 
+/// Ends every session of user `name` (its password or role changed): their tokens are
+/// revoked, so the user logs in again, with the new password and role. How many ended.
+///
+/// # Errors
+/// When the store fails.
+pub async fn end_sessions(store: &dyn AuthStore, name: &str) -> Result<usize, StoreError> {
+    let mut ended = 0;
+    for token in store.tokens().await? {
+        if token.kind == TokenKind::Session
+            && !token.revoked
+            && token.user.as_deref() == Some(name)
+            && store.revoke_token(&token.id).await?
+        {
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
 /// Makes a token and records it (by digest) in the store.
 pub async fn issue_token(
     store: &dyn AuthStore,

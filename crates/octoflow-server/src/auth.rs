@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::access::{TokenRequest, digest, dummy_hash, issue_token, verify_password};
+use crate::access::{TokenRequest, digest, dummy_hash, issue_token};
 use crate::error::{ApiError, Code, ErrorBody};
+use crate::extract::ClientAddress;
 use crate::extract::{parse_json, read_body};
 use crate::jwt::looks_like_jwt;
+use crate::login_guard::shown_name;
 use crate::{AppState, IssuerTokens, Shared};
 
 /// The role a route needs.
@@ -307,27 +309,29 @@ fn wrong_credentials() -> ApiError {
 )]
 pub(crate) async fn login(
     State(state): State<Shared>,
+    ClientAddress(address): ClientAddress,
     credentials: LoginRequest,
 ) -> Result<axum::Json<LoginAnswer>, ApiError> {
-    Ok(axum::Json(log_in(&state, credentials).await?))
+    Ok(axum::Json(log_in(&state, address, credentials).await?))
 }
 
 /// Checks a user name and password and issues a session token; a wrong pair is
-/// `unauthenticated`, the same whether or not the user exists.
+/// `unauthenticated`, the same whether or not the user exists; too many wrong ones lately
+/// from `address` or for the name are `429` ([`LoginGuard`](crate::login_guard)).
 pub(crate) async fn log_in(
     state: &AppState,
+    address: Option<std::net::IpAddr>,
     credentials: LoginRequest,
 ) -> Result<LoginAnswer, ApiError> {
+    state.logins.admit(address, &credentials.username)?;
     let user = state.service.store().user(&credentials.username).await?;
     let hash = user
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
-    let password = credentials.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let matches = state.logins.verify(credentials.password, hash).await?;
     let Some(user) = user.filter(|_| matches) else {
-        tracing::info!(user = %credentials.username, "Login refused.");
+        state.logins.failed(address, &credentials.username);
+        tracing::info!(user = %shown_name(&credentials.username), "Login refused.");
         return Err(wrong_credentials());
     };
     let ttl = state.auth.token_ttl;

@@ -173,6 +173,11 @@ impl ApiError {
         }
     }
 
+    /// `details.retry_after`, in seconds, when set.
+    fn details_retry_after(&self) -> Option<u64> {
+        self.details.get("retry_after").and_then(Value::as_u64)
+    }
+
     /// `400 bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(Code::BadRequest, message)
@@ -270,6 +275,7 @@ pub(crate) struct InternalCause(pub(crate) Arc<BoxError>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.details_retry_after();
         let body = ErrorBody {
             error: ErrorInfo {
                 code: self.code,
@@ -278,10 +284,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
-        if self.code == Code::Unavailable {
+        if matches!(self.code, Code::Unavailable | Code::Overloaded) {
+            // `details.retry_after` (seconds) when the error knows it, else a second.
+            let after = retry_after.unwrap_or(1);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(after));
         }
         if self.code == Code::Internal {
             let cause: BoxError = self

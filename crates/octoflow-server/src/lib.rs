@@ -24,6 +24,7 @@ mod hooks;
 mod http_metrics;
 mod jwt;
 mod limits;
+mod login_guard;
 pub mod openapi;
 mod routes;
 mod ui;
@@ -107,6 +108,8 @@ pub struct AppState {
     /// The names the API answers to (the `Host` of a request): IP addresses, `localhost`
     /// and `public_url`'s host.
     pub hosts: Arc<AllowedHosts>,
+    /// Failed logins lately, and the password checks' permits.
+    pub(crate) logins: Arc<login_guard::LoginGuard>,
 }
 
 impl AppState {
@@ -128,6 +131,7 @@ impl AppState {
             hooks: HookSettings::default(),
             scheduler,
             hosts: Arc::default(),
+            logins: Arc::default(),
         }
     }
 

@@ -111,7 +111,12 @@ pub(crate) async fn save_user(
         other => ApiError::internal(other),
     })?;
     store.put_user(&user).await?;
-    tracing::info!(user = %user.name, role = %user.role, "User saved.");
+    let ended = if existed {
+        crate::access::end_sessions(store.as_ref(), &user.name).await?
+    } else {
+        0
+    };
+    tracing::info!(user = %user.name, role = %user.role, sessions_ended = ended, "User saved.");
     let info = UserInfo {
         name: user.name,
         role: user.role,

@@ -13,6 +13,7 @@ use super::session::{self, Browser};
 use crate::Shared;
 use crate::auth::{self, LoginRequest};
 use crate::error::Code;
+use crate::extract::ClientAddress;
 
 /// `GET /ui/login`: the login form (the flows page when no login is needed).
 pub(super) async fn login_form(State(state): State<Shared>, headers: HeaderMap) -> Response {
@@ -43,6 +44,7 @@ pub(super) struct LoginForm {
 /// the form again, with the error, otherwise.
 pub(super) async fn log_in(
     State(state): State<Shared>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -54,7 +56,7 @@ pub(super) async fn log_in(
         username: form.username.clone(),
         password: form.password,
     };
-    match auth::log_in(&state, credentials).await {
+    match auth::log_in(&state, address, credentials).await {
         Ok(answer) => {
             let mut response = Redirect::to("/ui/").into_response();
             session::append(

@@ -441,3 +441,78 @@ async fn admins_manage_users_and_tokens() {
     .await
     .expect(400);
 }
+
+/// Logs `user` in; its session token.
+async fn session(app: &App, user: &str, password: &str) -> String {
+    app.send(post("/api/v1/auth/login").json(&json!({"username": user, "password": password})))
+        .await
+        .expect(200)
+        .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_new_password_or_role_ends_the_users_sessions() {
+    let app = App::standard().build();
+    let admin = app.token(Role::Admin, None).await;
+    app.user("ann", Role::Admin, "first-pw").await;
+    let before = session(&app, "ann", "first-pw").await;
+    app.send(get("/api/v1/users").bearer(&before))
+        .await
+        .expect(200);
+    app.send(
+        put("/api/v1/users/ann")
+            .bearer(&admin)
+            .json(&json!({"role": "viewer", "password": "second-pw"})),
+    )
+    .await
+    .expect(200);
+    app.send(get("/api/v1/runs").bearer(&before))
+        .await
+        .expect(401);
+    let after = session(&app, "ann", "second-pw").await;
+    app.send(get("/api/v1/users").bearer(&after))
+        .await
+        .expect(403);
+    app.send(get("/api/v1/runs").bearer(&admin))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_hundred_bad_logins_meet_a_429_and_the_server_stays_responsive() {
+    let app = App::standard().build();
+    app.user("ops", Role::Operator, "right-pw").await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for n in 0..100 {
+        let answer = app
+            .send(
+                post("/api/v1/auth/login")
+                    .json(&json!({"username": "ops", "password": format!("guess-{n}")})),
+            )
+            .await;
+        if answer.status.as_u16() == 429 {
+            retry_after = answer.header("retry-after").map(str::to_owned);
+        }
+        statuses.push(answer.status.as_u16());
+    }
+    let refused = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(refused, 10, "ten wrong passwords are checked: {statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let seconds: u64 = retry_after.unwrap().parse().unwrap();
+    assert!((1..=300).contains(&seconds), "{seconds}");
+    // Even the right password waits now: the guesses could have found it.
+    let answer = app
+        .send(post("/api/v1/auth/login").json(&json!({"username": "ops", "password": "right-pw"})))
+        .await
+        .expect(429)
+        .json();
+    assert_eq!(answer["error"]["code"], "overloaded");
+    // Other users and other routes are served as before.
+    app.user("ann", Role::Viewer, "ann-pw").await;
+    session(&app, "ann", "ann-pw").await;
+    app.send(get("/healthz")).await.expect(200);
+}

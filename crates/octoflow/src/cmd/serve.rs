@@ -126,7 +126,9 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
         node.id(),
         config.workers,
     ));
-    axum::serve(listener, octoflow_server::router(state))
+    let app = octoflow_server::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .context("the HTTP server failed")?;

@@ -61,7 +61,8 @@ async fn add(store: Arc<dyn Store>, name: &str, role: Role, password: &str) -> R
     let user = octoflow_server::access::new_user(name, role, password)?;
     store.put_user(&user).await?;
     if existed {
-        eprintln!("user `{name}` updated: role {role}, new password");
+        let ended = octoflow_server::access::end_sessions(store.as_ref(), name).await?;
+        eprintln!("user `{name}` updated: role {role}, new password; {ended} session(s) ended");
     } else {
         eprintln!("user `{name}` added with role {role}");
     }

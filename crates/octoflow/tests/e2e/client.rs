@@ -490,7 +490,7 @@ fn user_add_stores_a_hashed_password() {
     out.success();
     assert_eq!(
         out.stderr(),
-        "user `alice` updated: role admin, new password\n"
+        "user `alice` updated: role admin, new password; 0 session(s) ended\n"
     );
     o.clone()
         .args(["user", "list"])
