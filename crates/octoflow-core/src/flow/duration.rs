@@ -17,18 +17,38 @@ impl Dur {
     }
 }
 
+/// The longest duration written anywhere: a longer one would overflow the time
+/// computations it feeds (a deadline, a next fire), so it is refused where it is read.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{text}`; use 500ms, 30s, 5m, 2h or 1d")]
+#[error("invalid duration `{text}`; {hint}")]
 pub struct DurationError {
     /// The text that was given.
     pub text: String,
+    /// What to write instead.
+    pub hint: &'static str,
+}
+
+const USE: &str = "use 500ms, 30s, 5m, 2h or 1d";
+const AT_MOST: &str = "at most 36500d (100 years)";
+
+fn bounded(text: &str, duration: Duration) -> Result<Duration, DurationError> {
+    if duration > MAX_DURATION {
+        return Err(DurationError {
+            text: text.to_owned(),
+            hint: AT_MOST,
+        });
+    }
+    Ok(duration)
 }
 
 /// Parses one or more `<number><unit>` parts (`1h30m`); units are `ms`, `s`, `m`, `h`, `d`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let err = || DurationError {
         text: text.to_owned(),
+        hint: USE,
     };
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -57,7 +77,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         total = total.saturating_add(part);
         rest = tail;
     }
-    Ok(total)
+    bounded(text, total)
 }
 
 /// Writes a duration in the shortest flow-file form (`1500ms`, `30s`, `5m`).
@@ -103,21 +123,22 @@ impl<'de> Deserialize<'de> for Dur {
                 parse_duration(v).map(Dur).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur(Duration::from_secs(v)))
+                bounded(&v.to_string(), Duration::from_secs(v))
+                    .map(Dur)
+                    .map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                u64::try_from(v)
-                    .map(|v| Dur(Duration::from_secs(v)))
-                    .map_err(|_| {
-                        E::custom(format!("invalid duration `{v}`; it must not be negative"))
-                    })
+                let seconds = u64::try_from(v).map_err(|_| {
+                    E::custom(format!("invalid duration `{v}`; it must not be negative"))
+                })?;
+                self.visit_u64(seconds)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v).map(Dur).map_err(|_| {
-                    E::custom(format!(
-                        "invalid duration `{v}`; use 500ms, 30s, 5m, 2h or 1d"
-                    ))
-                })
+                let duration = Duration::try_from_secs_f64(v)
+                    .map_err(|_| E::custom(format!("invalid duration `{v}`; {USE}")))?;
+                bounded(&v.to_string(), duration)
+                    .map(Dur)
+                    .map_err(E::custom)
             }
         }
         deserializer.deserialize_any(DurVisitor)
@@ -127,6 +148,19 @@ impl<'de> Deserialize<'de> for Dur {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_that_would_overflow_are_refused() {
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        for text in ["36501d", "99999999999999d", "18446744073709551615s"] {
+            let err = parse_duration(text).unwrap_err().to_string();
+            assert!(err.contains("at most 36500d (100 years)"), "{text}: {err}");
+        }
+        let err = serde_json::from_value::<Dur>(serde_json::json!(u64::MAX)).unwrap_err();
+        assert!(err.to_string().contains("at most 36500d"), "{err}");
+        let err = serde_json::from_value::<Dur>(serde_json::json!(1e300)).unwrap_err();
+        assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
 
     #[track_caller]
     fn case(text: &str, expected: Option<Duration>) {

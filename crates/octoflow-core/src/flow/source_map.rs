@@ -2,6 +2,11 @@
 //!
 //! Built from the parser's event stream, so every problem found later on the parsed value
 //! (a wrong type, an unknown field, a bad duration) can name its place in the file.
+//!
+//! Its memory is linear in the document: a path repeats its parents' keys, so a deep or
+//! long-keyed document could otherwise ask for depth × keys bytes. Nodes deeper than
+//! [`MAX_DEPTH`] are not mapped, nor any past a budget of path bytes proportional to the
+//! text; a problem there is placed at its closest mapped ancestor.
 
 use std::collections::HashMap;
 
@@ -16,11 +21,19 @@ pub struct Place {
     pub column: usize,
 }
 
+/// The deepest node mapped.
+const MAX_DEPTH: usize = 64;
+/// Path bytes kept for each byte of the document (and a little for a short one).
+const BYTES_PER_BYTE: usize = 8;
+const BASE_BUDGET: usize = 64 * 1024;
+
 /// Field paths (`steps[1].exec.timeout`) mapped to the places of their keys and values.
 #[derive(Debug, Default, Clone)]
 pub struct SourceMap {
     keys: HashMap<String, Place>,
     values: HashMap<String, Place>,
+    /// Path bytes held.
+    bytes: usize,
 }
 
 enum Frame {
@@ -28,13 +41,28 @@ enum Frame {
     Seq { path: String, index: usize },
 }
 
+impl Frame {
+    /// The bytes it holds.
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Map { path, key } => path.len() + key.as_ref().map_or(0, String::len),
+            Self::Seq { path, .. } => path.len(),
+        }
+    }
+}
+
 impl SourceMap {
     /// Maps every node of the first document of `text`; a syntax error stops the walk there.
     pub fn build(text: &str) -> Self {
         let mut map = Self::default();
         let mut stack: Vec<Frame> = Vec::new();
+        let budget = text.len().saturating_mul(BYTES_PER_BYTE) + BASE_BUDGET;
         for event in Parser::new_from_str(text) {
             let Ok((event, span)) = event else { break };
+            let frames: usize = stack.iter().map(Frame::bytes).sum();
+            if stack.len() > MAX_DEPTH || map.bytes + frames > budget {
+                break;
+            }
             let place = Place {
                 line: span.start.line(),
                 column: span.start.col() + 1,
@@ -47,10 +75,12 @@ impl SourceMap {
                     }) = stack.last_mut()
                     {
                         let field = join_key(path, &text);
+                        map.bytes += field.len();
                         map.keys.insert(field, place);
                         *key = Some(text.into_owned());
                     } else {
                         let path = Self::value_path(&mut stack);
+                        map.bytes += path.len();
                         map.values.insert(path, place);
                     }
                 }
@@ -62,6 +92,7 @@ impl SourceMap {
                         *key = Some(String::from("*"));
                     } else {
                         let path = Self::value_path(&mut stack);
+                        map.bytes += path.len();
                         map.values.insert(path, place);
                     }
                 }
@@ -76,6 +107,7 @@ impl SourceMap {
                     } else {
                         Self::value_path(&mut stack)
                     };
+                    map.bytes += path.len();
                     map.values.insert(path.clone(), place);
                     stack.push(if matches!(event, Event::MappingStart(..)) {
                         Frame::Map { path, key: None }
@@ -163,6 +195,34 @@ mod tests {
 
     const DOC: &str =
         "name: x\nsteps:\n  - name: a\n    exec:\n      timeout: 10 minutes\n  - name: b\n";
+
+    #[test]
+    fn memory_stays_linear_in_the_document() {
+        // Deep: 5,000 nested maps, each path repeating every key above it.
+        let deep: String = (0..5000).map(|_| "{k123456789: ").collect::<String>() + "1";
+        let map = SourceMap::build(&deep);
+        assert!(
+            map.bytes <= deep.len() * BYTES_PER_BYTE + BASE_BUDGET,
+            "{}",
+            map.bytes
+        );
+        // Long keys above many children: each child's path repeats the long key.
+        let long = "k".repeat(1000);
+        let wide = format!("{long}:\n{}", "  - 1\n".repeat(100_000));
+        let map = SourceMap::build(&wide);
+        assert!(
+            map.bytes <= wide.len() * BYTES_PER_BYTE + BASE_BUDGET,
+            "{}",
+            map.bytes
+        );
+        // What was mapped still places problems.
+        assert_eq!(
+            map.value_place(&format!("{long}[0]")),
+            Some(Place { line: 2, column: 5 })
+        );
+        let shallow = SourceMap::build(DOC);
+        assert!(shallow.bytes < 200);
+    }
 
     #[test]
     fn places_keys_and_values() {

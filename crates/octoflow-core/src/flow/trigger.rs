@@ -81,6 +81,12 @@ impl Schedule {
             (None, Some(0)) => {
                 problems.push(("every_seconds".to_owned(), "must be at least 1".to_owned()));
             }
+            (None, Some(n)) if n > super::duration::MAX_DURATION.as_secs() => {
+                problems.push((
+                    "every_seconds".to_owned(),
+                    "must be at most 3153600000 (100 years)".to_owned(),
+                ));
+            }
             (None, Some(_)) => {}
         }
         if let Some(tz) = &self.timezone
