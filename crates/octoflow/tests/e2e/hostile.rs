@@ -128,3 +128,127 @@ fn file_steps_cannot_read_octoflows_own_files_or_another_runs_workspace() {
     out.success();
     assert_eq!(out.json()["data"]["read"], "theirs\n");
 }
+
+const OPEN_HOOK: &str = "name: intake\ntriggers:\n  - webhook: { path: open }\nsteps:\n  - name: a\n    set_fact: { value: 1 }\n";
+
+/// The server's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Issue 17: any open hook took JSON bodies up to the upload limit (512 MiB) into memory. A
+/// 100 MiB JSON body, streamed without a length, is refused once past `max_body_bytes` and the
+/// server's memory stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mib_json_body_is_refused_and_memory_stays_flat() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start(&octo().flow("intake", OPEN_HOOK), &[]);
+    // Warm up: the first request grows the server's buffers once.
+    let (code, _) = server
+        .post("/hooks/open", &serde_json::json!({"warm": true}))
+        .await;
+    assert_eq!(code, 202);
+    let before = rss_kib(server.pid());
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "POST /hooks/open HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let chunk = format!("100000\r\n{}\r\n", " ".repeat(0x10_0000));
+    let mut sent = 0;
+    for _ in 0..100 {
+        if socket.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the server answered and closed: it reads no more
+        }
+        sent += 1;
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        socket.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "after {sent} MiB: {answer}"
+    );
+    assert!(answer.contains("limits.max_body_bytes"), "{answer}");
+    let after = rss_kib(server.pid());
+    assert!(
+        after < before + 8 * 1024,
+        "RSS went from {before} KiB to {after} KiB"
+    );
+    let (code, runs) = server.get("/api/v1/runs").await;
+    assert_eq!((code, runs["total"].as_u64()), (200, Some(1)), "{runs}");
+}
+
+/// Issue 17: 1,000 requests at once to one hook — each is answered, accepted (`202`) or
+/// refused (`429`, with `Retry-After`), and every accepted one is one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_requests_at_once_are_each_answered_and_each_accepted_one_runs() {
+    let server = Server::start(&octo().flow("intake", OPEN_HOOK), &["--workers", "2"]);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let sends = (0..1000).map(|n| {
+        let http = http.clone();
+        let url = format!("{}/hooks/open", server.url);
+        async move {
+            let answer = http
+                .post(url)
+                .json(&serde_json::json!({ "n": n }))
+                .send()
+                .await
+                .expect("every request is answered");
+            let status = answer.status().as_u16();
+            let retry = answer.headers().contains_key("retry-after");
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            (status, retry, body)
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let mut accepted = std::collections::BTreeSet::new();
+    for (status, retry, body) in &answers {
+        match status {
+            202 => {
+                assert!(accepted.insert(body["run_id"].as_str().unwrap().to_owned()));
+            }
+            429 => assert!(retry, "a 429 says when to retry"),
+            other => panic!("answered {other}: {body}"),
+        }
+    }
+    assert!(!accepted.is_empty());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, runs) = server
+            .get("/api/v1/runs?per_page=500&status=succeeded")
+            .await;
+        if runs["total"].as_u64() == Some(accepted.len() as u64) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} accepted, {} succeeded",
+            accepted.len(),
+            runs["total"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, all) = server.get("/api/v1/runs?per_page=1").await;
+    assert_eq!(
+        all["total"].as_u64(),
+        Some(accepted.len() as u64),
+        "one run per accepted request"
+    );
+}
