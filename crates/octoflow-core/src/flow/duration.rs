@@ -19,7 +19,7 @@ impl Dur {
 
 /// The longest duration written anywhere: a longer one would overflow the time
 /// computations it feeds (a deadline, a next fire), so it is refused where it is read.
-pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+pub(super) const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
 
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
