@@ -54,6 +54,7 @@ use crate::{auth, error};
         state::put,
         users::list,
         users::put,
+        users::delete,
         users::tokens,
         users::create_token,
         users::revoke_token,

@@ -85,6 +85,7 @@ static ROUTES: &[Route] = &[
     route!(PUT "/api/v1/state/{flow}/{key}", Admin, Json, state::put),
     route!(GET "/api/v1/users", Admin, users::list),
     route!(PUT "/api/v1/users/{name}", Admin, Json, users::put),
+    route!(DELETE "/api/v1/users/{name}", Admin, users::delete),
     route!(GET "/api/v1/tokens", Admin, users::tokens),
     route!(POST "/api/v1/tokens", Admin, Json, users::create_token),
     route!(DELETE "/api/v1/tokens/{id}", Admin, users::revoke_token),

@@ -79,6 +79,17 @@ impl AuthStore for PostgresStore {
         Ok(())
     }
 
+    async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .rows_affected();
+        self.auth_seen.forget();
+        Ok(deleted == 1)
+    }
+
     async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",

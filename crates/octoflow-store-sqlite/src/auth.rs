@@ -185,6 +185,15 @@ impl AuthStore for SqliteStore {
         .await
     }
 
+    async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        let deleted = self
+            .write(move |c| execute(c, "DELETE FROM users WHERE name = ?", [name]).map(|n| n == 1))
+            .await?;
+        self.auth_seen.forget();
+        Ok(deleted)
+    }
+
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
         let revoked = self

@@ -188,6 +188,8 @@ pub trait AuthStore: Send + Sync {
     async fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
     /// Every user, by name.
     async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Removes a user; false when there is no such user. Its tokens stay (revoke them).
+    async fn delete_user(&self, name: &str) -> Result<bool, StoreError>;
     /// Records a token by the SHA-256 hex digest of its secret (the secret is never stored).
     async fn insert_token(&self, token: &ApiToken, digest: &str) -> Result<(), StoreError>;
     /// The token whose secret has this digest, revoked or not.

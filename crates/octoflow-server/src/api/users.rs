@@ -194,6 +194,25 @@ pub(crate) async fn make_token(state: &AppState, body: TokenBody) -> Result<NewT
     })
 }
 
+/// Removes a user and ends its sessions; its API tokens, if any, stay until revoked.
+#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "access",
+    params(("name" = String, Path, description = "The login name")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No such user", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn delete(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let store = state.service.store();
+    if !store.delete_user(&name).await? {
+        return Err(ApiError::not_found(format!("no user `{name}`")));
+    }
+    let ended = crate::access::end_sessions(store.as_ref(), &name).await?;
+    tracing::info!(user = %name, sessions_ended = ended, "User removed.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Revokes a token.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "access",
     params(("id" = String, Path, description = "The token id (`tok_…`)")),

@@ -164,6 +164,7 @@ async fn every_guarded_mutation_checks_the_token_and_role() {
         Case::new(Method::PUT, "/api/v1/state/hello/cursor", Role::Admin, 200).json(json!(42)),
         Case::new(Method::PUT, "/api/v1/users/ann", Role::Admin, 201)
             .json(json!({"role": "viewer", "password": "pw"})),
+        Case::new(Method::DELETE, "/api/v1/users/nobody", Role::Admin, 404),
         Case::new(Method::POST, "/api/v1/tokens", Role::Admin, 201)
             .json(json!({"name": "ci", "role": "operator"})),
         Case::new(
@@ -454,7 +455,7 @@ async fn session(app: &App, user: &str, password: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_new_password_or_role_ends_the_users_sessions() {
+async fn a_new_password_or_role_or_removal_ends_the_users_sessions() {
     let app = App::standard().build();
     let admin = app.token(Role::Admin, None).await;
     app.user("ann", Role::Admin, "first-pw").await;
@@ -479,6 +480,20 @@ async fn a_new_password_or_role_ends_the_users_sessions() {
     app.send(get("/api/v1/runs").bearer(&admin))
         .await
         .expect(200);
+
+    // Removed: its sessions end, and it logs in no more.
+    app.send(delete("/api/v1/users/ann").bearer(&admin))
+        .await
+        .expect(204);
+    app.send(get("/api/v1/runs").bearer(&after))
+        .await
+        .expect(401);
+    app.send(post("/api/v1/auth/login").json(&json!({"username": "ann", "password": "second-pw"})))
+        .await
+        .expect(401);
+    app.send(delete("/api/v1/users/ann").bearer(&admin))
+        .await
+        .expect(404);
 }
 
 #[tokio::test]

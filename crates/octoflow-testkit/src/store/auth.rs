@@ -26,7 +26,7 @@ fn token(id: &str, secs: i64) -> ApiToken {
     }
 }
 
-/// Users: added, read by name, listed by name, replaced by name.
+/// Users: added, read by name, listed by name, replaced by name, deleted by name.
 ///
 /// # Panics
 /// When the store breaks the behaviour.
@@ -48,7 +48,12 @@ pub async fn auth_users(store: &dyn Store) {
         ..user("alice", Role::Operator)
     };
     store.put_user(&demoted).await.expect("replace alice");
-    assert_eq!(store.users().await.expect("users"), [demoted, bob]);
+    assert_eq!(store.users().await.expect("users"), [demoted, bob.clone()]);
+
+    assert!(store.delete_user("alice").await.expect("delete"));
+    assert!(!store.delete_user("alice").await.expect("delete again"));
+    assert_eq!(store.user("alice").await.expect("user"), None);
+    assert_eq!(store.users().await.expect("users"), [bob]);
 }
 
 /// Tokens: found by digest, listed newest first, revoked by id; a digest is unique.

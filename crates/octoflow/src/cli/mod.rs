@@ -408,6 +408,12 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Remove a user and end its sessions
+    Remove {
+        /// The login name
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// List the users and their roles
     List(JsonArg),
 }

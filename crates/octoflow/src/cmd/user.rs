@@ -1,4 +1,4 @@
-//! `octoflow user add|list`: the people who log in to the API (SPEC §11.1), kept in the
+//! `octoflow user add|remove|list`: the people who log in to the API (SPEC §11.1), kept in the
 //! store of the data directory; no server is needed.
 
 use std::io::{BufRead, IsTerminal};
@@ -26,16 +26,27 @@ pub(crate) fn user(global: &GlobalArgs, args: &UserArgs, env: Env) -> Result<Exi
             check_name(name)?;
             Some(read_password(name, *password_stdin)?)
         }
-        UserCommand::List(_) => None,
+        UserCommand::Remove { .. } | UserCommand::List(_) => None,
     };
     with_store(global, &args.store, env, async |store| {
         match &args.command {
             UserCommand::Add { name, role, .. } => {
                 add(store, name, *role, password.as_deref().unwrap_or_default()).await
             }
+            UserCommand::Remove { name } => remove(store, name).await,
             UserCommand::List(json) => list(store, json.json).await,
         }
     })
+}
+
+/// Removes user `name` and ends its sessions.
+async fn remove(store: Arc<dyn Store>, name: &str) -> Result<ExitCode> {
+    if !store.delete_user(name).await? {
+        bail!("no user `{name}`; `octoflow user list` shows them");
+    }
+    let ended = octoflow_server::access::end_sessions(store.as_ref(), name).await?;
+    eprintln!("user `{name}` removed; {ended} session(s) ended");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the store the settings name and runs `f` with it.

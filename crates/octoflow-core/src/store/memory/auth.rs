@@ -20,6 +20,10 @@ impl AuthStore for MemoryStore {
         Ok(self.lock().users.values().cloned().collect())
     }
 
+    async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().users.remove(name).is_some())
+    }
+
     async fn insert_token(&self, token: &ApiToken, digest: &str) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if inner.tokens.iter().any(|(t, _)| t.id == token.id) {
