@@ -125,41 +125,31 @@ async fn an_upload_with_too_many_files_or_fields_is_refused() {
             b"data",
         ));
     }
-    body.extend(end());
-    let refused = app
-        .send(
-            post("/hooks/open")
-                .header("content-type", &multipart_type())
-                .raw(body),
-        )
-        .await
-        .expect(413)
-        .json();
-    let message = refused["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("more than 3 files (`limits.max_upload_files`)"),
-        "{message}"
-    );
-    no_run(&app).await;
+    refused_upload(&app, body, "more than 3 files (`limits.max_upload_files`)").await;
 
     // 10,000 text parts: refused at the 1,001st, without reading the rest.
     let mut body = Vec::new();
     for n in 0..10_000 {
         body.extend(part(&format!("name=\"k{n}\""), b"v"));
     }
-    body.extend(end());
+    refused_upload(&app, body, "more than 1000 text fields").await;
+}
+
+/// Posts the multipart `parts` (then the closing boundary): `413` saying `why`, no run left.
+async fn refused_upload(app: &App, mut parts: Vec<u8>, why: &str) {
+    parts.extend(end());
     let refused = app
         .send(
             post("/hooks/open")
                 .header("content-type", &multipart_type())
-                .raw(body),
+                .raw(parts),
         )
         .await
         .expect(413)
         .json();
     let message = refused["error"]["message"].as_str().unwrap();
-    assert!(message.contains("more than 1000 text fields"), "{message}");
-    no_run(&app).await;
+    assert!(message.contains(why), "{message}");
+    no_run(app).await;
 }
 
 #[tokio::test]
