@@ -51,8 +51,10 @@ pub(crate) async fn find_run(state: &AppState, id: &str) -> Result<Run, ApiError
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// 1-based page (default 1).
+    #[param(value_type = Option<u32>, minimum = 1)]
     pub(crate) page: Option<String>,
     /// Items per page (default 50, at most 500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub(crate) per_page: Option<String>,
 }
 

@@ -33,14 +33,19 @@ pub(crate) struct RunsQuery {
     /// Only this trigger kind (`manual`, `schedule`, `webhook`, `retry`, …).
     trigger: Option<String>,
     /// Created at or after (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Created before (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
     /// Only the children of this run (the runs its `flow` steps started).
+    #[param(value_type = Option<String>, format = Uuid)]
     parent: Option<String>,
     /// 1-based page (default 1).
+    #[param(value_type = Option<u32>, minimum = 1)]
     page: Option<String>,
     /// Items per page (default 50, at most 500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     per_page: Option<String>,
 }
 

@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod client;
 mod cluster;
+mod conformance;
 mod hooks;
 mod hostile;
 mod init;
