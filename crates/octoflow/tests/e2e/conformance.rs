@@ -1,4 +1,4 @@
-//! The API against its own `OpenAPI` document, tried by schemathesis (from PyPI) on a real
+//! The API against its own `OpenAPI` document, tried by schemathesis (from `PyPI`) on a real
 //! `octoflow serve` with an admin token: generated requests to every operation, valid and
 //! invalid, never get a `5xx`, and every answer's status, content type, headers and body
 //! match the document.
