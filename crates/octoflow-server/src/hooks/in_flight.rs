@@ -41,10 +41,14 @@ impl InFlight {
     pub(super) fn take(&self, key: &str) -> Result<Slots, Refused> {
         let hook = {
             let mut per_hook = self.per_hook.lock().unwrap_or_else(PoisonError::into_inner);
-            per_hook
-                .entry(key.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_hook_max)))
-                .clone()
+            match per_hook.get(key) {
+                Some(slots) => slots.clone(),
+                None => {
+                    let slots = Arc::new(Semaphore::new(self.per_hook_max));
+                    per_hook.insert(key.to_owned(), slots.clone());
+                    slots
+                }
+            }
         };
         let Ok(hook) = hook.try_acquire_owned() else {
             return Err(overloaded("too many requests to this webhook at once"));

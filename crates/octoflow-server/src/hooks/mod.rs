@@ -176,9 +176,7 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let query = params::query_pairs(parts.uri.query(), false);
     let mut checked = auth::check(app, &hook.auth, &parts, &query).await?;
-    let slots = hooks
-        .in_flight
-        .take(&format!("{} {}", flow.name, hook.served_path()))?;
+    let slots = hooks.in_flight.take(&route.key)?;
     let query = params::query_pairs(
         parts.uri.query(),
         matches!(hook.auth, WebhookAuth::Token { .. }),

@@ -17,6 +17,8 @@ pub(super) struct HookRoute {
     pub(super) flow: Arc<Flow>,
     /// The trigger.
     pub(super) hook: Webhook,
+    /// `<flow> <served path>`: what names the hook for its in-flight slots.
+    pub(super) key: String,
     segments: Vec<Segment>,
     methods: Vec<Method>,
 }
@@ -70,6 +72,7 @@ impl Table {
                 let route = HookRoute {
                     flow: flow.clone(),
                     hook: (**hook).clone(),
+                    key: format!("{} {}", flow.name, hook.served_path()),
                     segments,
                     methods,
                 };

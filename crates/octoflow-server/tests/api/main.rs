@@ -16,3 +16,4 @@ mod runs;
 mod schedules;
 mod support;
 mod ui;
+mod ui_admin;
