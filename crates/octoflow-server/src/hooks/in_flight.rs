@@ -41,13 +41,12 @@ impl InFlight {
     pub(super) fn take(&self, key: &str) -> Result<Slots, Refused> {
         let hook = {
             let mut per_hook = self.per_hook.lock().unwrap_or_else(PoisonError::into_inner);
-            match per_hook.get(key) {
-                Some(slots) => slots.clone(),
-                None => {
-                    let slots = Arc::new(Semaphore::new(self.per_hook_max));
-                    per_hook.insert(key.to_owned(), slots.clone());
-                    slots
-                }
+            if let Some(slots) = per_hook.get(key) {
+                slots.clone()
+            } else {
+                let slots = Arc::new(Semaphore::new(self.per_hook_max));
+                per_hook.insert(key.to_owned(), slots.clone());
+                slots
             }
         };
         let Ok(hook) = hook.try_acquire_owned() else {
