@@ -24,6 +24,7 @@ mod hooks;
 mod http_metrics;
 mod jwt;
 mod limits;
+mod linger;
 mod login_guard;
 pub mod openapi;
 mod routes;
@@ -152,6 +153,7 @@ type Shared = Arc<AppState>;
 /// limit.
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.body;
+    let limits = state.limits.clone();
     let shared: Shared = Arc::new(state);
     let hooks = hooks::router(&shared);
     let routes = routes::build(&shared)
@@ -159,13 +161,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(shared)
         .merge(hooks);
-    with_layers(routes)
+    with_layers(routes, limits)
 }
 
 /// The layers around every route, outermost first: request id, trace span, request id on the
 /// answer, the request's duration for `/metrics`, internal errors logged and answered with the
-/// request id, panics caught.
-fn with_layers(router: Router) -> Router {
+/// request id, panics caught, and the rest of a body left unread by an early answer read
+/// before that answer goes out ([`linger`]).
+fn with_layers(router: Router, limits: BodyLimits) -> Router {
     let request_id = HeaderName::from_static(error::REQUEST_ID);
     router.layer(
         ServiceBuilder::new()
@@ -174,7 +177,11 @@ fn with_layers(router: Router) -> Router {
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(axum::middleware::from_fn(http_metrics::record))
             .layer(axum::middleware::from_fn(error::log_internal))
-            .layer(CatchPanicLayer::custom(error::panic_response)),
+            .layer(CatchPanicLayer::custom(error::panic_response))
+            .layer(axum::middleware::from_fn_with_state(
+                limits,
+                linger::drain_unread,
+            )),
     )
 }
 
@@ -206,7 +213,10 @@ mod tests {
         async fn boom() -> &'static str {
             panic!("secret detail")
         }
-        let app = with_layers(Router::new().route("/boom", get(boom)));
+        let app = with_layers(
+            Router::new().route("/boom", get(boom)),
+            BodyLimits::default(),
+        );
         let request = Request::builder()
             .uri("/boom")
             .header(error::REQUEST_ID, "req-1")

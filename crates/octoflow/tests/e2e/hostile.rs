@@ -252,3 +252,83 @@ async fn a_thousand_requests_at_once_are_each_answered_and_each_accepted_one_run
         "one run per accepted request"
     );
 }
+
+/// Regression (CI, issue 17): a hook refused a wrong credential from the headers alone and
+/// closed the connection while the upload was still being sent, so the sender saw a broken
+/// pipe instead of the `401`. The rest of the body is now read first: the sender gets the
+/// answer, and its connection stays open for the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_body_still_being_sent_gets_its_answer_and_keeps_the_connection() {
+    use tokio::io::AsyncWriteExt;
+
+    const GUARDED: &str = "name: guarded\ntriggers:\n  - webhook: { path: guarded, auth: { token: { secret: hook } } }\nsteps:\n  - name: a\n    set_fact: { value: 1 }\n";
+    let server = Server::start(
+        &octo().flow("guarded", GUARDED).file(
+            "data/secrets.yml",
+            "- { name: hook, type: value, value: the-right-token }\n",
+        ),
+        &[],
+    );
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let body = vec![b'%'; 256 * 1024];
+    writer
+        .write_all(
+            format!(
+                "POST /hooks/guarded HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer wrong\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The server has the headers and has made up its mind before the body comes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    writer.write_all(&body).await.expect("the body is read");
+
+    let (status, answer) = read_answer(&mut reader).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("unauthenticated"), "{answer}");
+
+    // The same connection takes the next request.
+    writer
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (status, answer) = read_answer(&mut reader).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, runs) = server.get("/api/v1/runs").await;
+    assert_eq!(runs["total"], 0, "{runs}");
+}
+
+/// One HTTP/1.1 answer with a `Content-Length`: its status and its body.
+async fn read_answer(
+    reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> (u16, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+    let mut status = String::new();
+    reader.read_line(&mut status).await.unwrap();
+    let code = status.split_whitespace().nth(1).unwrap_or_default();
+    let code = code
+        .parse()
+        .unwrap_or_else(|_| panic!("no status line: {status:?}"));
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.unwrap();
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
