@@ -19,7 +19,8 @@ pub struct FilesRoot {
     allow_absolute: bool,
     /// octoflow's own files and directories.
     protected: Arc<Vec<PathBuf>>,
-    /// The run workspaces this view may touch.
+    /// The run workspaces this view may touch, as written (their links are followed when a
+    /// path is checked).
     workspaces: Arc<Vec<PathBuf>>,
 }
 
@@ -111,12 +112,14 @@ impl FilesRoot {
     }
 
     /// The view of a run whose workspace is `workdir`: it may also touch that workspace (and
-    /// those this view already may: a child run reads its parent's files).
+    /// those this view already may: a child run reads its parent's files). Nothing is read
+    /// from the disk here — every run makes one; the workspace's links are followed when a
+    /// path is checked against it.
     #[must_use]
     pub fn for_run(&self, workdir: &Path) -> Self {
         let mut view = self.clone();
         let lexical = normalize(&self.data_dir.join(workdir));
-        Arc::make_mut(&mut view.workspaces).push(resolve_links(&lexical).unwrap_or(lexical));
+        Arc::make_mut(&mut view.workspaces).push(lexical);
         view
     }
 
@@ -151,7 +154,10 @@ impl FilesRoot {
             return Err(PathError::Reserved { path });
         }
         let runs = self.data_dir.join(RUNS_DIR);
-        if real.starts_with(&runs) && !self.workspaces.iter().any(|w| real.starts_with(w)) {
+        let in_workspace = |w: &PathBuf| {
+            real.starts_with(w) || resolve_links(w).is_ok_and(|w| real.starts_with(w))
+        };
+        if real.starts_with(&runs) && !self.workspaces.iter().any(in_workspace) {
             return Err(PathError::OtherRun { path });
         }
         if (given.is_absolute() && self.allow_absolute) || real.starts_with(&self.data_dir) {

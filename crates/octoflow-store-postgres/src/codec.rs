@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use octoflow_core::store::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,10 +54,7 @@ impl From<CodecError> for StoreError {
     }
 }
 
-/// The current time at the stored precision.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
+pub(crate) use octoflow_core::store::now;
 
 /// The longest lease kept (a century): a longer one ends then, far beyond any run, within
 /// the range of `timestamptz`.

@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use octoflow_core::store::{RunId, StoreError};
 use rusqlite::Row;
 use serde::Serialize;
@@ -74,10 +74,7 @@ impl From<CodecError> for StoreError {
     }
 }
 
-/// The current time at the stored precision.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
+pub(crate) use octoflow_core::store::now;
 
 /// The stored text of a timestamp.
 pub(crate) fn time(t: DateTime<Utc>) -> String {

@@ -109,7 +109,7 @@ impl Engine {
     /// execution panicked — under its fence.
     pub(crate) async fn end_failed(&self, run: &Run, message: &str) -> Result<(), StoreError> {
         let mut update = RunUpdate::status(run.id, RunStatus::Failed);
-        update.finished_at = Some(chrono::Utc::now());
+        update.finished_at = Some(crate::store::now());
         update.error = Some(RunError {
             step: None,
             message: self.redactor.text(message).into_owned(),

@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -284,7 +283,7 @@ impl Engine {
             trigger: request.trigger,
             concurrency_key,
             parent_run_id: request.parent_run_id,
-            created_at: Utc::now(),
+            created_at: crate::store::now(),
             started_at: None,
             finished_at: None,
             error: None,

@@ -140,19 +140,21 @@ impl Service {
     /// [`start`](Self::start), but when no rule holds it back — no concurrency limit, no
     /// idempotency key — and one of this node's worker slots is free, the run is recorded
     /// running on this node and runs here at once. No claim, no wake-up and no notice to
-    /// another node stands between the caller and the run's end.
+    /// another node stands between the caller and the run's end. A run started here comes
+    /// with the wait for its end, begun before the run could end: the caller need not read
+    /// the run to learn whether it ended already, and hears of its end with its record.
     pub async fn start_waited(
         &self,
         flow: &Flow,
         request: RunRequest,
         idempotency_key: Option<String>,
-    ) -> Result<Admitted, AcceptError> {
+    ) -> Result<(Admitted, Option<EndWatch>), AcceptError> {
         let mut run = self.inner.engine.new_run(flow, request)?;
         let admission = admission_of(flow, idempotency_key);
         let unruled = admission.idempotency_key.is_none()
             && (run.concurrency_key.is_none() || admission.policy == ConcurrencyPolicy::Allow);
         let Some(slot) = unruled.then(|| self.inner.slots.take_for_here()).flatten() else {
-            return self.admit(flow, &run, admission).await;
+            return Ok((self.admit(flow, &run, admission).await?, None));
         };
         let engine = &self.inner.engine;
         run.node = Some(engine.config().node.clone());
@@ -163,12 +165,14 @@ impl Service {
         let admitted = Admitted::Created(run.clone());
         self.admitted(&flow.name, &admitted);
         self.track_accepted(flow, &admitted).await;
+        let end = self.inner.feed.watch_end_here(run.id);
         if let Err(fence) = self.inner.slots.hand_off(run, slot) {
             // The workers stopped meanwhile: another worker (here after a restart, or on
             // another node) takes it from the queue.
             self.store().requeue(&fence).await?;
+            return Ok((admitted, None));
         }
-        Ok(admitted)
+        Ok((admitted, Some(end)))
     }
 
     /// Admits `run` under `admission`.
@@ -272,7 +276,7 @@ impl Service {
             }
             // A queued run ends at once, without a worker: tell those waiting for it.
             Some(status) if status.is_final() => {
-                self.inner.feed.ended(id);
+                self.inner.feed.ended(id, run.clone().map(Arc::new));
                 if let Some(run) = run.as_ref().filter(|r| r.started_at.is_none()) {
                     self.run_ended(run);
                 }
@@ -329,6 +333,7 @@ impl Service {
         if let Some(progress) = &report.progress {
             let mut progress = progress.clone();
             progress.message = progress.message.map(|m| redactor.text(&m).into_owned());
+            self.inner.feed.progress(id, &progress);
             store.set_progress(id, &progress).await?;
             run.progress = Some(progress);
         }

@@ -54,7 +54,7 @@ impl Service {
             Notice::Changed(id) => feed.changed_elsewhere(&id),
             Notice::Ended(id) => {
                 feed.changed_elsewhere(&id);
-                feed.ended(&id);
+                feed.ended(&id, None);
             }
             Notice::Cancel(id) => {
                 self.cancel_local(&id);

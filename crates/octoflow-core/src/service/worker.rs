@@ -152,14 +152,14 @@ impl Workers {
         service.inner.feed.open(run.id);
         self.tasks.spawn(async move {
             let id = run.id;
-            execute(&service, run, token).await;
+            let ended = execute(&service, run, token).await;
             service
                 .inner
                 .local
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&id);
-            service.inner.feed.close(&id);
+            service.inner.feed.close(&id, ended);
             drop(slot);
         });
     }
@@ -204,9 +204,10 @@ async fn fail_claimed(service: &Service, run: &Run, message: &str) {
     }
 }
 
-/// Runs one claimed run to its end (the engine renews its lease meanwhile). A panic in the
-/// engine ends only this run, `failed`.
-async fn execute(service: &Service, run: Run, token: CancellationToken) {
+/// Runs one claimed run to its end (the engine renews its lease meanwhile) and returns its
+/// final record, as stored; `None` when it ended otherwise. A panic in the engine ends only
+/// this run, `failed`.
+async fn execute(service: &Service, run: Run, token: CancellationToken) -> Option<Run> {
     let inner = &service.inner;
     let id = run.id;
     let flow = match inner.catalog.by_name(&run.flow).await {
@@ -214,7 +215,7 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) {
         Err(reason) => {
             let message = format!("cannot run flow `{}`: {reason}", run.flow);
             fail_claimed(service, &run, &message).await;
-            return;
+            return None;
         }
     };
     let mut observers: Vec<Arc<dyn Observer>> = vec![
@@ -237,8 +238,9 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) {
             service.run_ended(&run);
             metrics::counter!("octoflow_runs_finished_total", "flow" => run.flow.clone(), "status" => run.status.as_str())
                 .increment(1);
-            metrics::histogram!("octoflow_run_seconds", "flow" => run.flow)
+            metrics::histogram!("octoflow_run_seconds", "flow" => run.flow.clone())
                 .record(started.elapsed().as_secs_f64());
+            return Some(run);
         }
         // The engine logged it: the run is another executor's now, or ended elsewhere.
         Ok(Err(StoreError::Fenced { .. })) => {}
@@ -257,6 +259,7 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) {
                 .increment(1);
         }
     }
+    None
 }
 
 /// Every lease period, hands back the runs whose node stopped renewing their lease (it

@@ -31,7 +31,7 @@ pub use memory::MemoryStore;
 pub use notice::{Notice, NoticeStore};
 pub use records::{
     Fence, LogLine, LogStream, Page, Paged, Progress, Run, RunError, RunFilter, RunId, RunStatus,
-    RunUpdate, StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo,
+    RunUpdate, StepFinish, StepRun, StepRunId, StepStatus, TriggerInfo, now,
 };
 pub use schedules::{FILE_KEY_PREFIX, Fire, ScheduleMark, ScheduleSource, StoredSchedule};
 

@@ -3,9 +3,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The current time at the precision every store keeps (microseconds): a time taken here
+/// reads back from the store unchanged.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 /// A run's id: a `UUIDv7`, so ids sort by creation time.
 #[derive(

@@ -228,12 +228,15 @@ async fn answer(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let admitted = if hook.wait {
+    let (admitted, end) = if hook.wait {
         app.service
             .start_waited(flow, request, idempotency_key)
             .await?
     } else {
-        app.service.start(flow, request, idempotency_key).await?
+        (
+            app.service.start(flow, request, idempotency_key).await?,
+            None,
+        )
     };
     if let Admitted::Created(_) | Admitted::Replaced { .. } = &admitted {
         workspace.keep();
@@ -244,7 +247,7 @@ async fn answer(
     let wait = hook
         .wait_timeout
         .map_or(app.hooks.wait_timeout, octoflow_core::flow::Dur::get);
-    respond::admitted(app, hook, admitted, wait).await
+    respond::admitted(app, hook, admitted, end, wait).await
 }
 
 /// `405 method_not_allowed` with the methods the path answers.

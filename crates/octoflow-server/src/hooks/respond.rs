@@ -7,13 +7,15 @@
 //!   `202 {"run_id": …}` when `wait_timeout` (default 30 s) passes first. The wait follows
 //!   the run's end ([`RunFeed::watch_end`](octoflow_core::service::RunFeed::watch_end)): on
 //!   this node, or told by the node that runs it; and it looks at the store all the same,
-//!   once a second (every 5 s when the nodes tell each other of ends).
+//!   once a second (every 5 s when the nodes tell each other of ends). A run that ran here
+//!   is answered with the record its end was stored with, without reading it back.
 //! - `dryrun: true`: `200` with the engine's dry run (each step's settings rendered).
 //! - `response: {status, headers, body}`: templates rendered over `run` (the run record),
 //!   `dryrun`, `params`, `data` (the run's data) and `admission` (`created`, `deduplicated`,
 //!   …) replace the default status, headers and body; a body that renders to text is sent as
 //!   text, anything else as JSON. Secrets are masked in every answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -21,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use octoflow_core::engine::DryRun;
 use octoflow_core::expr::{Scope, Tpl};
 use octoflow_core::flow::Webhook;
-use octoflow_core::service::Service;
+use octoflow_core::service::{EndWatch, Service};
 use octoflow_core::store::{Admitted, Run, RunId};
 use serde_json::{Value, json};
 
@@ -51,6 +53,7 @@ pub(super) async fn admitted(
     app: &AppState,
     hook: &Webhook,
     admitted: Admitted,
+    end: Option<EndWatch>,
     wait: Duration,
 ) -> Result<Response, Refused> {
     let (status, admission, mut run) = match admitted {
@@ -65,7 +68,7 @@ pub(super) async fn admitted(
     let mut status = status;
     let mut body = json!({ "run_id": run.id });
     if hook.wait {
-        match wait_for_end(&app.service, run.id, wait).await? {
+        match wait_for_end(&app.service, run.id, end, wait).await? {
             Some(ended) => {
                 run = ended;
                 status = StatusCode::OK;
@@ -98,28 +101,39 @@ pub(super) async fn admitted(
     Ok(response)
 }
 
-/// Waits for the run's end, at most `timeout`; `None` when it has not ended by then.
+/// Waits for the run's end, at most `timeout`; `None` when it has not ended by then. `end`
+/// is a wait begun before the run could end (a run started here), if any.
 async fn wait_for_end(
     service: &Service,
     id: RunId,
+    mut end: Option<EndWatch>,
     timeout: Duration,
 ) -> Result<Option<Run>, Refused> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        // Registered before reading the status, so an end in between is not missed.
-        let mut end = service.feed().watch_end(id);
-        match service.store().run(&id).await? {
-            Some(run) if run.status.is_final() => return Ok(Some(run)),
-            Some(_) => {}
-            None => return Ok(None),
-        }
+        let mut watch = if let Some(watch) = end.take() {
+            watch
+        } else {
+            // Registered before reading the status, so an end in between is not missed.
+            let watch = service.feed().watch_end(id);
+            match service.store().run(&id).await? {
+                Some(run) if run.status.is_final() => return Ok(Some(run)),
+                Some(_) => {}
+                None => return Ok(None),
+            }
+            watch
+        };
         let recheck = if service.feed().hears_other_nodes() {
             TOLD_RECHECK
         } else {
             RECHECK
         };
         tokio::select! {
-            () = end.ended() => {}
+            record = watch.ended() => {
+                if let Some(run) = record {
+                    return Ok(Some(Arc::unwrap_or_clone(run)));
+                }
+            }
             () = tokio::time::sleep(recheck) => {}
             () = tokio::time::sleep_until(deadline) => return Ok(None),
         }

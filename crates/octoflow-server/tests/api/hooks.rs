@@ -316,6 +316,13 @@ steps:
     let run = app.send(post("/hooks/quick")).await.expect(200).json();
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["flow"], "waits");
+    // The answer is the run as stored, field for field (times to the microsecond included),
+    // though it is not read back from the store.
+    let id = run["id"].as_str().unwrap();
+    let stored = app.send(get(&format!("/api/v1/runs/{id}"))).await.json();
+    for (field, value) in run.as_object().unwrap() {
+        assert_eq!(&stored[field], value, "{field}: {stored}");
+    }
 
     let started = std::time::Instant::now();
     let answer = app

@@ -358,7 +358,7 @@ impl<'e> Execution<'e> {
         message: Option<String>,
         held: &[StepRun],
     ) -> Result<Run, StoreError> {
-        let finished_at = Utc::now();
+        let finished_at = crate::store::now();
         let data = self.shown_data();
         let mut update = RunUpdate::status(self.run.id, status);
         update.finished_at = Some(finished_at);

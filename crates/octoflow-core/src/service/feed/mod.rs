@@ -1,7 +1,8 @@
 //! Live notice of changes to the runs this node is running, for `?follow=true` log streams:
 //! a per-run counter that goes up whenever the run stores log lines or changes status. And
 //! the end of a run, for those waiting on it before it even started ([`RunFeed::watch_end`]:
-//! webhooks with `wait: true`).
+//! webhooks with `wait: true`), with the run's final record when this node ended it, so a
+//! waiter need not read it back from the store.
 //!
 //! On a store with other nodes, the same views reach runs that another node runs: a node
 //! following such a run sends a [`Notice::Follow`]; the node running it then sends
@@ -18,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::{Observer, RunEvent};
-use crate::store::{Notice, RunId};
+use crate::store::{Notice, Progress, Run, RunId};
 use recent::RecentIds;
 
 /// How long a follow heard for a run that does not run here is kept, in case this node
@@ -28,11 +29,22 @@ const REMEMBER_FOR: Duration = Duration::from_secs(60);
 /// Past this many, the oldest remembered follows (or ended runs) are forgotten.
 const REMEMBER_MOST: usize = 16_384;
 
-/// A run running here: its change counter, and whether another node follows it.
+/// A run running here: its change counter, whether another node follows it, and the last
+/// progress its external job reported (which the engine's own record of the run lacks).
 #[derive(Debug)]
 struct Live {
     changes: watch::Sender<u64>,
     followed_elsewhere: bool,
+    progress: Option<Progress>,
+}
+
+/// What a waiter for a run's end sees: not yet, or ended — with the final record when the
+/// end was this node's.
+#[derive(Debug, Clone, Default)]
+enum End {
+    #[default]
+    NotYet,
+    Ended(Option<Arc<Run>>),
 }
 
 /// The live runs of this node and a change counter for each.
@@ -40,7 +52,7 @@ struct Live {
 pub struct RunFeed {
     runs: Mutex<HashMap<RunId, Live>>,
     /// Those waiting for a run's end, queued or running, by run.
-    ends: Mutex<HashMap<RunId, watch::Sender<bool>>>,
+    ends: Mutex<HashMap<RunId, watch::Sender<End>>>,
     /// Change counters of runs that other nodes run, followed here.
     remote: Mutex<HashMap<RunId, watch::Sender<u64>>>,
     /// Follows heard for runs not running here (yet): a run claimed soon after is told of.
@@ -77,14 +89,28 @@ impl RunFeed {
         runs.entry(id).or_insert_with(|| Live {
             changes: watch::channel(0).0,
             followed_elsewhere,
+            progress: None,
         });
     }
 
-    /// Ends the feed of a run that ended; followers see the channel close, and other nodes
-    /// following it hear of the end.
-    pub(crate) fn close(&self, id: &RunId) {
+    /// Notes the progress an external job reported for run `id`, when it runs here: its
+    /// final record, told to those waiting for its end, carries it.
+    pub(crate) fn progress(&self, id: &RunId, progress: &Progress) {
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = runs.get_mut(id) {
+            live.progress = Some(progress.clone());
+        }
+    }
+
+    /// Ends the feed of a run that ended, with its final record when the engine returned
+    /// one; followers see the channel close, those waiting for the end get the record, and
+    /// other nodes following it hear of the end.
+    pub(crate) fn close(&self, id: &RunId, mut record: Option<Run>) {
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(live) = runs.remove(id) {
+            if let (Some(run), Some(progress)) = (record.as_mut(), live.progress) {
+                run.progress = Some(progress);
+            }
             live.changes.send_modify(|n| *n += 1);
             if live.followed_elsewhere {
                 self.send(Notice::Ended(*id));
@@ -97,7 +123,7 @@ impl RunFeed {
             }
         }
         drop(runs);
-        self.ended(id);
+        self.ended(id, record.map(Arc::new));
     }
 
     /// Sends notices to other nodes through `outbox` from now on.
@@ -169,11 +195,12 @@ impl RunFeed {
         }
     }
 
-    /// Tells those waiting for the run's end that it ended (on this node).
-    pub(crate) fn ended(&self, id: &RunId) {
+    /// Tells those waiting for the run's end that it ended, with its final record when this
+    /// node has it.
+    pub(crate) fn ended(&self, id: &RunId, record: Option<Arc<Run>>) {
         let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(tx) = ends.remove(id) {
-            tx.send_replace(true);
+            tx.send_replace(End::Ended(record));
         }
     }
 
@@ -181,14 +208,20 @@ impl RunFeed {
     /// node ends it. A run ended by another node is not seen here: a waiter also looks at the
     /// store now and then. Register before reading the run's status, so no end is missed.
     pub fn watch_end(self: &Arc<Self>, id: RunId) -> EndWatch {
+        let watch = self.watch_end_here(id);
+        // Another node may run it: ask it to tell of the end.
+        self.send(Notice::Follow(id));
+        watch
+    }
+
+    /// Waits for the end of a run that is to run on this node.
+    pub(crate) fn watch_end_here(self: &Arc<Self>, id: RunId) -> EndWatch {
         let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
         let rx = ends
             .entry(id)
-            .or_insert_with(|| watch::channel(false).0)
+            .or_insert_with(|| watch::channel(End::NotYet).0)
             .subscribe();
         drop(ends);
-        // Another node may run it: ask it to tell of the end.
-        self.send(Notice::Follow(id));
         EndWatch {
             feed: self.clone(),
             id,
@@ -228,14 +261,21 @@ impl RunFeed {
 pub struct EndWatch {
     feed: Arc<RunFeed>,
     id: RunId,
-    rx: watch::Receiver<bool>,
+    rx: watch::Receiver<End>,
 }
 
 impl EndWatch {
-    /// Returns once this node has ended the run.
-    pub async fn ended(&mut self) {
+    /// Returns once this node has ended the run, with its final record when this node has
+    /// it (`None`: read it from the store).
+    pub async fn ended(&mut self) -> Option<Arc<Run>> {
         // An error means the sender is gone: the run ended (or the feed did).
-        let _ = self.rx.wait_for(|ended| *ended).await;
+        match self.rx.wait_for(|end| matches!(end, End::Ended(_))).await {
+            Ok(end) => match &*end {
+                End::Ended(record) => record.clone(),
+                End::NotYet => None,
+            },
+            Err(_) => None,
+        }
     }
 }
 
@@ -321,7 +361,7 @@ mod tests {
         let mut rx = feed.follow(&id).unwrap();
         feed.touch(&id);
         rx.changed().await.unwrap();
-        feed.close(&id);
+        feed.close(&id, None);
         // Followers see the last change, then the channel closes.
         rx.changed().await.unwrap();
         assert!(rx.changed().await.is_err());
@@ -337,13 +377,46 @@ mod tests {
         drop(second);
         assert_eq!(feed.ends.lock().unwrap().len(), 1);
         feed.open(id);
-        feed.close(&id);
+        feed.close(&id, None);
         first.ended().await;
         assert!(feed.ends.lock().unwrap().is_empty());
         // A waiter that gives up leaves nothing behind.
         let other = feed.watch_end(RunId::new());
         drop(other);
         assert!(feed.ends.lock().unwrap().is_empty());
+    }
+
+    /// Those waiting for a run's end get its final record, with the progress its external
+    /// job reported meanwhile (which the engine's record lacks).
+    #[tokio::test]
+    async fn the_end_carries_the_final_record_and_its_progress() {
+        let feed = Arc::new(RunFeed::default());
+        let id = RunId::new();
+        let mut end = feed.watch_end_here(id);
+        feed.open(id);
+        let progress = Progress {
+            current: Some(3.0),
+            total: Some(4.0),
+            message: Some("three of four".to_owned()),
+        };
+        feed.progress(&id, &progress);
+        let record: Run = serde_json::from_value(serde_json::json!({
+            "id": id, "flow": "f", "flow_version": "v", "status": "succeeded",
+            "params": {}, "trigger": {"kind": "webhook", "detail": {}},
+            "concurrency_key": null, "parent_run_id": null,
+            "created_at": "2026-12-06T10:00:00Z", "started_at": null, "finished_at": null,
+            "error": null, "data": {"out": 1}, "node": null, "message": null
+        }))
+        .unwrap();
+        feed.close(&id, Some(record));
+        let ended = end.ended().await.expect("the record");
+        assert_eq!(ended.data, serde_json::json!({"out": 1}));
+        assert_eq!(ended.progress, Some(progress));
+        // Ended elsewhere: no record, the waiter reads the store.
+        let other = RunId::new();
+        let mut end = feed.watch_end(other);
+        feed.ended(&other, None);
+        assert!(end.ended().await.is_none());
     }
 
     /// A follow from another node that arrives after the run ended here is answered with
@@ -355,7 +428,7 @@ mod tests {
         feed.set_outbox(outbox);
         let quick = RunId::new();
         feed.open(quick);
-        feed.close(&quick);
+        feed.close(&quick, None);
         assert!(sent.try_recv().is_err(), "nobody followed it yet");
         feed.followed_elsewhere(&quick);
         assert_eq!(sent.try_recv().ok(), Some(Notice::Ended(quick)));
@@ -364,7 +437,7 @@ mod tests {
         feed.followed_elsewhere(&later);
         assert!(sent.try_recv().is_err());
         feed.open(later);
-        feed.close(&later);
+        feed.close(&later, None);
         assert_eq!(sent.try_recv().ok(), Some(Notice::Ended(later)));
     }
 }
