@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use octoflow_core::scheduler::{Autostart, Scheduler, SystemClock};
@@ -71,6 +71,9 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
         autostart(&config),
         Arc::new(SystemClock),
     );
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
     let state = AppState::new(
         service.clone(),
         library.clone(),
@@ -80,9 +83,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
             admin_token: config.api_token.clone(),
             jwt: issuer_tokens(&config, &started.secrets)?,
         },
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .ok(),
+        metrics.clone(),
         config.limits.body_limits(),
         scheduler.clone(),
     )
@@ -115,6 +116,9 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
         }
     });
     spawn_retention(&config, service, &shutdown);
+    if let Some(metrics) = metrics {
+        tokio::spawn(keep_metrics_bounded(metrics, shutdown.clone()));
+    }
     // Folder watches and flow triggers; the watches stop with the shutdown, flow triggers
     // once the runs still running have ended.
     let triggers = octoflow_core::triggers::start(service, library, shutdown.clone());
@@ -146,6 +150,26 @@ fn spawn_retention(config: &Config, service: &Service, shutdown: &CancellationTo
         let service = service.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move { service.run_retention(keep, shutdown).await });
+    }
+}
+
+/// How often the durations recorded for `/metrics` are folded into its summaries.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Folds the durations recorded for `/metrics` into its summaries now and then: until then
+/// the exporter keeps every sample, so a node whose metrics nobody reads would otherwise
+/// grow by a few dozen bytes with every request and run.
+async fn keep_metrics_bounded(
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => metrics.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 
