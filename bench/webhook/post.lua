@@ -1,23 +1,10 @@
--- wrk script for bench/webhook/run.py: POSTs body.json to the hook; each thread stops after
--- its share of RUNS requests (0 or unset: runs for the duration); prints one summary line.
+-- wrk script for bench/webhook/run.py: POSTs body.json to the hook; prints one summary line.
 local here = debug.getinfo(1, "S").source:sub(2):match("(.*/)") or "./"
 local file = assert(io.open(here .. "body.json", "r"))
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = file:read("*a"):gsub("%s+$", "")
 file:close()
-
-local total = tonumber(os.getenv("RUNS") or "0")
-local threads = tonumber(os.getenv("THREADS") or "1")
-local sent = 0
-
-function request()
-  sent = sent + 1
-  if total > 0 and sent > total / threads then
-    wrk.thread:stop()
-  end
-  return wrk.format()
-end
 
 function done(summary, latency, requests)
   local seconds = summary.duration / 1e6

@@ -7,8 +7,8 @@ the store (SQLite). wrk is the load generator, on the same cores.
 
   throughput (default): wrk at each of --connections for --seconds, --reps times; prints
       requests/s, p50/p99, and the server's CPU time per request (from /proc);
-  --soak N: N runs in rounds of 100,000 at --soak-connections; prints the server's RSS
-      after each round and again after it has been idle for a few seconds.
+  --soak N: N runs in rounds of about 100,000 at --soak-connections; prints the server's
+      RSS after each round and again after it has been idle for a few seconds.
 
 Usage: bench/webhook/run.py [--connections 2,32] [--seconds 15] [--reps 3]
        bench/webhook/run.py --soak 1000000
@@ -72,18 +72,18 @@ def rss_mib(pid):
     return 0.0
 
 
-def wrk(url, connections, seconds, runs=0):
+def wrk(url, connections, seconds):
     threads = 1 if connections <= 2 else 2
-    env = dict(os.environ, RUNS=str(runs), THREADS=str(threads))
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
          "-s", os.path.join(HERE, "post.lua"), url],
-        capture_output=True, text=True, env=env, check=True).stdout
+        capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("WRK "))
     return {k: float(v) for k, v in (f.split("=") for f in line.split()[1:])}
 
 
 def recorded(data):
+    time.sleep(1)  # the runs wrk left waiting when it stopped end first
     db = sqlite3.connect(os.path.join(data, "octoflow.db"))
     try:
         runs = db.execute("select count(*) from runs").fetchone()[0]
@@ -107,11 +107,15 @@ def throughput(args, data, proc, url):
 
 
 def soak(args, data, proc, url):
+    """Rounds of about 100,000 runs each (wrk runs for a duration, so each round lasts what
+    the last round's rate needs for 100,000)."""
     print(f"{'runs':>9} {'req/s':>7} {'RSS MiB':>8} {'idle RSS MiB':>12}")
-    done = 0
+    done, rate = 0, 0.0
     while done < args.soak:
-        got = wrk(url, args.soak_connections, 3600, runs=100_000)
+        seconds = 10 if rate == 0 else max(1, round(min(100_000, args.soak - done) / rate))
+        got = wrk(url, args.soak_connections, seconds)
         done += int(got["requests"])
+        rate = got["rps"]
         busy = rss_mib(proc.pid)
         time.sleep(3)
         print(f"{done:>9} {got['rps']:>7.0f} {busy:>8.1f} {rss_mib(proc.pid):>12.1f}")
