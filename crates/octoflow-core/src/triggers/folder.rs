@@ -149,10 +149,8 @@ impl Thread {
                     }
                 }
                 Ok(Msg::Rescan) => {
-                    let now = Instant::now();
-                    for (path, stat) in self.list(&self.spec.folder.clone()) {
-                        self.pending.arm(&path, stat, now + self.spec.settle);
-                    }
+                    let folder = self.spec.folder.clone();
+                    self.list_into_pending(&folder, Instant::now());
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -164,7 +162,9 @@ impl Thread {
     }
 
     /// A path changed: a matching file (re)starts its timer; a new subfolder of a recursive
-    /// watch is listed; a file that is gone stops waiting.
+    /// watch is listed, now and once more when its timer is due (the watcher starts
+    /// watching a new folder only after telling of it, so a file written into it meanwhile
+    /// has no event of its own); a file that is gone stops waiting.
     fn changed(&mut self, path: &Path) {
         let Some(relative) = self.relative(path) else {
             return;
@@ -178,12 +178,19 @@ impl Thread {
                 }
             }
             Ok(meta) if meta.is_dir() && self.spec.recursive => {
-                for (file, stat) in self.list(path) {
-                    self.pending.arm(&file, stat, now + self.spec.settle);
-                }
+                self.list_into_pending(path, now);
+                self.pending
+                    .arm(path, Stat::of(&meta), now + self.spec.settle);
             }
             Ok(_) => {}
             Err(_) => self.pending.forget(path),
+        }
+    }
+
+    /// Arms the timer of every matching file in `dir` (and below it).
+    fn list_into_pending(&mut self, dir: &Path, now: Instant) {
+        for (file, stat) in self.list(dir) {
+            self.pending.arm(&file, stat, now + self.spec.settle);
         }
     }
 
@@ -195,6 +202,11 @@ impl Thread {
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
+            if meta.is_dir() {
+                // A new subfolder's second look (see `changed`).
+                self.list_into_pending(&path, now);
+                continue;
+            }
             if !meta.is_file() {
                 continue;
             }

@@ -1,7 +1,8 @@
 //! Files waiting to settle: each file a watch saw change has one timer, due `settle` after
 //! the last change seen, holding the file's [`Stat`] at that change. When the timer is due
 //! the file is looked at once more: unchanged, it has settled; changed, its timer starts
-//! again. No directory is polled.
+//! again. A new subfolder of a recursive watch has a timer too, for a second listing. No
+//! directory is polled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::Metadata;
