@@ -160,6 +160,8 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Print a shell completion script to stdout
     Completions(CompletionsArgs),
+    /// Print the manual page to stdout, or write one per command into a directory
+    Man(ManArgs),
     /// Serve the HTTP API and run queued runs with this node's workers
     #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
@@ -366,6 +368,15 @@ pub(crate) struct CompletionsArgs {
     /// The shell to write completions for
     #[arg(value_name = "SHELL")]
     pub(crate) shell: Shell,
+}
+
+/// `octoflow man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write `octoflow.1` and a page per command (`octoflow-serve.1`, …) into this directory
+    /// instead of printing the main page
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
 }
 
 /// Where the store of the admin commands is: `--database`.

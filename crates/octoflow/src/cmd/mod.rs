@@ -4,6 +4,7 @@ mod completions;
 mod flows;
 mod init;
 mod locks;
+mod man;
 mod node_start;
 mod run;
 mod runs;
@@ -31,6 +32,7 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate::validate(&cli.global, args, env),
         Command::Init(args) => init::init(&cli.global, args, &env),
         Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
         Command::Serve(args) => serve::serve(&cli.global, args, env),
         Command::Worker(args) => worker::worker(&cli.global, args, env),
         Command::Flows(args) => flows::flows(args),

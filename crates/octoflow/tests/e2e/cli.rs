@@ -1,4 +1,5 @@
-//! The command line itself: help, version, completions, usage errors, config errors.
+//! The command line itself: help, version, completions, manual pages, usage errors, config
+//! errors.
 
 use insta::assert_snapshot;
 
@@ -55,6 +56,29 @@ fn completions_for_each_shell() {
         .run()
         .code(2)
         .stderr_contains("invalid value 'tcsh'");
+}
+
+#[test]
+fn manual_pages_are_made_from_the_command_line() {
+    octo()
+        .args(["man"])
+        .run()
+        .success()
+        .stdout_contains(".TH octoflow 1")
+        .stdout_contains("Serve the HTTP API");
+    let o = octo().args(["man", "--dir", "pages"]);
+    o.run().success().stderr_contains("pages written to pages");
+    let serve = std::fs::read_to_string(o.path("pages/octoflow-serve.1")).unwrap();
+    assert!(serve.contains(".TH octoflow-serve 1"), "{serve}");
+    assert!(serve.contains("workers"), "{serve}");
+    for page in [
+        "octoflow.1",
+        "octoflow-run.1",
+        "octoflow-runs-list.1",
+        "octoflow-user-add.1",
+    ] {
+        assert!(o.path(&format!("pages/{page}")).is_file(), "{page}");
+    }
 }
 
 #[test]
