@@ -83,9 +83,13 @@ def wrk(url, connections, seconds):
 
 
 def recorded(data):
-    time.sleep(1)  # the runs wrk left waiting when it stopped end first
     db = sqlite3.connect(os.path.join(data, "octoflow.db"))
     try:
+        # The runs wrk left waiting when it stopped end first (10 s at most).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and db.execute(
+                "select count(*) from runs where status in ('queued', 'running')").fetchone()[0]:
+            time.sleep(0.05)
         runs = db.execute("select count(*) from runs").fetchone()[0]
         steps = db.execute("select count(*) from step_runs").fetchone()[0]
         return runs, steps
