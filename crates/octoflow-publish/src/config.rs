@@ -20,7 +20,7 @@ pub(crate) const DEFAULT_BATCH: usize = 500;
 ///
 /// `kind: kafka` is named by SPEC §4.3 but not built in: such an entry fails to load with
 /// ``sink kind `kafka` is not supported by this build``.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SinkConfig {
     /// NATS with `JetStream`.
@@ -94,7 +94,7 @@ impl SinkConfig {
 }
 
 /// `kind: nats`: each record is published to a `JetStream` stream and its ack awaited.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// The server, `nats://host:4222` (`nats://user:password@host:4222` with credentials);
@@ -108,7 +108,7 @@ pub struct NatsConfig {
 }
 
 /// `kind: redis`: each record is appended to a stream with `XADD`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// The server, `redis://host:6379` (`redis://:password@host:6379/0`, `rediss://` for
@@ -122,7 +122,7 @@ pub struct RedisConfig {
 }
 
 /// `kind: amqp`: each record is published to an exchange with publisher confirms.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpConfig {
     /// The broker, `amqp://user:password@host:5672/%2f` (`amqps://` for TLS); may hold
@@ -140,7 +140,7 @@ pub struct AmqpConfig {
 /// `kind: kinesis`: records are sent with `PutRecords`, at most 500 records and 5 MiB a
 /// call. Credentials come from the standard AWS chain (`AWS_ACCESS_KEY_ID`, …, profiles,
 /// web identity, ECS, instance metadata).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KinesisConfig {
     /// The stream's name, or its ARN (`arn:aws:kinesis:…`).
@@ -157,7 +157,7 @@ pub struct KinesisConfig {
 /// `kind: s3`: each batch becomes one object, JSON lines or an Avro object container file.
 /// Credentials come from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`,
 /// web identity, ECS or instance metadata.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// The bucket.
@@ -174,7 +174,7 @@ pub struct S3Config {
 }
 
 /// `kind: http`: each batch is sent as one `POST`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSinkConfig {
     /// The URL to post batches to, `http://` or `https://`; may hold `{{ secrets.… }}`.
@@ -191,6 +191,17 @@ pub enum Unsupported {}
 impl fmt::Debug for Unsupported {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {}
+    }
+}
+
+/// Nothing is a valid value of a kind this build does not have.
+impl schemars::JsonSchema for Unsupported {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Unsupported".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::Schema::from(false)
     }
 }
 

@@ -77,6 +77,19 @@ impl fmt::Debug for SchemaSource {
     }
 }
 
+impl schemars::JsonSchema for SchemaSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AvroSchemaSource".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An Avro schema written inline (a mapping, or its JSON text), a file path relative to the data directory, or an http(s) URL.",
+            "type": ["object", "array", "string"]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for SchemaSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;

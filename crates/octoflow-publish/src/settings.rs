@@ -15,7 +15,7 @@ use crate::config::{DEFAULT_BATCH, SinkConfig};
 use crate::schema::SchemaSource;
 
 /// The settings of a `publish` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishSettings {
     /// The sink to publish to: a name under `sinks:` in `config.yml`.
@@ -47,7 +47,7 @@ pub struct PublishSettings {
 }
 
 /// How records are encoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Encoding {
     /// JSON text.
@@ -59,7 +59,7 @@ pub(crate) enum Encoding {
 
 /// Re-sending of refused records inside one attempt (Kinesis `ErrorCode`s, AMQP nacks,
 /// NATS publishes without an ack, HTTP 5xx/429/408 answers).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Resend {
     /// How many times refused records are sent again; default 3, `0` never.
@@ -108,6 +108,19 @@ impl RecordExpr {
     /// The compiled expression.
     pub(crate) fn expr(&self) -> &Expr {
         &self.0
+    }
+}
+
+impl schemars::JsonSchema for RecordExpr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RecordExpression".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An expression over `record`, `index` and `params`.",
+            "type": "string"
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use crate::error::{SqlError, driver_message};
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One entry of `connections:`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// The database URL: `postgres://…` (or `postgresql://…`) or `mysql://…` (or

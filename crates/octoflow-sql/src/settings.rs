@@ -6,7 +6,7 @@ use octoflow_core::step::prelude::*;
 pub(crate) const DEFAULT_BATCH_SIZE: usize = 1000;
 
 /// The settings of a `sql` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlSettings {
     /// The name of a connection in the node's `connections:`.
@@ -34,7 +34,7 @@ pub struct SqlSettings {
 }
 
 /// `query`: one statement, or a list for a transaction.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub(crate) enum QuerySetting {
     /// One statement; its values come from the step's `params`.
@@ -44,7 +44,7 @@ pub(crate) enum QuerySetting {
 }
 
 /// One statement of a transaction.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatementSetting {
     /// The statement.

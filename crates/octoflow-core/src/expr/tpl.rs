@@ -122,6 +122,25 @@ impl<'de, T: DeserializeOwned + Clone> Deserialize<'de> for Tpl<T> {
     }
 }
 
+/// A templated field takes its type's values, or text holding a template (`{{ … }}`,
+/// `{% … %}`) that renders to one when the step runs.
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Tpl<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Templated_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let literal = generator.subschema_for::<T>();
+        schemars::json_schema!({
+            "anyOf": [literal, {"type": "string", "pattern": "\\{[{%#]"}]
+        })
+    }
+}
+
 impl<T> Serialize for Tpl<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.raw.serialize(serializer)

@@ -10,17 +10,18 @@ mod load;
 mod model;
 mod params;
 mod problem;
+mod schema;
 mod source_map;
 mod spec;
 mod trigger;
 mod watch_trigger;
 
-pub use check::{FLOW_FIELDS, STEP_FIELDS};
 pub use duration::{Dur, DurationError, format_duration, parse_duration};
 pub use load::{FlowLoader, flow_version};
 pub use model::{Backoff, Concurrency, ConcurrencyPolicy, Flow, OnInterrupt, RetryPolicy, Step};
 pub use params::{ParamError, ParamSpec, ParamType, Params};
 pub use problem::{Problem, Problems, suggest};
+pub use schema::{flow_fields, flow_schema, step_fields};
 pub use source_map::{Place, SourceMap};
 pub use trigger::{
     Catchup, FlowTrigger, RESERVED_PREFIXES, Schedule, Trigger, WatchTrigger, Webhook, WebhookAuth,

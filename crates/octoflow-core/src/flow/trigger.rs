@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -17,7 +18,7 @@ pub const RESERVED_PREFIXES: &[&str] = &[
 ];
 
 /// A schedule: a cron expression in a time zone, or a fixed interval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// 5 fields, or 6 with seconds first.
@@ -38,7 +39,7 @@ pub struct Schedule {
 }
 
 /// Which missed ticks fire after downtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Catchup {
     /// None of them.
@@ -139,7 +140,7 @@ fn check_cron(cron: &str) -> Result<(), String> {
 }
 
 /// A trigger in `triggers:`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     /// A schedule.
@@ -180,7 +181,7 @@ impl Trigger {
 }
 
 /// A webhook trigger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     /// `/hooks/<path>`, or a root path when it starts with `/`; `{name}` segments.
@@ -209,7 +210,7 @@ pub struct Webhook {
 }
 
 /// How a webhook checks its caller.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum WebhookAuth {
     /// Anyone.
@@ -248,7 +249,7 @@ pub enum WebhookAuth {
 }
 
 /// A templated answer of a webhook.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookResponse {
     /// Status code (template).

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Dur, format_duration, is_valid_flow_name};
@@ -14,7 +15,7 @@ use crate::store::RunStatus;
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 
 /// A folder watch: `watch: {path, pattern, settle, recursive, existing}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WatchTrigger {
     /// The folder: relative to the data directory, or in `files.roots`.
@@ -36,7 +37,7 @@ pub struct WatchTrigger {
 }
 
 /// What a watch does with the files already in its folder the first time it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WatchExisting {
     /// Each starts a run, once, like a new file.
@@ -137,7 +138,7 @@ impl WatchTrigger {
 }
 
 /// Runs after another flow's run ends: `flow: {name, status}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlowTrigger {
     /// The upstream flow.

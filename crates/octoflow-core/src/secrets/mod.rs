@@ -16,7 +16,7 @@ pub use redact::{MASK, MIN_SECRET_LEN, Redactor};
 pub use sealed::{SealError, SealKey};
 
 /// A value that must not be shown: `Debug`, `Display` and `Serialize` print `***`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret<T>(T);
 
@@ -51,41 +51,79 @@ impl<T> Serialize for Secret<T> {
 }
 
 /// One entry of `secrets.yml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 enum SecretSpec {
+    /// A user name and password (HTTP basic auth, `basic` webhooks).
     Credential {
+        /// How flows and config name it.
         name: String,
+        /// The user name (not secret).
         username: String,
+        /// The password.
         password: Secret<String>,
     },
+    /// A bearer token.
     Token {
+        /// How flows and config name it.
         name: String,
+        /// The token.
         token: Secret<String>,
     },
+    /// An API key sent in a header.
     ApiKey {
+        /// How flows and config name it.
         name: String,
+        /// The key.
         key: Secret<String>,
+        /// The header it is sent in (default `X-API-Key`).
         #[serde(default)]
         header: Option<String>,
     },
+    /// Any secret text (an HMAC key, a PEM key, a salt).
     Value {
+        /// How flows and config name it.
         name: String,
+        /// The text.
         value: Secret<String>,
     },
+    /// The value of an environment variable of the server.
     Env {
+        /// How flows and config name it.
         name: String,
+        /// The variable's name.
         env: String,
     },
+    /// A value sealed with `octoflow secret seal`, opened with the key at start.
     Encrypted {
+        /// How flows and config name it.
         name: String,
+        /// The sealed text.
         value: String,
     },
+    /// A value read from HashiCorp Vault's KV v2 API at start.
     Vault {
+        /// How flows and config name it.
         name: String,
+        /// The KV v2 path, such as `secret/data/app`.
         path: String,
+        /// The key inside the secret's data.
         key: String,
     },
+}
+
+/// `secrets.yml` as written: a list of named secrets (or nothing).
+#[derive(schemars::JsonSchema)]
+#[schemars(title = "octoflow secrets.yml")]
+#[expect(dead_code, reason = "only its shape is used: the secrets-file schema")]
+struct SecretsFile(Option<Vec<SecretSpec>>);
+
+/// The JSON Schema of `secrets.yml` (`octoflow schema secrets`).
+pub fn secrets_schema() -> Value {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<SecretsFile>()
+        .to_value()
 }
 
 /// A secret kept in HashiCorp Vault (`type: vault`): the binary reads it from the KV v2 API

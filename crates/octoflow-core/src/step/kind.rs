@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -18,7 +19,8 @@ pub trait StepKind: Send + Sync + 'static {
     /// The value of `type:` and the key of the settings block (`exec: { … }`).
     const NAME: &'static str;
     /// The settings block: `#[serde(deny_unknown_fields)]`, templated fields are `Tpl<T>`.
-    type Settings: DeserializeOwned + Send + Sync + 'static;
+    /// Its JSON Schema is the kind's part of the flow-file schema (`octoflow schema flow`).
+    type Settings: DeserializeOwned + JsonSchema + Send + Sync + 'static;
 
     /// Load-time checks beyond shape (a template file exists, a path is allowed, …).
     /// Problem paths are relative to the settings block (`path`, `command[0]`).

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use schemars::{Schema, SchemaGenerator};
 use serde_json::Value;
 
 use super::{CheckCx, StepCx, StepError, StepKind};
@@ -30,6 +31,8 @@ trait ErasedKind: Send + Sync {
         block: &Value,
         cx: &CheckCx<'_>,
     ) -> Result<Arc<dyn PreparedStep>, Vec<Problem>>;
+
+    fn settings_schema(&self, generator: &mut SchemaGenerator) -> Schema;
 }
 
 struct Typed<K>(Arc<K>);
@@ -71,6 +74,10 @@ impl<K: StepKind> ErasedKind for Typed<K> {
             kind: self.0.clone(),
             settings,
         }))
+    }
+
+    fn settings_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<K::Settings>()
     }
 }
 
@@ -163,6 +170,15 @@ impl Registry {
     /// The names of every kind, sorted.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.kinds.keys().copied()
+    }
+
+    /// Each kind's name with the schema of its settings block (a reference into the
+    /// generator's definitions).
+    pub fn settings_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+        self.kinds
+            .iter()
+            .map(|(name, kind)| (*name, kind.settings_schema(generator)))
+            .collect()
     }
 
     /// Parses and checks a settings block for the kind `name`; `None` for an unknown kind.

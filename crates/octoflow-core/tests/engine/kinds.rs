@@ -10,7 +10,7 @@ use octoflow_core::step::prelude::*;
 /// Returns `value`, rendered.
 pub(crate) struct Echo;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EchoSettings {
     value: Tpl<Value>,
@@ -30,7 +30,7 @@ impl StepKind for Echo {
 /// Fails with `message`; with `until_attempt`, succeeds from that attempt on.
 pub(crate) struct Fail;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FailSettings {
     message: Tpl<String>,
@@ -55,7 +55,7 @@ pub(crate) struct Nap {
     pub started: &'static AtomicU32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NapSettings {
     ms: u64,
@@ -91,7 +91,7 @@ impl StepKind for Nap {
 /// Ends the run with `message`.
 pub(crate) struct Stop;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StopSettings {
     message: String,
@@ -110,7 +110,7 @@ impl StepKind for Stop {
 /// Panics: a kind with a bug.
 pub(crate) struct Panic;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PanicSettings {
     message: String,

@@ -12,7 +12,7 @@ use octoflow_core::step::prelude::*;
 pub(crate) struct Debug;
 
 /// The settings of a `debug` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DebugSettings {
     /// A message to write instead of a value from `data`; a template (a whole `{{ … }}`
@@ -28,7 +28,7 @@ pub(crate) struct DebugSettings {
 }
 
 /// How a `debug` step writes its value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DebugFormat {
     /// YAML.

@@ -32,7 +32,7 @@ impl Email {
 }
 
 /// The settings of an `email` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EmailSettings {
     /// The recipients: a list of addresses (`Name <a@b.org>` or `a@b.org`), templates.

@@ -12,7 +12,7 @@ use super::process::Invocation;
 const DEFAULT_SHELL: [&str; 3] = ["sh", "-eu", "-c"];
 
 /// The settings of an `exec` step. Exactly one of `command` and `script` is set.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecSettings {
     /// The program and its arguments, one list item each; the first item is the program,
@@ -58,7 +58,7 @@ fn default_success_codes() -> Vec<i32> {
 }
 
 /// How standard output becomes the result's `stdout`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Parse {
     /// One JSON document.
@@ -72,6 +72,19 @@ pub(crate) enum Parse {
 /// A rendered text setting: a string as it is, any other value as its JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Text(pub(crate) String);
+
+impl schemars::JsonSchema for Text {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Text".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Text; a number or boolean is taken as its text.",
+            "type": ["string", "number", "boolean"]
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -11,7 +11,7 @@ use octoflow_core::step::prelude::*;
 pub(crate) struct Exit;
 
 /// The settings of an `exit` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExitSettings {
     /// Why the run ends, recorded as the run's message; a template. Default: `exit`.

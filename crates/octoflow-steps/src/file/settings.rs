@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::codec::EncodeError;
 
 /// The settings of a `file` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileSettings {
     /// The file, relative to the data directory (or inside `files.roots`); a template.
@@ -30,7 +30,7 @@ pub(crate) struct FileSettings {
 }
 
 /// What a `file` step does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Mode {
     /// Reads and parses the file.
@@ -71,7 +71,7 @@ impl Mode {
 }
 
 /// How a file's bytes map to a JSON value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Format {
     /// A JSON document (written pretty-printed; appended as one compact line).

@@ -7,7 +7,7 @@ use octoflow_core::step::prelude::*;
 use serde::Deserializer;
 
 /// The settings of a `hash` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HashSettings {
     /// Where the records are in `data`: a list of records (objects) or one record. The
@@ -33,7 +33,7 @@ pub(crate) struct HashSettings {
 }
 
 /// How the values are hashed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub(crate) enum Algorithm {
     /// Hex SHA-256 of the salt (if any) followed by the value.
     #[serde(rename = "sha256")]
@@ -93,6 +93,20 @@ impl FieldPath {
             pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
         }
         pointer
+    }
+}
+
+impl schemars::JsonSchema for FieldPath {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FieldPath".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Keys joined by dots, such as `patron.id`.",
+            "type": "string",
+            "pattern": "^[^.]+(\\.[^.]+)*$"
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use octoflow_core::step::prelude::*;
 use serde::Deserializer;
 
 /// The settings of a `jinja` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JinjaSettings {
     /// A template file, relative to the templates directory; a template itself
@@ -23,7 +23,7 @@ pub(crate) struct JinjaSettings {
 }
 
 /// How a `jinja` step's output is parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Parse {
     /// As JSON.
@@ -50,6 +50,16 @@ impl InlineTemplate {
     /// The template text.
     pub(crate) fn text(&self) -> &str {
         &self.0
+    }
+}
+
+impl schemars::JsonSchema for InlineTemplate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "InlineTemplate".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"description": "Jinja template text.", "type": "string"})
     }
 }
 

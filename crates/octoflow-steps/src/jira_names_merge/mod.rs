@@ -16,7 +16,7 @@ use serde_json::Map;
 pub(crate) struct JiraNamesMerge;
 
 /// The settings of a `jira_names_merge` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JiraNamesMergeSettings {
     /// Where in `data` the Jira search result is (`"."` for all of `data`); the step's own

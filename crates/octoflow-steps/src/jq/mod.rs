@@ -13,7 +13,7 @@ use serde::Deserializer;
 pub(crate) struct Jq;
 
 /// The settings of a `jq` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JqSettings {
     /// The jq program; compiled when the flow is loaded, so a syntax error is a load error.
@@ -30,6 +30,16 @@ pub(crate) struct JqSettings {
 /// A jq program, compiled while the settings are read.
 #[derive(Debug)]
 pub(crate) struct JqSource(JqProgram);
+
+impl schemars::JsonSchema for JqSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JqProgram".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"description": "A jq program.", "type": "string"})
+    }
+}
 
 impl<'de> Deserialize<'de> for JqSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -9,7 +9,7 @@ use octoflow_core::step::prelude::*;
 use reqwest::header::HeaderName;
 
 /// The settings of a `rest` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RestSettings {
     /// The URL to call, `http://` or `https://`; a template.
@@ -119,6 +119,20 @@ impl fmt::Display for Method {
     }
 }
 
+impl schemars::JsonSchema for Method {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Method".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<String> = Self::ALL
+            .iter()
+            .flat_map(|m| [m.as_str().to_owned(), m.as_str().to_ascii_lowercase()])
+            .collect();
+        schemars::json_schema!({"description": "The HTTP method (any case).", "enum": names})
+    }
+}
+
 impl<'de> Deserialize<'de> for Method {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -134,7 +148,7 @@ impl<'de> Deserialize<'de> for Method {
 }
 
 /// Where the credentials of a request come from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Authentication {
     /// `basic`, `token` or `api_key`.
@@ -148,7 +162,7 @@ pub(crate) struct Authentication {
 }
 
 /// How a secret becomes a request header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum AuthKind {
     /// `Authorization: Basic …` from a `credential` secret's `username` and `password`.

@@ -10,7 +10,7 @@ use octoflow_core::step::prelude::*;
 pub(crate) struct SetFact;
 
 /// The settings of a `set_fact` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetFactSettings {
     /// The value to store: any YAML value whose strings are templates; a string that is one

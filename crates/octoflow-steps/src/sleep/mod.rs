@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, Visitor};
 pub(crate) struct Sleep;
 
 /// The settings of a `sleep` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SleepSettings {
     /// How long: a number of seconds (`1.5`) or a duration (`500ms`, `30s`, `5m`); a template.
@@ -28,6 +28,19 @@ pub(crate) struct Seconds(Duration);
 
 /// The forms a wait may take, for messages.
 const FORMS: &str = "use a number of seconds (1.5) or a duration (500ms, 30s, 5m, 2h, 1d)";
+
+impl schemars::JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Wait".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let duration = generator.subschema_for::<octoflow_core::flow::Dur>();
+        schemars::json_schema!({
+            "anyOf": [duration, {"type": "string", "pattern": "^\\s*\\d+(\\.\\d+)?\\s*$"}]
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -162,6 +162,9 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page to stdout, or write one per command into a directory
     Man(ManArgs),
+    /// Print the JSON Schema of flow files, config.yml or secrets.yml, for editors
+    #[command(after_help = SCHEMA_AFTER_HELP)]
+    Schema(SchemaArgs),
     /// Serve the HTTP API and run queued runs with this node's workers
     #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
@@ -242,6 +245,10 @@ pub(crate) struct StoreCopyArgs {
     #[arg(long)]
     pub(crate) force: bool,
 }
+
+const SCHEMA_AFTER_HELP: &str = "Save it beside your flows and name it in the first line of a file, \
+`# yaml-language-server: $schema=./octoflow-flow.schema.json`, and an editor with a YAML language \
+server completes fields and marks misspelt ones (docs/flow-format.md, \"Editor set-up\").";
 
 const SECRET_AFTER_HELP: &str = "The key is 32 bytes as base64, from OCTOFLOW_SECRETS_KEY or the file \
 `secrets_key_file` names in config.yml; the server opens sealed values with the same key.";
@@ -368,6 +375,25 @@ pub(crate) struct CompletionsArgs {
     /// The shell to write completions for
     #[arg(value_name = "SHELL")]
     pub(crate) shell: Shell,
+}
+
+/// `octoflow schema`.
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// Which file's schema
+    #[arg(value_name = "FILE", value_enum)]
+    pub(crate) file: SchemaFile,
+}
+
+/// The files `octoflow schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SchemaFile {
+    /// A flow file (`flows/*.yml`), with the settings of every step kind of this build
+    Flow,
+    /// `config.yml`
+    Config,
+    /// `secrets.yml`
+    Secrets,
 }
 
 /// `octoflow man`.

@@ -8,6 +8,7 @@ mod man;
 mod node_start;
 mod run;
 mod runs;
+mod schema;
 mod secret;
 mod serve;
 mod store;
@@ -33,6 +34,7 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Init(args) => init::init(&cli.global, args, &env),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => man::man(args),
+        Command::Schema(args) => schema::schema(&cli.global, args, env),
         Command::Serve(args) => serve::serve(&cli.global, args, env),
         Command::Worker(args) => worker::worker(&cli.global, args, env),
         Command::Flows(args) => flows::flows(args),

@@ -192,35 +192,67 @@ pub(crate) struct Config {
     pub(crate) step_env: BTreeMap<String, String>,
 }
 
-/// config.yml as written (SPEC §12): every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
+/// config.yml as written (SPEC §12): every key optional, unknown keys refused. Its JSON
+/// Schema (`octoflow schema config`) is made from this type.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "octoflow config.yml")]
 struct ConfigFile {
+    /// The address the server listens on (default `127.0.0.1:8080`).
     listen: Option<String>,
+    /// The address users reach the server at (URLs in answers, secure cookies behind https).
     public_url: Option<String>,
+    /// The store: `sqlite://PATH` (default `<data>/octoflow.db`) or `postgres://…`.
     database: Option<String>,
+    /// How many runs this node runs at once.
     workers: Option<u32>,
+    /// Flows whose schedules and triggers start with the server.
     autostart: Option<Vec<String>>,
+    /// Who may use the API (`token`, `open`, outside JWTs).
     auth: Option<AuthConfig>,
+    /// Bounds on bodies, uploads, queues and retention.
     limits: Option<LimitsConfig>,
+    /// Folders outside the data directory that file steps and watches may use.
     files: Option<FilesConfig>,
+    /// The HTTP client of `rest` steps.
     http: Option<HttpSection>,
+    /// Databases of `sql` steps, by name.
     #[serde(default)]
     connections: BTreeMap<String, ConnectionConfig>,
+    /// Streams and endpoints of `publish` steps, by name.
     #[serde(default)]
     sinks: BTreeMap<String, SinkConfig>,
+    /// Mail servers of `email` steps, by name.
     #[serde(default)]
     smtp: BTreeMap<String, SmtpConfig>,
+    /// Where job-tracker files are written.
     tracker_dir: Option<PathBuf>,
+    /// What step processes see of the environment.
     steps: Option<step_env::StepsSection>,
+    /// SQLite store settings.
     store: Option<StoreSection>,
+    /// How long a cancelled step's processes have between SIGTERM and SIGKILL.
     kill_grace: Option<Dur>,
+    /// How long a stopping server lets running runs finish.
     shutdown_grace: Option<Dur>,
+    /// How long a node's claim on a run lasts without renewal.
     lease: Option<Dur>,
+    /// The flows directory (default `<data>/flows`).
     flows_path: Option<PathBuf>,
+    /// The templates directory (default `<data>/templates`).
     templates_path: Option<PathBuf>,
+    /// The secrets file (default `<data>/secrets.yml`).
     secrets_path: Option<PathBuf>,
+    /// The file holding the key of sealed secrets.
     secrets_key_file: Option<PathBuf>,
+}
+
+/// The JSON Schema of `config.yml`.
+pub(crate) fn config_schema() -> serde_json::Value {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<ConfigFile>()
+        .to_value()
 }
 
 impl Config {

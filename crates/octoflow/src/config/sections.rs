@@ -9,7 +9,7 @@ use octoflow_core::flow::Dur;
 use serde::Deserialize;
 
 /// `auth:` of config.yml.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AuthConfig {
     /// Whether reads need no token.
@@ -31,7 +31,7 @@ impl Default for AuthConfig {
 }
 
 /// `auth.jwt:` of config.yml: bearer tokens an outside issuer signs (SPEC §11.1).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JwtConfig {
     /// The `iss` a token must carry; none: not checked.
@@ -67,7 +67,7 @@ impl JwtConfig {
 }
 
 /// `http:` of config.yml: the one HTTP client of `rest` steps.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct HttpSection {
     /// How long connecting (TCP and TLS) may take (`10s`).
@@ -108,7 +108,7 @@ impl HttpSection {
 }
 
 /// `limits:` of config.yml.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct LimitsConfig {
     /// Largest step result kept in the record (`1MiB`).
@@ -152,7 +152,7 @@ impl LimitsConfig {
 }
 
 /// `files:` of config.yml.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct FilesConfig {
     /// Whether absolute paths may point anywhere.
@@ -163,7 +163,7 @@ pub(crate) struct FilesConfig {
 
 /// `store:` of config.yml: how the embedded store keeps its file, and the PostgreSQL
 /// store's pool and schema.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct StoreSection {
     /// `SQLite`: `normal` (a crash or `kill -9` loses nothing committed) or `full` (a power
@@ -177,7 +177,7 @@ pub(crate) struct StoreSection {
 }
 
 /// `store.synchronous`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum SynchronousMode {
     /// Synced at checkpoints.
@@ -188,7 +188,7 @@ pub(crate) enum SynchronousMode {
 }
 
 /// One entry of `smtp:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SmtpConfig {
     /// `smtp://host:port` or `smtps://…`.
@@ -224,6 +224,22 @@ impl FromStr for ByteSize {
             _ => return Err(err()),
         };
         number.checked_mul(factor).map(Self).ok_or_else(err)
+    }
+}
+
+impl schemars::JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A size: a number of bytes, or text such as 512KiB, 1MiB, 2GiB, 10MB or 1GB.",
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*\\d+\\s*([KkMmGg]([Ii]?[Bb])?|[Bb])?\\s*$"}
+            ]
+        })
     }
 }
 

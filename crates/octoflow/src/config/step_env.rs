@@ -18,7 +18,7 @@ const ALWAYS_PREFIX: &str = "LC_";
 const OWN_PREFIX: &str = "OCTOFLOW_";
 
 /// `steps:` of config.yml.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct StepsSection {
     /// Names of server environment variables that steps may see, beyond the usual ones.

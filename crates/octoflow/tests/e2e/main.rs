@@ -23,6 +23,7 @@ mod recover;
 mod redaction;
 mod run;
 mod schedules;
+mod schema;
 mod serve;
 mod server;
 mod spooler;

@@ -14,7 +14,7 @@ use crate::step::{CheckCx, StepCx, StepError, StepKind};
 pub struct Flow;
 
 /// Settings of a `flow` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlowSettings {
     /// The flow's name.

@@ -17,7 +17,7 @@ use crate::step::{CheckCx, StepCx, StepError, StepKind, value_kind};
 pub struct FlowLoop;
 
 /// Settings of a `flow_loop` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlowLoopSettings {
     /// The flow's name.

@@ -11,7 +11,7 @@ use crate::step::{Control, StepCx, StepError, StepKind};
 pub struct Goto;
 
 /// Settings of a `goto` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GotoSettings {
     /// The step to continue at: a name, `__start__` or `__end__` (template).

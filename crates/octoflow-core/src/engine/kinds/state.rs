@@ -13,7 +13,7 @@ use crate::step::{CheckCx, Control, StepCx, StepError, StepKind};
 pub struct State;
 
 /// Settings of a `state` step: `get` (with an optional `default`) or `set`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateSettings {
     /// The key to read (template).

@@ -16,7 +16,7 @@ use crate::step::{CheckCx, PreparedStep, StepCx, StepError, StepKind};
 pub struct Switch;
 
 /// Settings of a `switch` step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchSettings {
     /// An expression whose value is matched (else the value at `data_key`).
@@ -33,7 +33,7 @@ pub struct SwitchSettings {
 }
 
 /// One case as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CaseSettings {
     when: String,

@@ -18,7 +18,7 @@ use crate::step::{CheckCx, StepCx, StepError, StepKind};
 pub struct Wait;
 
 /// Settings of a `wait` step: one of `file`, `until` or `callback`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitSettings {
     /// Wait until this file exists.
@@ -42,7 +42,7 @@ pub struct WaitSettings {
 }
 
 /// `wait: {file: {…}}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct WaitFile {
     /// The file (relative to the data directory).

@@ -14,7 +14,7 @@ use crate::flow::problem::{Problem, unknown_field};
 use crate::flow::source_map::join_key;
 use crate::flow::spec::{ConcurrencySpec, RetrySpec};
 use crate::flow::trigger::{Schedule, Trigger};
-use crate::flow::{Dur, is_valid_flow_name};
+use crate::flow::{Dur, flow_fields, is_valid_flow_name};
 use crate::step::clean_serde_message;
 use crate::step::{CheckCx, Registry};
 
@@ -25,46 +25,6 @@ mod trigger_needs;
 use order::{check_jumps_without_depends, check_order, check_targets};
 use steps::check_steps;
 use trigger_needs::check_trigger_needs;
-
-/// The fields a flow file may have at its top level.
-pub const FLOW_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "params",
-    "schedule",
-    "cron",
-    "every_seconds",
-    "triggers",
-    "concurrency",
-    "timeout",
-    "retry",
-    "env",
-    "steps",
-    "on_failure",
-    "on_cancel",
-    "finally_step",
-    "max_parallel",
-    "max_jumps",
-    "on_interrupt",
-    "resume",
-];
-
-/// The fields every step may have besides its kind block.
-pub const STEP_FIELDS: &[&str] = &[
-    "name",
-    "type",
-    "description",
-    "when",
-    "result_key",
-    "data_key",
-    "jq_expression",
-    "ignore_errors",
-    "retry",
-    "timeout",
-    "depends",
-    "on_error_goto",
-    "private",
-];
 
 const DEFAULT_MAX_PARALLEL: usize = 8;
 
@@ -121,8 +81,8 @@ pub(crate) fn check_document(
     };
 
     for key in root.keys() {
-        if !FLOW_FIELDS.contains(&key.as_str()) {
-            let message = unknown_field("the flow", key, FLOW_FIELDS.iter().copied());
+        if !flow_fields().contains(key) {
+            let message = unknown_field("the flow", key, flow_fields().iter().map(String::as_str));
             c.problem(join_key("", key), message);
         }
     }

@@ -11,7 +11,7 @@ use crate::expr::{Expr, JqProgram, RESERVED_NAMES};
 use crate::flow::model::Step;
 use crate::flow::problem::unknown_field;
 use crate::flow::source_map::join_key;
-use crate::flow::{Dur, STEP_FIELDS};
+use crate::flow::{Dur, step_fields};
 use crate::step::PreparedStep;
 
 /// A step's name and `depends` as written, known even when the rest of the step is wrong,
@@ -199,16 +199,16 @@ fn step_kind(
         .and_then(|v| c.field::<String>(v, &format!("{path}.type")));
     let kind_keys: Vec<String> = map
         .keys()
-        .filter(|k| !STEP_FIELDS.contains(&k.as_str()) && c.registry.contains(k))
+        .filter(|k| !step_fields().contains(k) && c.registry.contains(k))
         .cloned()
         .collect();
     for key in map.keys() {
         // A block named like an unknown `type` is reported once, as the unknown kind.
         let is_declared_block = declared.as_deref() == Some(key.as_str());
-        if !STEP_FIELDS.contains(&key.as_str()) && !c.registry.contains(key) && !is_declared_block {
-            let candidates: Vec<&str> = STEP_FIELDS
+        if !step_fields().contains(key) && !c.registry.contains(key) && !is_declared_block {
+            let candidates: Vec<&str> = step_fields()
                 .iter()
-                .copied()
+                .map(String::as_str)
                 .chain(c.registry.names())
                 .collect();
             let message = unknown_field(&format!("step `{label}`"), key, candidates);
