@@ -105,17 +105,22 @@ impl Server {
 
     /// Sends `token` as the bearer token of every later request.
     pub(crate) fn bearer(mut self, token: &str) -> Self {
+        self.http = Self::bearer_client(token);
+        self
+    }
+
+    /// A client that sends `token` as the bearer token of every request.
+    pub(crate) fn bearer_client(token: &str) -> reqwest::Client {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,
             format!("Bearer {token}").parse().unwrap(),
         );
-        self.http = reqwest::Client::builder()
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .default_headers(headers)
             .build()
-            .unwrap();
-        self
+            .unwrap()
     }
 
     /// The node id it announced (`host:pid:nonce`).

@@ -1,7 +1,9 @@
 //! The spooler example (`examples/spooler`) runs unchanged against a local Jira stand-in:
 //! search with `expand=names`, token authentication, a 404 that the flow ignores, a failing
 //! search that makes `finally_step` write its note and `on_failure` mail it; and under
-//! `serve`, its schedule firing, the API token, and the schedule's removal.
+//! `serve`, its schedule firing, a slow report holding its lock so that runs never overlap,
+//! the API token or a user's, and the schedule's removal holding across a reload and a
+//! restart.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,7 @@ use axum::routing::get;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use octoflow_testkit::cli::Octo;
 use serde_json::{Value, json};
 
 use crate::mail::Mailbox;
@@ -35,10 +38,12 @@ fn authorised(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
 }
 
-/// The Jira stand-in; with `broken_search`, the search answers 500.
-fn jira(broken_search: bool) -> Peer {
+/// The Jira stand-in; with `broken_search`, the search answers 500. Each search answers
+/// after `delay` (a slow Jira).
+fn jira(broken_search: bool, delay: Duration) -> Peer {
     let search =
         move |headers: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>| async move {
+            tokio::time::sleep(delay).await;
             if !authorised(&headers) {
                 return (
                     StatusCode::UNAUTHORIZED,
@@ -88,7 +93,7 @@ fn reports(data: &Path, prefix: &str) -> Vec<PathBuf> {
 
 #[test]
 fn the_report_flow_runs_unchanged_and_writes_its_report() {
-    let peer = jira(false);
+    let peer = jira(false, Duration::ZERO);
     let o = octo();
     copy_dir(&example().join("data"), &o.data_dir());
     let run = o
@@ -162,7 +167,7 @@ async fn an_unmatched_failure_stops_the_flow_runs_the_finally_step_and_mails_the
     let Some(mailbox) = Mailbox::start().await else {
         return;
     };
-    let peer = jira(true);
+    let peer = jira(true, Duration::ZERO);
     let o = octo();
     copy_dir(&example().join("data"), &o.data_dir());
     mail_to(&o.data_dir(), mailbox.port);
@@ -224,26 +229,81 @@ async fn scheduled(server: &Server) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
-/// Under `serve`, as the spooler ran it: the `autostart` schedule fires; the API answers only
-/// with `OCTOFLOW_API_TOKEN`; removing the schedule through the API stops it, across a
-/// restart, and the schedule list says so.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_serve_the_schedule_fires_and_its_removal_holds_across_a_restart() {
-    const API_TOKEN: &str = "spooler-api-token-for-tests-41c7";
-    let peer = jira(false);
+/// The spooler's `API_TOKEN`, as `OCTOFLOW_API_TOKEN`.
+const API_TOKEN: &str = "spooler-api-token-for-tests-41c7";
+
+/// A copy of the example, served with `OCTOFLOW_API_TOKEN`, whose report asks `peer` and
+/// runs every second (the test's cadence: one second instead of five minutes).
+fn every_second(peer: &Peer) -> Octo {
     let o = octo().env("OCTOFLOW_API_TOKEN", API_TOKEN);
     copy_dir(&example().join("data"), &o.data_dir());
-    // The test's cadence and stand-in: one second instead of five minutes.
     let flow_path = o.data_dir().join("flows/jira_report.yml");
     let flow = std::fs::read_to_string(&flow_path).unwrap();
-    let flow = flow
+    let ours = flow
         .replace("every_seconds: 300", "every_seconds: 1")
         .replace("http://127.0.0.1:8089", &peer.url);
-    std::fs::write(&flow_path, flow).unwrap();
+    assert_ne!(ours, flow);
+    std::fs::write(&flow_path, ours).unwrap();
+    o
+}
+
+/// For `window`, polling: the schedule `key` stays removed and no scheduled run starts
+/// beyond the `runs` there were.
+async fn stays_removed(server: &Server, key: &str, runs: usize, window: Duration) {
+    let until = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < until {
+        let (code, list) = server.get("/api/v1/schedules").await;
+        assert_eq!(code, 200, "{list}");
+        let view = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == key)
+            .unwrap_or_else(|| panic!("schedule {key} is not listed: {list}"));
+        assert_eq!(
+            (&view["removed"], &view["next_fire"]),
+            (&json!(true), &Value::Null),
+            "{list}"
+        );
+        assert_eq!(
+            scheduled(server).await.len(),
+            runs,
+            "the removed schedule fired again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Under `serve`, as the spooler ran it: the `autostart` schedule fires; the API answers only
+/// with `OCTOFLOW_API_TOKEN` or a user's token; removing the schedule through the API stops
+/// it, across a hot reload of the flow file and a restart, and the schedule list says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_serve_the_schedule_fires_and_its_removal_holds_across_a_restart() {
+    let peer = jira(false, Duration::ZERO);
+    let o = every_second(&peer);
+    let created = o
+        .clone()
+        .args(["token", "create", "--role", "viewer", "--name", "reader"])
+        .run();
+    created.success();
+    let reader = created.stdout().trim().to_owned();
 
     let server = Server::start(&o, &[]);
     let (code, _) = server.get("/api/v1/schedules").await;
     assert_eq!(code, 401, "the API answered without the token");
+    let as_reader = Server::bearer_client(&reader);
+    let answer = as_reader
+        .get(format!("{}/api/v1/schedules", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "a user's token was refused");
+    let answer = as_reader
+        .delete(format!("{}/api/v1/locks", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403, "a viewer freed the locks");
     let server = server.bearer(API_TOKEN);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !scheduled(&server)
@@ -270,26 +330,43 @@ async fn under_serve_the_schedule_fires_and_its_removal_holds_across_a_restart()
     // A run that started before the removal may still end; none starts after it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = scheduled(&server).await.len();
+
+    // The flow file is saved again with the same cadence: the running server reloads it,
+    // and the schedule stays removed.
+    let flow_path = o.data_dir().join("flows/jira_report.yml");
+    let saved = format!(
+        "# saved again\n{}",
+        std::fs::read_to_string(&flow_path).unwrap()
+    );
+    std::fs::write(&flow_path, saved).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, flow) = server.get("/api/v1/flows/jira_report").await;
+        if flow["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("# saved again"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flow file was not reloaded: {flow}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stays_removed(&server, key, before, Duration::from_millis(2500)).await;
     let (out, _) = server.signal_and_wait(Signal::SIGTERM);
     out.success();
 
     let server = Server::start(&o, &[]).bearer(API_TOKEN);
-    let (code, list) = server.get("/api/v1/schedules").await;
-    assert_eq!(code, 200, "{list}");
-    let view = &list["items"][0];
-    assert_eq!(
-        (&view["id"], &view["removed"], &view["next_fire"]),
-        (&json!(key), &json!(true), &Value::Null),
-        "{list}"
-    );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        scheduled(&server).await.len(),
-        before,
-        "the removed schedule fired again"
-    );
+    stays_removed(&server, key, before, Duration::from_millis(2500)).await;
 
-    // The spooler's other routes, as the README maps them.
+    the_other_routes_answer(&server).await;
+}
+
+/// The spooler's other routes, as the README maps them: launch, locks, add and remove a
+/// schedule.
+async fn the_other_routes_answer(server: &Server) {
     let (code, launched) = server
         .post("/api/v1/flows/jira_report/runs", &json!({"params": {}}))
         .await;
@@ -324,6 +401,89 @@ async fn under_serve_the_schedule_fires_and_its_removal_holds_across_a_restart()
         .until(launched["id"].as_str().unwrap(), &["succeeded"])
         .await;
     assert_eq!(done["trigger"]["kind"], "manual");
+}
+
+/// A time of a run record.
+fn time(run: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
+    run[field]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no `{field}` in {run}"))
+}
+
+/// Under `serve`, with Jira slow to answer (2.5 s a search), a report outlasts its
+/// one-second interval, as the spooler's did when Jira was slow: while a run is in progress
+/// `GET /api/v1/locks` lists the report's lock held by that run, the ticks meanwhile are
+/// skipped, and no two runs' time spans overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_serve_a_slow_report_holds_its_lock_and_never_overlaps() {
+    let peer = jira(false, Duration::from_millis(2500));
+    let server = Server::start(&every_second(&peer), &[]).bearer(API_TOKEN);
+    let mut lock_of_a_running_run = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let runs = loop {
+        let (code, locks) = server.get("/api/v1/locks").await;
+        assert_eq!(code, 200, "{locks}");
+        let runs = scheduled(&server).await;
+        let active: Vec<&Value> = runs
+            .iter()
+            .filter(|r| ["queued", "running"].contains(&r["status"].as_str().unwrap()))
+            .collect();
+        assert!(active.len() <= 1, "runs overlap or pile up: {runs:#?}");
+        if let Some(run) = active.first().filter(|r| r["status"] == "running") {
+            lock_of_a_running_run |= locks["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|lock| lock["flow"] == "jira_report" && lock["run_id"] == run["id"]);
+        }
+        let done = runs.iter().filter(|r| r["status"] == "succeeded").count();
+        if lock_of_a_running_run && done >= 2 {
+            break runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after 40 s: {done} reports, lock seen {lock_of_a_running_run}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // One run after the other, each from a tick at least 3 s after the last one's: the two
+    // ticks in between found the lock held and were skipped.
+    let mut spans: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["started_at"].is_string())
+        .collect();
+    spans.sort_by_key(|r| time(r, "started_at"));
+    for pair in spans.windows(2) {
+        let (earlier, later) = (pair[0], pair[1]);
+        assert!(
+            time(earlier, "finished_at") <= time(later, "started_at"),
+            "two runs overlap: {earlier:#} {later:#}"
+        );
+        let tick = |run: &Value| {
+            run["trigger"]["detail"]["tick"]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        };
+        let apart = tick(later) - tick(earlier);
+        assert!(
+            apart >= chrono::TimeDelta::seconds(3),
+            "ticks {apart} apart"
+        );
+    }
+    let metrics = server.text("/metrics").await;
+    let skipped = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("octoflow_runs_admitted_total{")
+                && l.contains("flow=\"jira_report\"")
+                && l.contains("outcome=\"skipped\"")
+        })
+        .unwrap_or_else(|| panic!("no skipped tick counted:\n{metrics}"));
+    assert!(!skipped.ends_with(" 0"), "{skipped}");
 }
 
 #[test]
