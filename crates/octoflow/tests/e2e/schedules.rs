@@ -154,8 +154,22 @@ async fn no_scheduler_fires_nothing_but_the_api_still_adds() {
 /// and the ticks meanwhile are skipped — no run overlaps, none piles up in the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spooler_flow_never_overlaps_itself() {
-    let flow = "every_seconds: 1\nsteps:\n  - name: long\n    exec: { command: [sleep, '2.5'] }\n";
-    let o = octo().flow("spool", flow);
+    never_overlaps("every_seconds: 1").await;
+}
+
+/// The same with the spooler's other form, a top-level `cron` (6 fields, seconds first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooler_cron_flow_never_overlaps_itself() {
+    never_overlaps("cron: '* * * * * *'").await;
+}
+
+/// A flow with this top-level cadence (one second) and a 2.5 s step, under `serve`: at
+/// most one run is queued or running at a time, its lock shows in `GET /api/v1/locks`, and
+/// in 6 s no more than 3 runs start.
+async fn never_overlaps(cadence: &str) {
+    let flow =
+        format!("{cadence}\nsteps:\n  - name: long\n    exec: {{ command: [sleep, '2.5'] }}\n");
+    let o = octo().flow("spool", &flow);
     let server = Server::start(&o, &[]);
     let mut saw_lock = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
@@ -173,7 +187,10 @@ async fn a_spooler_flow_never_overlaps_itself() {
             .count();
         assert!(active <= 1, "runs overlap or pile up: {statuses:?}");
         let (_, locks) = server.get("/api/v1/locks").await;
-        if locks.to_string().contains("spool") {
+        if locks["items"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|lock| lock["flow"] == "spool"))
+        {
             saw_lock = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -182,4 +199,37 @@ async fn a_spooler_flow_never_overlaps_itself() {
     let (_, runs) = server.get("/api/v1/runs?flow=spool&per_page=100").await;
     let total = runs["total"].as_u64().unwrap();
     assert!((1..=3).contains(&total), "{runs}");
+}
+
+/// A top-level 6-field cron with seconds first (`* * * * * *`) fires every second: its
+/// runs' ticks are whole seconds, one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_with_seconds_fires_each_second() {
+    let flow = "cron: '* * * * * *'\nsteps:\n  - name: note\n    set_fact: { value: 1 }\n";
+    let server = Server::start(&octo().flow("second", flow), &[]);
+    let (_, list) = server.get("/api/v1/schedules").await;
+    assert_eq!(list["items"][0]["cron"], "* * * * * *", "{list}");
+    let runs = until_runs(&server, "flow:second:0", 3).await;
+    let mut ticks: Vec<chrono::DateTime<chrono::Utc>> = runs
+        .iter()
+        .map(|r| {
+            r["trigger"]["detail"]["tick"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    ticks.sort();
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::TimeDelta::seconds(1),
+            "{ticks:?}"
+        );
+    }
+    assert!(
+        ticks.iter().all(|t| t.timestamp_subsec_nanos() == 0),
+        "{ticks:?}"
+    );
 }
