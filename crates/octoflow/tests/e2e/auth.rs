@@ -209,8 +209,9 @@ fn jwt(key: &str, claims: serde_json::Value, expires_in: i64) -> String {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_of_an_outside_issuer_are_checked_and_carry_their_role() {
+/// A server that takes the outside issuer's tokens: HS256 with [`ISSUER_KEY`], its issuer
+/// and audience, the role in the claim `octoflow_role`.
+fn outside_issuer() -> Server {
     let o = octo()
         .flow("hello", HELLO)
         .file(
@@ -221,32 +222,40 @@ async fn tokens_of_an_outside_issuer_are_checked_and_carry_their_role() {
             "data/secrets.yml",
             &format!("- {{ name: sso, type: value, value: {ISSUER_KEY} }}\n"),
         );
-    let server = Server::start(&o, &[]);
-    let ask = |token: String, method: Method, path: &'static str| {
-        let request = server
-            .http
-            .request(method, format!("{}{path}", server.url))
-            .bearer_auth(token)
-            .json(&json!({}));
-        async move {
-            let answer = request.send().await.unwrap();
-            let status = answer.status().as_u16();
-            let body: serde_json::Value = answer.json().await.unwrap_or_default();
-            (
-                status,
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-        }
-    };
-    let base = json!({"iss": "https://sso.example.org", "aud": "syncrator", "sub": "ci-bot"});
-    let with_role = |role: &str| {
-        let mut claims = base.clone();
+    Server::start(&o, &[])
+}
+
+/// Asks `server` with `token`: the status and the error's message (empty when none).
+async fn ask(server: &Server, token: String, method: Method, path: &str) -> (u16, String) {
+    let answer = server
+        .http
+        .request(method, format!("{}{path}", server.url))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let body: serde_json::Value = answer.json().await.unwrap_or_default();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    (status, message.to_owned())
+}
+
+/// The outside issuer's claims for this server, with `octoflow_role` when `role` is given.
+fn issued(role: Option<&str>) -> serde_json::Value {
+    let mut claims = json!({"iss": "https://sso.example.org", "aud": "syncrator", "sub": "ci-bot"});
+    if let Some(role) = role {
         claims["octoflow_role"] = json!(role);
-        claims
-    };
+    }
+    claims
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_an_outside_issuer_are_checked_and_carry_their_role() {
+    let server = outside_issuer();
+    let ask = |token: String, method: Method, path: &'static str| ask(&server, token, method, path);
+    let base = issued(None);
+    let with_role = |role: &str| issued(Some(role));
 
     // An operator may start a run; a token without the role claim is a viewer.
     let operator = jwt(ISSUER_KEY, with_role("operator"), 300);
@@ -313,6 +322,26 @@ async fn tokens_of_an_outside_issuer_are_checked_and_carry_their_role() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 401);
+}
+
+/// An outside issuer's token with `nbf` (not before) still to come is refused, beyond the
+/// one-minute leeway for clocks; once its `nbf` has passed, the same kind of token is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_issuer_s_token_is_refused_before_its_nbf() {
+    let server = outside_issuer();
+    let not_before = |offset: i64| {
+        let mut claims = issued(Some("viewer"));
+        claims["nbf"] = json!(chrono::Utc::now().timestamp() + offset);
+        jwt(ISSUER_KEY, claims, 600)
+    };
+    assert_eq!(
+        ask(&server, not_before(300), Method::GET, "/api/v1/runs").await,
+        (401, "the JWT is not valid yet (`nbf`)".to_owned())
+    );
+    assert_eq!(
+        ask(&server, not_before(-120), Method::GET, "/api/v1/runs").await,
+        (200, String::new())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
