@@ -1,8 +1,9 @@
 //! The syncrator example (`examples/syncrator`, SCENARIOS §2) against a real `octoflow
 //! serve`, with the example's stand-in `oc` first on `PATH`: the seed's root-mounted routes
 //! answer its dry-run JSON from the parameter files, start jobs that report through the
-//! run's callback URL, deduplicate a second start, and a cancel kills the job. The cluster
-//! token shows as `***` in every answer and never reaches a log or the store.
+//! run's callback URL, deduplicate a second start, page through the jobs' history, and a
+//! cancel kills the job and its cleanup says why it ran. The cluster token shows as `***` in
+//! every answer and never reaches a log or the store.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -343,12 +344,47 @@ async fn a_started_job_reports_through_its_callback_and_a_cancel_kills_it() {
     assert_eq!(session, TOKEN);
     assert!(log.contains("--token=***"));
 
-    // The job's history is octoflow's own run list.
+    // The job's history is octoflow's own run list, newest first: after eleven more deltas
+    // (four jobs at a time, one per project and environment), the second page of ten holds
+    // the two oldest, this one last.
+    let jobs = [
+        "/delta/avo/prd",
+        "/delta/cataloguspro",
+        "/delta/cataloguspro/prd",
+        "/delta/avo",
+    ];
+    let more: Vec<&str> = jobs.iter().copied().cycle().take(11).collect();
+    for round in more.chunks(jobs.len()) {
+        let mut started = Vec::new();
+        for path in round {
+            let (code, answer) = seen
+                .send(&server, post.clone(), path, Some(&bearer), None)
+                .await;
+            assert_eq!(
+                (code, &answer["result"]),
+                (200, &json!("starting")),
+                "{answer}"
+            );
+            started.push(answer["job_id"].as_str().unwrap().to_owned());
+        }
+        for job in &started {
+            let run = server
+                .until(job, &["succeeded", "failed", "cancelled"])
+                .await;
+            assert_eq!(run["status"], "succeeded", "{run}");
+        }
+    }
     let list = seen
-        .api(&server, "/api/v1/runs?flow=delta&page=1&per_page=10")
+        .api(&server, "/api/v1/runs?flow=delta&page=2&per_page=10")
         .await;
-    assert_eq!(list["items"][0]["id"], id.as_str(), "{list}");
-    assert_eq!(list["total"], 1);
+    assert_eq!(
+        (&list["total"], &list["page"]),
+        (&json!(12), &json!(2)),
+        "{list}"
+    );
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert_eq!(items[1]["id"], id.as_str(), "{list}");
 
     let custom = a_cancel_kills_the_pod(&server, &mut seen, &bearer).await;
 
@@ -418,6 +454,13 @@ async fn a_cancel_kills_the_pod(server: &Server, seen: &mut Seen, bearer: &str) 
         .find(|s| s["step"] == "cleanup")
         .unwrap_or_else(|| panic!("no cleanup step: {steps}"));
     assert_eq!(cleanup["status"], "succeeded", "{cleanup}");
+    // The cleanup saw why it ran: `error.kind` is `cancelled`.
+    assert_eq!(
+        cleanup["result"]["stdout"],
+        "the run ended cancelled: removing the cluster job syncrator-qas-cataloguspro-sync\n\
+         job.batch \"syncrator-qas-cataloguspro-sync\" deleted\n",
+        "{cleanup}"
+    );
     custom
 }
 
