@@ -156,3 +156,45 @@ async fn email_goes_through_the_configured_mail_server() {
         Some(true)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_renders_its_body_from_a_template_file() {
+    let Some(mailbox) = Mailbox::start().await else {
+        return;
+    };
+    let o = octo()
+        .file("data/config.yml", &mailbox.config("flows@example.org"))
+        .file(
+            "data/templates/counts.j2",
+            "Hello {{ params.who }},\n{% for item in counts %}- {{ item.name }}: {{ item.n }}\n{% endfor %}Run {{ run.id }}.\n",
+        )
+        .flow(
+            "tell",
+            r"
+params:
+  who: { type: string, default: ops }
+steps:
+  - name: counts
+    set_fact: { value: [{ name: ada, n: 2 }, { name: bob, n: 3 }] }
+  - name: mail
+    email: { to: [ops@example.org], subject: counts, template: counts.j2 }
+",
+        );
+    let out = tokio::task::spawn_blocking(move || {
+        o.args(["run", "tell", "-p", "who=Ada Lovelace", "--json"])
+            .run()
+    })
+    .await
+    .unwrap();
+    out.success();
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let message = mailbox.received(1).await.remove(0);
+    let (_, body) = message
+        .split_once("\n\n")
+        .unwrap_or_else(|| panic!("no body: {message}"));
+    assert_eq!(
+        body.trim_end(),
+        format!("Hello Ada Lovelace,\n- ada: 2\n- bob: 3\nRun {id}."),
+        "{message}"
+    );
+}
