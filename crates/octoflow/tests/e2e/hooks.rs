@@ -1,9 +1,10 @@
 //! Webhooks against real `octoflow serve` processes: the pitstop round trip of
 //! `examples/pitstop` (SCENARIOS §1) between two nodes — a good book comes back as
-//! `done/<isbn>_POD.pdf`, an unknown profile falls back to the default one, and a broken
-//! book, a refused upload, a preflight that cannot run and a stopped pitstop each end in
-//! `done/PITSTOP_ERROR.txt` and a failure notice — refused calls that run nothing and leave
-//! nothing on disk, and a large upload streamed with bounded memory.
+//! `done/<isbn>_POD.pdf`, the profile is chosen by imprint, project or default, an unknown
+//! profile falls back to the default one, and a broken book, a refused upload, a preflight
+//! that cannot run and a stopped pitstop each end in `done/PITSTOP_ERROR.txt` and a failure
+//! notice — refused calls that run nothing and leave nothing on disk, and a large upload
+//! streamed with bounded memory.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -103,14 +104,28 @@ async fn send(
     job_id: &str,
     pitstop_dir: &str,
 ) -> Value {
-    let params = json!({
+    let choice = json!({"imprint": "pine", "pitstop_dir": pitstop_dir});
+    send_with(bookmaker, pitstop_url, file, job_id, &choice).await
+}
+
+/// As [`send`], with the params that choose the profile (`pitstop_dir`, `imprint`,
+/// `project`) given in `choice`.
+async fn send_with(
+    bookmaker: &Server,
+    pitstop_url: &str,
+    file: &str,
+    job_id: &str,
+    choice: &Value,
+) -> Value {
+    let mut params = json!({
         "file": file,
         "job_id": job_id,
         "pitstop_url": pitstop_url,
         "callback_url": format!("{}/hooks/from_pitstop", bookmaker.url),
-        "imprint": "pine",
-        "pitstop_dir": pitstop_dir,
     });
+    for (key, value) in choice.as_object().unwrap() {
+        params[key] = value.clone();
+    }
     run(bookmaker, "send_to_pitstop", params).await
 }
 
@@ -344,6 +359,70 @@ async fn an_unknown_profile_falls_back_to_the_default() {
     );
 }
 
+/// A mail server URL where nothing listens.
+fn no_mail_server() -> String {
+    format!("smtp://127.0.0.1:{}", octoflow_testkit::tools::free_port())
+}
+
+/// bookmaker's choice of profile (`imprint_defaults.json`): the imprint's entry wins over the
+/// project; else the project when it is one of `available_ps_settings`; else the plain
+/// `default` — and pitstop runs the CLI with the profile it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_is_the_imprint_s_then_the_project_s_then_the_default() {
+    let pitstop = pitstop();
+    let bookmaker = Server::start(&bookmaker(&no_mail_server()), &[]);
+    let cases = [
+        (
+            json!({"imprint": "pine", "project": "torDOTcom"}),
+            "bookmaker_cropmarks",
+        ),
+        (
+            json!({"imprint": "oak", "project": "torDOTcom"}),
+            "bookmaker_torDOTcom",
+        ),
+        (json!({"project": "torDOTcom"}), "bookmaker_torDOTcom"),
+        (
+            json!({"imprint": "oak", "project": "nosuch"}),
+            "bookmaker_SMP",
+        ),
+        (json!({}), "bookmaker_SMP"),
+    ];
+    for (i, (choice, profile)) in cases.iter().enumerate() {
+        let job = format!("job-{i}");
+        let sent = send_with(
+            &bookmaker,
+            &pitstop.url,
+            "incoming/9781250000001.pdf",
+            &job,
+            choice,
+        )
+        .await;
+        assert_eq!(sent["status"], "succeeded", "{choice}: {sent}");
+        assert_eq!(sent["data"]["profile"], *profile, "{choice}");
+        // What pitstop was asked for is what its CLI ran with: a profile it knows, so no
+        // fallback of its own.
+        let (_, runs) = pitstop
+            .get("/api/v1/runs?flow=to_pitstop&per_page=100")
+            .await;
+        let remote = runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["params"]["job_id"] == job.as_str())
+            .unwrap_or_else(|| panic!("pitstop has no run of {job}: {runs}"));
+        let remote = pitstop
+            .until(remote["id"].as_str().unwrap(), &["succeeded", "failed"])
+            .await;
+        assert_eq!(remote["status"], "succeeded", "{remote}");
+        assert_eq!(remote["params"]["pitstop_setting"], *profile);
+        assert_eq!(step(&remote, "fallback")["status"], "skipped", "{choice}");
+        assert_eq!(
+            step(&remote, "report")["result"]["TaskReport"]["@config"],
+            format!("profiles/{profile}.xml")
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_uploads_run_nothing_and_fail_the_send() {
     let Some(mail) = Mailbox::start().await else {
@@ -469,9 +548,7 @@ async fn a_preflight_that_cannot_run_is_reported_back() {
         &node("pitstop").env("PITSTOP_CLI", "/nonexistent/preflight"),
         &[],
     );
-    // No mail server listens there.
-    let nobody = format!("smtp://127.0.0.1:{}", octoflow_testkit::tools::free_port());
-    let bookmaker = Server::start(&bookmaker(&nobody), &[]);
+    let bookmaker = Server::start(&bookmaker(&no_mail_server()), &[]);
     let sent = send(
         &bookmaker,
         &pitstop.url,
