@@ -1,18 +1,20 @@
 //! Webhook bodies under their bounds: the size of a body held in memory, the files and
 //! fields of an upload, a body that stalls, an `hmac` upload kept out of the run's workspace
 //! until its signature holds. Each refusal answers at once, runs nothing and leaves nothing.
+//! And the in-flight slots of each hook: a hook whose slots are held by stalled uploads
+//! leaves the others answering, and callers that fail the check never take a slot.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::body::Body;
 use hmac::{KeyInit, Mac};
-use octoflow_server::BodyLimits;
-use serde_json::Value;
+use octoflow_server::{BodyLimits, HookSettings};
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::hooks::tokio_stream_of;
-use crate::support::{App, get, post};
+use crate::support::{App, Req, get, post};
 
 const BOUNDARY: &str = "limits-boundary";
 
@@ -133,6 +135,25 @@ async fn an_upload_with_too_many_files_or_fields_is_refused() {
         body.extend(part(&format!("name=\"k{n}\""), b"v"));
     }
     refused_upload(&app, body, "more than 1000 text fields").await;
+}
+
+#[tokio::test]
+async fn ten_thousand_file_parts_are_refused_with_the_default_limit() {
+    let app = app(BodyLimits::default());
+    assert_eq!(BodyLimits::default().files, 100);
+    let mut body = Vec::new();
+    for n in 0..10_000 {
+        body.extend(part(
+            &format!("name=\"f{n}\"; filename=\"f{n}.txt\""),
+            b"data",
+        ));
+    }
+    refused_upload(
+        &app,
+        body,
+        "more than 100 files (`limits.max_upload_files`)",
+    )
+    .await;
 }
 
 /// Posts the multipart `parts` (then the closing boundary): `413` saying `why`, no run left.
@@ -272,4 +293,161 @@ async fn an_hmac_upload_reaches_the_run_only_once_its_signature_holds() {
         !after.iter().any(|p| p.to_string_lossy().contains("evil")),
         "{after:?}"
     );
+}
+
+const NOISY: &str = r"name: noisy
+triggers:
+  - webhook: { path: noisy }
+  - webhook: { path: guarded, auth: { token: { secret: hook_token } } }
+steps:
+  - name: a
+    set_fact: { value: 1 }
+";
+
+const QUIET: &str = r"name: quiet
+triggers:
+  - webhook: { path: quiet }
+steps:
+  - name: a
+    set_fact: { value: 1 }
+";
+
+/// A server whose hooks each have `per_hook` in-flight slots.
+fn slots_app(per_hook: usize) -> App {
+    App::builder()
+        .flow("noisy.yml", NOISY)
+        .flow("quiet.yml", QUIET)
+        .secrets("- { name: hook_token, type: token, token: tok-123 }\n")
+        .hooks(HookSettings {
+            max_in_flight_per_hook: per_hook,
+            ..HookSettings::default()
+        })
+        .build()
+}
+
+/// An upload to `request` that sends the start of file `name` and then stalls: the sender
+/// of the rest, and the answer to come.
+async fn stalled_upload(
+    app: &App,
+    request: Req,
+    name: &str,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<axum::response::Response>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let head = part(&format!("name=\"{name}\"; filename=\"{name}\""), b"");
+    // The part's start only: its bytes, then nothing (no closing CRLF, no boundary).
+    tx.send(Ok(head[..head.len() - 2].to_vec())).await.unwrap();
+    tx.send(Ok(b"first bytes".to_vec())).await.unwrap();
+    let request = request
+        .header("content-type", &multipart_type())
+        .build_with(Body::from_stream(tokio_stream_of(rx)));
+    let router = app.router();
+    let answer = tokio::spawn(async move { router.oneshot(request).await.unwrap() });
+    (tx, answer)
+}
+
+/// Waits (at most 10 s) until files named `names` are being written under `runs/`: their
+/// requests are past the caller check and hold their slots.
+async fn writing(app: &App, names: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = left(app);
+        if names
+            .iter()
+            .all(|name| seen.iter().any(|p| p.ends_with(name)))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{names:?} not written: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends the rest of a stalled upload and expects `202`.
+async fn finish(
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    answer: tokio::task::JoinHandle<axum::response::Response>,
+) {
+    let mut rest = b" and the rest\r\n".to_vec();
+    rest.extend(end());
+    tx.send(Ok(rest)).await.unwrap();
+    drop(tx);
+    assert_eq!(answer.await.unwrap().status().as_u16(), 202);
+}
+
+#[tokio::test]
+async fn a_hook_whose_slots_are_held_by_stalled_uploads_leaves_the_others_answering() {
+    let app = slots_app(2);
+    let (tx1, held1) = stalled_upload(&app, post("/hooks/noisy"), "one.bin").await;
+    let (tx2, held2) = stalled_upload(&app, post("/hooks/noisy"), "two.bin").await;
+    writing(&app, &["one.bin", "two.bin"]).await;
+
+    // The noisy hook is full: refused at once, told to come back.
+    let refused = app
+        .send(post("/hooks/noisy").json(&json!({})))
+        .await
+        .expect(429);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("too many requests to this webhook at once"),
+        "{message}"
+    );
+    // Another hook still answers, several times over.
+    for _ in 0..3 {
+        app.send(post("/hooks/quiet").json(&json!({})))
+            .await
+            .expect(202);
+    }
+
+    finish(tx1, held1).await;
+    finish(tx2, held2).await;
+    app.send(post("/hooks/noisy").json(&json!({})))
+        .await
+        .expect(202);
+    let runs = app.send(get("/api/v1/runs")).await.json();
+    assert_eq!(runs["total"], 6, "{runs}");
+}
+
+#[tokio::test]
+async fn callers_that_fail_the_check_take_no_slot() {
+    let app = slots_app(1);
+    let good = || post("/hooks/guarded").header("x-token", "tok-123");
+    // The hook's only slot, held by a stalled upload of a right caller.
+    let (tx, held) = stalled_upload(&app, good(), "held.bin").await;
+    writing(&app, &["held.bin"]).await;
+    app.send(good().json(&json!({}))).await.expect(429);
+
+    // Wrong or missing tokens are refused by the check, which comes before the slots: a
+    // `401` each, never a `429`, however many at once.
+    let mut refused = Vec::new();
+    for n in 0..20 {
+        let request = match n % 2 {
+            0 => post("/hooks/guarded").header("x-token", &format!("tok-{n}")),
+            _ => post("/hooks/guarded"),
+        }
+        .json(&json!({"n": n}))
+        .build();
+        let router = app.router();
+        refused.push(tokio::spawn(async move {
+            router.oneshot(request).await.unwrap().status().as_u16()
+        }));
+    }
+    for answer in refused {
+        assert_eq!(answer.await.unwrap(), 401);
+    }
+
+    // None of them kept anything: once the upload ends, its slot is there for the next.
+    finish(tx, held).await;
+    app.send(good().json(&json!({}))).await.expect(202);
+    let runs = app.send(get("/api/v1/runs")).await.json();
+    assert_eq!(runs["total"], 2, "{runs}");
 }
