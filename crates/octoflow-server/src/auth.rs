@@ -346,7 +346,7 @@ pub(crate) async fn log_in(
         },
     )
     .await?;
-    tracing::info!(user = %user.name, "Logged in.");
+    tracing::info!(user = %shown_name(&user.name), "Logged in.");
     Ok(LoginAnswer {
         access_token: issued.secret,
         token_type: "bearer",
@@ -361,7 +361,8 @@ pub(crate) async fn end_session(state: &AppState, token: &str) -> Result<(), Api
         && record.kind == TokenKind::Session
     {
         store.revoke_token(&record.id).await?;
-        tracing::info!(user = record.user.as_deref().unwrap_or(""), "Logged out.");
+        let user = record.user.as_deref().map(shown_name).unwrap_or_default();
+        tracing::info!(user = %user, "Logged out.");
     }
     Ok(())
 }

@@ -313,7 +313,7 @@ pub(crate) async fn log_internal(request: Request, next: Next) -> Response {
         .unwrap_or("")
         .to_owned();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = crate::login_guard::shown_path(request.uri().path()).into_owned();
     let mut response = next.run(request).await;
     let Some(InternalCause(cause)) = response.extensions_mut().remove::<InternalCause>() else {
         return response;

@@ -185,7 +185,8 @@ fn with_layers(router: Router, limits: BodyLimits) -> Router {
     )
 }
 
-/// The span of one request: method, path and request id — never the query.
+/// The span of one request: method, path (a user's name in it as a digest) and request id —
+/// never the query.
 fn span<B>(request: &Request<B>) -> tracing::Span {
     let request_id = request
         .headers()
@@ -195,7 +196,7 @@ fn span<B>(request: &Request<B>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %login_guard::shown_path(request.uri().path()),
         request_id = %request_id,
     )
 }

@@ -5,6 +5,7 @@
 //! thread. User names are kept and logged only as digests: a name is sometimes a password
 //! typed into the wrong field.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
@@ -52,6 +53,18 @@ impl Default for LoginGuard {
 /// A user name as logs show it: the start of its digest.
 pub(crate) fn shown_name(name: &str) -> String {
     hex::encode(user_digest(name).get(..6).unwrap_or_default())
+}
+
+/// Where the API names a user in its paths.
+const USERS: &str = "/api/v1/users/";
+
+/// A request path as logs show it: a user's name in it (`/api/v1/users/{name}`) as `#` and
+/// its digest, as [`shown_name`] shows it.
+pub(crate) fn shown_path(path: &str) -> Cow<'_, str> {
+    match path.strip_prefix(USERS) {
+        Some(name) if !name.is_empty() => Cow::Owned(format!("{USERS}#{}", shown_name(name))),
+        _ => Cow::Borrowed(path),
+    }
 }
 
 fn user_digest(name: &str) -> [u8; 16] {
@@ -179,5 +192,12 @@ mod tests {
     fn names_are_shown_as_digests() {
         assert_eq!(shown_name("hunter2").len(), 12);
         assert!(!shown_name("hunter2").contains("hunter"));
+        assert_eq!(
+            shown_path("/api/v1/users/hunter2"),
+            format!("/api/v1/users/#{}", shown_name("hunter2"))
+        );
+        for path in ["/api/v1/users", "/api/v1/users/", "/api/v1/runs/hunter2"] {
+            assert_eq!(shown_path(path), path);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Users and API tokens (SPEC §11.1), for admins: the same records `octoflow user add` and
 //! `octoflow token create` make. Password hashes and token secrets are never answered; a new
-//! token's secret is answered once, when it is made.
+//! token's secret is answered once, when it is made. User names are logged only as digests
+//! (`login_guard::shown_name`), as logins log them.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::blocking;
 use crate::access::{PasswordError, TokenRequest, issue_token, new_user};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::login_guard::shown_name;
 use crate::{AppState, Shared};
 
 /// A user, without the password hash.
@@ -116,7 +118,12 @@ pub(crate) async fn save_user(
     } else {
         0
     };
-    tracing::info!(user = %user.name, role = %user.role, sessions_ended = ended, "User saved.");
+    tracing::info!(
+        user = %shown_name(&user.name),
+        role = %user.role,
+        sessions_ended = ended,
+        "User saved."
+    );
     let info = UserInfo {
         name: user.name,
         role: user.role,
@@ -209,7 +216,7 @@ pub(crate) async fn delete(
         return Err(ApiError::not_found(format!("no user `{name}`")));
     }
     let ended = crate::access::end_sessions(store.as_ref(), &name).await?;
-    tracing::info!(user = %name, sessions_ended = ended, "User removed.");
+    tracing::info!(user = %shown_name(&name), sessions_ended = ended, "User removed.");
     Ok(StatusCode::NO_CONTENT)
 }
 

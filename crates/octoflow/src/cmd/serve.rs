@@ -15,7 +15,6 @@ use octoflow_core::service::Service;
 use octoflow_core::store::Store;
 use octoflow_server::{AppState, AuthSettings, IssuerTokens, JwtCheck};
 use tokio_util::sync::CancellationToken;
-use tracing::instrument::WithSubscriber;
 
 use super::node_start::{NodeStart, stop_on_signal};
 use crate::cli::{GlobalArgs, ServeArgs};
@@ -43,9 +42,9 @@ pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs, env: Env) -> Result<E
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let subscriber = super::log_subscriber(&config);
+    super::install_log(&config);
     let scheduling = !args.no_scheduler;
-    runtime.block_on(run(config, begun, scheduling).with_subscriber(subscriber))?;
+    runtime.block_on(run(config, begun, scheduling))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(ExitCode::SUCCESS)
 }

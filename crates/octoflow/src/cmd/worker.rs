@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
-use tracing::instrument::WithSubscriber;
 
 use super::node_start::{NodeStart, stop_on_signal};
 use crate::cli::{GlobalArgs, WorkerArgs};
@@ -34,8 +33,8 @@ pub(crate) fn worker(global: &GlobalArgs, args: &WorkerArgs, env: Env) -> Result
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let subscriber = super::log_subscriber(&config);
-    runtime.block_on(run(config, begun).with_subscriber(subscriber))?;
+    super::install_log(&config);
+    runtime.block_on(run(config, begun))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(ExitCode::SUCCESS)
 }
