@@ -79,6 +79,24 @@ fn bad_cron() {
 }
 
 #[test]
+fn every_seconds_past_a_hundred_years() {
+    let line = one_problem(
+        "every_age",
+        "schedule: { every_seconds: 3153600001 }\nsteps:\n  - name: a\n    set_fact: {value: 1}\n",
+    );
+    assert_snapshot!(line, @"data/flows/every_age.yml:1:28: schedule.every_seconds: must be at most 3153600000 (100 years)");
+}
+
+#[test]
+fn a_hook_wait_timeout_past_a_hundred_years() {
+    let line = one_problem(
+        "wait_age",
+        "triggers:\n  - webhook: { path: slow, wait: true, wait_timeout: 36501d }\nsteps:\n  - name: a\n    set_fact: {value: 1}\n",
+    );
+    assert_snapshot!(line, @"data/flows/wait_age.yml:2:54: triggers[0].webhook.wait_timeout: invalid duration `36501d`; at most 36500d (100 years)");
+}
+
+#[test]
 fn cycle() {
     let line = one_problem(
         "cycle",
