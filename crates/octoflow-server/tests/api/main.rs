@@ -17,3 +17,4 @@ mod schedules;
 mod support;
 mod ui;
 mod ui_admin;
+mod ui_runs;
