@@ -336,6 +336,8 @@ impl Service {
             self.inner.feed.progress(id, &progress);
             store.set_progress(id, &progress).await?;
             run.progress = Some(progress);
+            // Those following the run's log hear of it (a `progress` event).
+            self.inner.feed.touch(id);
         }
         if let Some(message) = &report.message {
             let line = LogLine {

@@ -1,6 +1,7 @@
 //! A run's log: as text (`ts stream step: line`), or with `?follow=true` as Server-Sent
 //! Events — the stored lines, then new ones as the run writes them, then an `end` event
-//! carrying the run's final status.
+//! carrying the run's final status. The whole run's stream (no `?step=`) also carries a
+//! `progress` event whenever the progress its external job reports changes.
 //!
 //! A run running on this node is followed through its live feed
 //! ([`Service::follow`](octoflow_core::service::Service::follow)): the stream wakes on each
@@ -20,7 +21,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use octoflow_core::store::{LogLine, RunId, RunStatus};
+use octoflow_core::store::{LogLine, Progress, RunId, RunStatus};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -51,7 +52,7 @@ pub(crate) struct LogsQuery {
 #[utoipa::path(get, path = "/api/v1/runs/{id}/logs", tag = "runs",
     params(("id" = String, Path, description = "The run id"), LogsQuery),
     responses(
-        (status = 200, description = "`text/plain`: one `ts stream step: line` per line; with `follow=true`, `text/event-stream`: `log` events (`{ts, step, attempt, stream, line}`) then one `end` event (`{status}`)",
+        (status = 200, description = "`text/plain`: one `ts stream step: line` per line; with `follow=true`, `text/event-stream`: `log` events (`{ts, step, attempt, stream, line}`), without `step` also `progress` events (`{current, total, message}`) when the reported progress changes, then one `end` event (`{status}`)",
             content(("text/plain"), ("text/event-stream"))),
         (status = 404, description = "No such run", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -107,6 +108,12 @@ fn log_event(line: &LogLine) -> Event {
     Event::default().event("log").data(data.to_string())
 }
 
+fn progress_event(progress: &Progress) -> Event {
+    Event::default()
+        .event("progress")
+        .data(json!(progress).to_string())
+}
+
 fn end_event(status: Option<RunStatus>) -> Event {
     Event::default()
         .event("end")
@@ -129,7 +136,7 @@ fn follow(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
-        let mut sent = 0u64;
+        let mut sent = Sent::default();
         // Told of changes by the node running the run, when another node runs it.
         let mut elsewhere = None;
         loop {
@@ -177,13 +184,21 @@ fn follow(
     })
 }
 
-/// Sends the lines not sent yet; says whether the run ended. `Err` when the client left or
-/// the store failed (the stream then ends).
+/// What a stream has sent so far: the last line's number and the last progress.
+#[derive(Default)]
+struct Sent {
+    seq: u64,
+    progress: Option<Progress>,
+}
+
+/// Sends the lines not sent yet, and the run's progress when it changed (the whole run's
+/// stream only); says whether the run ended. `Err` when the client left or the store failed
+/// (the stream then ends).
 async fn send_new(
     state: &AppState,
     id: &RunId,
     step: Option<&str>,
-    sent: &mut u64,
+    sent: &mut Sent,
     tx: &tokio::sync::mpsc::Sender<Event>,
 ) -> Result<Next, ()> {
     let store = state.service.store();
@@ -195,7 +210,7 @@ async fn send_new(
             return Err(());
         }
     };
-    let lines = match store.logs(id, step, *sent).await {
+    let lines = match store.logs(id, step, sent.seq).await {
         Ok(lines) => lines,
         Err(error) => {
             tracing::warn!(run_id = %id, error = %octoflow_core::error::chain(&error), "Cannot follow the run's log.");
@@ -206,7 +221,15 @@ async fn send_new(
         tx.send(log_event(line)).await.map_err(drop)?;
     }
     if let Some(last) = lines.last() {
-        *sent = last.seq;
+        sent.seq = last.seq;
+    }
+    let progress = run.as_ref().and_then(|run| run.progress.as_ref());
+    if step.is_none()
+        && let Some(progress) = progress
+        && sent.progress.as_ref() != Some(progress)
+    {
+        tx.send(progress_event(progress)).await.map_err(drop)?;
+        sent.progress = Some(progress.clone());
     }
     Ok(match run {
         None => Next::End(None),

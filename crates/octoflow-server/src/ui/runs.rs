@@ -1,6 +1,8 @@
 //! The runs pages: the list, filtered by flow, status, trigger and time and paginated as the
-//! API's `GET /api/v1/runs`, and one run with its step attempts on a timeline, its error,
-//! results and child runs.
+//! API's `GET /api/v1/runs`, and one run with its progress, its log (whole and by step, live
+//! while it runs), its step attempts on a timeline, its error, results and child runs.
+
+use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -8,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use minijinja::context;
 use minijinja::value::Serde;
-use octoflow_core::store::{Page, Role, RunFilter, RunStatus, StepRun};
+use octoflow_core::store::{Page, Progress, Role, RunFilter, RunStatus, StepRun};
 use serde_json::{Value, json};
 
 use super::pages::{caller, render, who};
@@ -144,6 +146,7 @@ pub(super) async fn show(
         Ok(children) => children,
         Err(error) => return crate::error::ApiError::from(error).into_response(),
     };
+    let step_names = step_names(&state, &run.flow, &steps, run.status.is_final());
     let redactor = state.service.engine().redactor();
     let spans = timeline(&steps, run.finished_at.unwrap_or_else(Utc::now));
     let steps: Vec<Value> = steps
@@ -169,7 +172,8 @@ pub(super) async fn show(
             operator => caller.role.allows(Role::Operator),
             ended => run.status.is_final(),
             failed => run.status != RunStatus::Succeeded,
-            run => Serde(&run), steps => Serde(steps),
+            run => Serde(&run), steps => Serde(steps), step_names => step_names,
+            progress => run.progress.as_ref().map(progress_text),
             children => Serde(&children.items), more_children => children.total > u64::from(CHILDREN_SHOWN),
         },
     )
@@ -191,6 +195,43 @@ pub(super) async fn logs(
         Ok(answer) => answer,
         Err(error) => error.into_response(),
     }
+}
+
+/// The steps a run's page shows a log of: those that ran, in the order they started, then —
+/// while the run runs — the flow's other steps, which may yet run.
+fn step_names(state: &Shared, flow: &str, steps: &[StepRun], ended: bool) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for step in steps {
+        if !names.contains(&step.step) {
+            names.push(step.step.clone());
+        }
+    }
+    if !ended && let Some(declared) = state.flows.entry(flow).and_then(|entry| entry.flow) {
+        for step in &declared.steps {
+            if !names.contains(&step.name) {
+                names.push(step.name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// A run's progress for people: `2 of 5 — copying`; the script writes it the same way.
+fn progress_text(progress: &Progress) -> String {
+    let mut text = progress.current.map(|c| c.to_string()).unwrap_or_default();
+    if let Some(total) = progress.total {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let _ = write!(text, "of {total}");
+    }
+    if let Some(message) = &progress.message {
+        if !text.is_empty() {
+            text.push_str(" — ");
+        }
+        text.push_str(message);
+    }
+    text
 }
 
 /// How many of a run's children its page lists (the rest are a link away).

@@ -21,7 +21,7 @@ pub(crate) async fn start(app: &App, flow: &str, body: &Value) -> String {
     run["id"].as_str().unwrap().to_owned()
 }
 
-fn callback_token(id: &str) -> String {
+pub(crate) fn callback_token(id: &str) -> String {
     let signer = octoflow_core::service::CallbackSigner::new(CALLBACK_KEY, None);
     signer.token(&id.parse::<RunId>().unwrap())
 }

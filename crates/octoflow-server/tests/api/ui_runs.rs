@@ -1,10 +1,14 @@
-//! The web UI's runs: the list filtered by trigger and creation time and paged.
+//! The web UI's runs: the list filtered by trigger and creation time and paged, and a run's
+//! live parts — its progress and each step's log over the same Server-Sent Events.
 
 use std::time::Duration;
 
+use axum::body::Body;
+use http_body_util::BodyExt;
 use serde_json::json;
+use tower::ServiceExt;
 
-use crate::runs::start;
+use crate::runs::{callback_token, start};
 use crate::support::{App, get, post};
 
 const ECHO: &str = "name: echo\ntriggers:\n  - webhook: { path: echo }\nsteps:\n  - name: say\n    set_fact: { value: 1 }\n";
@@ -154,4 +158,154 @@ fn link(page: &str, rel: &str) -> String {
         .next()
         .unwrap();
     href.replace("&amp;", "&").replace("&#x2f;", "/")
+}
+
+/// A run that logs, waits for its external job's callback, then does one more step.
+const JOB: &str = "name: job\nsteps:\n  - name: prepare\n    exec: { command: [echo, ready] }\n  - name: wait\n    wait: { callback: true }\n  - name: after\n    set_fact: { value: 1 }\n";
+
+/// A followed event stream, read event by event.
+struct Events {
+    body: Body,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(app: &App, path: &str) -> Self {
+        let response = app.router().oneshot(get(path).build()).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        Self {
+            body: response.into_body(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's name and data (comments skipped); `None` once the stream ends.
+    async fn next(&mut self) -> Option<(String, String)> {
+        loop {
+            if let Some(at) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..at + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim_start().to_owned())
+                };
+                if let Some(event) = field("event:") {
+                    return Some((event, field("data:").unwrap_or_default()));
+                }
+                continue;
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.body.frame())
+                .await
+                .expect("an event within 10 s")?
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+
+    /// The next event named `name`, skipping others.
+    async fn next_named(&mut self, name: &str) -> serde_json::Value {
+        loop {
+            let (event, data) = self.next().await.expect("the stream ended");
+            if event == name {
+                return serde_json::from_str(&data).unwrap();
+            }
+        }
+    }
+
+    /// Every event left, until the stream ends.
+    async fn rest(mut self) -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        while let Some(event) = self.next().await {
+            all.push(event);
+        }
+        all
+    }
+}
+
+#[tokio::test]
+async fn a_run_page_follows_its_progress_and_each_steps_log_live() {
+    let app = App::builder().flow("job.yml", JOB).workers().build();
+    let id = start(&app, "job", &json!({})).await;
+    for _ in 0..400 {
+        let run = app.send(get(&format!("/api/v1/runs/{id}"))).await.json();
+        if run["steps"].as_array().is_some_and(|s| s.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // While it waits: a part for each step's log, those yet to run included; no progress yet.
+    let page = app.send(get(&format!("/ui/runs/{id}"))).await.expect(200);
+    for step in ["prepare", "wait", "after"] {
+        let src = format!("data-src=\"/ui/runs/{id}/logs?step={step}&amp;follow=true\"");
+        assert!(page.text.contains(&src), "{src}: {}", page.text);
+    }
+    assert!(
+        page.text
+            .contains("<dd id=\"progress\" aria-live=\"polite\" hidden></dd>")
+    );
+
+    let callback = format!("/api/v1/runs/{id}/callback?token={}", callback_token(&id));
+    let mut whole = Events::open(&app, &format!("/ui/runs/{id}/logs?follow=true")).await;
+    let line = whole.next_named("log").await;
+    assert_eq!(
+        (line["step"].as_str(), line["line"].as_str()),
+        (Some("prepare"), Some("ready"))
+    );
+    for (current, message) in [(1, "copying"), (2, "checking")] {
+        let report = json!({"progress": {"current": current, "total": 2, "message": message}});
+        app.send(post(&callback).json(&report)).await.expect(200);
+        let progress = whole.next_named("progress").await;
+        assert_eq!(
+            progress,
+            json!({"current": f64::from(current), "total": 2.0, "message": message})
+        );
+    }
+    let page = app.send(get(&format!("/ui/runs/{id}"))).await.expect(200);
+    assert!(
+        page.text
+            .contains("<dd id=\"progress\" aria-live=\"polite\">2 of 2 — checking</dd>"),
+        "{}",
+        page.text
+    );
+
+    // One step's stream: its lines only, no progress, then the end.
+    let prepare = Events::open(
+        &app,
+        &format!("/ui/runs/{id}/logs?step=prepare&follow=true"),
+    )
+    .await;
+    app.send(post(&callback).json(&json!({"status": "succeeded"})))
+        .await
+        .expect(200);
+    assert_eq!(app.finished(&id).await["status"], "succeeded");
+    let events = prepare.rest().await;
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["log", "end"], "{events:?}");
+    assert!(events[0].1.contains("\"line\":\"ready\""), "{events:?}");
+    let (last, data) = whole.rest().await.pop().unwrap();
+    assert_eq!(
+        (last.as_str(), data.as_str()),
+        ("end", "{\"status\":\"succeeded\"}")
+    );
+
+    // Ended: the steps that ran, the progress as last reported.
+    let page = app.send(get(&format!("/ui/runs/{id}"))).await.expect(200);
+    assert!(page.text.contains("2 of 2 — checking"), "{}", page.text);
+    assert!(
+        page.text.contains("logs?step=after&amp;follow=true"),
+        "after ran"
+    );
+    let text = app
+        .send(get(&format!("/ui/runs/{id}/logs?step=prepare")))
+        .await
+        .expect(200);
+    assert!(
+        text.text.trim_end().ends_with("stdout prepare: ready"),
+        "{}",
+        text.text
+    );
 }
