@@ -105,6 +105,8 @@ pub struct AllowedHosts {
     public: Option<String>,
     /// Whether `public_url` is `https://…`: browsers reach the server over TLS (a proxy's).
     https: bool,
+    /// `public_url` without a trailing `/`: where pages say the webhooks are.
+    base: Option<String>,
 }
 
 impl AllowedHosts {
@@ -120,7 +122,22 @@ impl AllowedHosts {
             url.get(..8)
                 .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
         });
-        Self { public, https }
+        let base = public_url
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty());
+        Self {
+            public,
+            https,
+            base,
+        }
+    }
+
+    /// `path` (`/hooks/launch`) as a full URL under `public_url`; the path alone without it.
+    pub(crate) fn url(&self, path: &str) -> String {
+        match &self.base {
+            Some(base) => format!("{base}{path}"),
+            None => path.to_owned(),
+        }
     }
 
     /// Whether browsers reach the server over https (`public_url` says so): its cookies are

@@ -1,5 +1,6 @@
-//! A flow's page — its description, version, triggers with their URLs, its source — and, for
-//! operators, its run form, generated from the flow's `params`: a select for an `enum` or a
+//! A flow's page — its description, version, schedules (from its file and the API) with
+//! their next fire, other triggers with their URLs (full under `public_url`), its source —
+//! and, for operators, its run form, generated from the flow's `params`: a select for an `enum` or a
 //! boolean, JSON for objects and arrays, text otherwise; a value that does not fit is shown
 //! at its field, with what was typed kept.
 
@@ -64,15 +65,25 @@ async fn page(
         Err(error) => return error.into_response(),
     };
     if let Some(triggers) = flow["triggers"].as_array_mut() {
+        // Schedules are listed apart, with those added through the API.
+        triggers.retain(|t| t["kind"] != "schedule");
         for trigger in triggers.iter_mut().filter(|t| t["kind"] == "webhook") {
             let path = trigger["path"].as_str().unwrap_or_default();
-            trigger["url"] = Value::from(if path.starts_with('/') {
+            let path = if path.starts_with('/') {
                 path.to_owned()
             } else {
                 format!("/hooks/{path}")
-            });
+            };
+            trigger["url"] = Value::from(state.hosts.url(&path));
         }
     }
+    let schedules = match state.scheduler.list().await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|s| s.flow == name)
+            .collect::<Vec<_>>(),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
     let status = if filled.errors.is_empty() && filled.form_error.is_none() {
         StatusCode::OK
     } else {
@@ -86,7 +97,7 @@ async fn page(
         context! {
             page => "flows", caller => who(caller, browser),
             operator => caller.role.allows(Role::Operator),
-            flow => Serde(flow), given => filled.given, errors => filled.errors,
+            flow => Serde(flow), schedules => Serde(schedules), given => filled.given, errors => filled.errors,
             form_error => filled.form_error,
         },
     )

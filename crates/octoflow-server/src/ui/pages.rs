@@ -178,16 +178,12 @@ async fn flow_rows(state: &Shared) -> Result<Vec<Value>, ApiError> {
     Ok(rows)
 }
 
-/// The answer to a form without this browser's CSRF token: 403, nothing done.
+/// The answer to a form without this browser's CSRF token: 403 with a page saying so (and
+/// the cookies a fresh form needs), nothing done.
 pub(super) fn refused_form(state: &Shared, browser: &Browser) -> Response {
-    let mut response = ApiError::new(
+    let refused = ApiError::new(
         Code::Forbidden,
         "the form's CSRF token is missing or stale; reload the page and try again",
-    )
-    .into_response();
-    session::append(
-        response.headers_mut(),
-        browser.cookies_to_set(secure(state)),
     );
-    response
+    failed(state, browser, &refused, "/ui/")
 }

@@ -94,14 +94,27 @@ async fn a_user_logs_in_with_the_form_and_out_again() {
     assert!(seed.starts_with("octoflow_csrf="), "{seed}");
     let token = csrf(&login);
 
-    // A form without the browser's token changes nothing.
-    app.send(form(
-        "/ui/login",
-        &seed,
-        "username=ada&password=correct+horse&csrf=0",
-    ))
-    .await
-    .expect(403);
+    // A form without the browser's token changes nothing; a page says why.
+    let forged = app
+        .send(form(
+            "/ui/login",
+            &seed,
+            "username=ada&password=correct+horse&csrf=0",
+        ))
+        .await
+        .expect(403);
+    assert!(
+        forged
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        forged.text.contains("That was not done") && forged.text.contains("CSRF token"),
+        "{}",
+        forged.text
+    );
+    assert!(forged.header("set-cookie").is_none(), "no session");
     let wrong = app
         .send(form(
             "/ui/login",
@@ -501,4 +514,49 @@ async fn a_run_page_links_its_child_runs_and_draws_its_steps_on_a_timeline() {
         .await
         .expect(200);
     assert!(listed.text.contains("3 runs"), "{}", listed.text);
+}
+
+#[tokio::test]
+async fn a_flow_page_shows_its_schedules_with_their_next_fire_and_full_webhook_urls() {
+    let app = App::builder()
+        .flow("launch.yml", LAUNCH)
+        .flow("nightly.yml", FLOW)
+        .public_url("https://flows.example.org/")
+        .build();
+    let page = app
+        .send(get("/ui/flows/launch").header("host", "flows.example.org"))
+        .await
+        .expect(200);
+    let shown = page.text.replace("&#x2f;", "/");
+    assert!(
+        shown.contains("<code>https://flows.example.org/hooks/launch</code>"),
+        "{shown}"
+    );
+    assert!(!shown.contains("every 3600 s"), "no schedule yet: {shown}");
+
+    // A schedule added through the API is shown with its next fire, as is the file's.
+    app.send(post("/api/v1/schedules").json(&serde_json::json!({
+        "flow": "launch", "every_seconds": 3600, "params": {"project": "apollo"},
+    })))
+    .await
+    .expect(201);
+    let page = app.send(get("/ui/flows/launch")).await.expect(200);
+    let shown = page.text.replace("&#x2f;", "/");
+    for text in [
+        "every 3600 s",
+        "added through the API",
+        "next fire <time datetime=\"2026-06-01T09:00:00Z\"",
+    ] {
+        assert!(shown.contains(text), "{text}: {shown}");
+    }
+    let nightly = app.send(get("/ui/flows/nightly")).await.expect(200);
+    let shown = nightly.text.replace("&#x2f;", "/");
+    for text in [
+        "cron <code>0 2 * * *</code>",
+        "from the flow file",
+        "next fire <time datetime=\"2026-06-02T02:00:00Z\"",
+    ] {
+        assert!(shown.contains(text), "{text}: {shown}");
+    }
+    assert!(!shown.contains("launch"), "only its own schedules");
 }
