@@ -17,7 +17,8 @@ const ERROR_CONTENT_BYTES: usize = 2048;
 
 /// The error for a transport failure of `shown` (connect, send, read).
 pub(super) fn transport_error(shown: &str, err: reqwest::Error) -> StepError {
-    let retryable = !err.is_builder();
+    // A request that cannot be built, or a redirect refused, would fail again.
+    let retryable = !err.is_builder() && !err.is_redirect();
     let err = err.without_url();
     let message = format!(
         "request `{shown}` failed: {}",
