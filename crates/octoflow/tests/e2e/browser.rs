@@ -91,6 +91,25 @@ fn flaky(data: &Path) -> String {
     )
 }
 
+/// A flow that reports its progress to its own callback URL, waits for a gate file, reports
+/// again, then holds: for the progress shown live, and a running run on every page.
+fn progress(data: &Path) -> String {
+    let report = |current: u32, message: &str| {
+        format!(
+            "    rest:\n      uri: \"{{{{ run.callback_url }}}}\"\n      method: POST\n      \
+             body: {{ progress: {{ current: {current}, total: 3, message: {message} }} }}\n"
+        )
+    };
+    format!(
+        "name: progress\ndescription: Reports its progress\nsteps:\n  - name: copy\n{}  \
+         - name: gate\n    exec: {{ command: [sh, -c, \"while [ ! -f {} ]; do sleep 0.2; done\"] }}\n  \
+         - name: check\n{}  - name: hold\n    exec: {{ command: [sh, -c, \"echo holding; sleep 600\"] }}\n",
+        report(1, "copying"),
+        data.join("progress.gate").display(),
+        report(2, "checking"),
+    )
+}
+
 fn add_user(o: &Octo, name: &str, role: &str) {
     o.clone()
         .args(["user", "add", name, "--role", role, "--password-stdin"])
@@ -118,7 +137,8 @@ async fn the_web_ui_works_in_headless_chromium() {
         .flow("deploy", DEPLOY)
         .flow("nightly", NIGHTLY)
         .flow("slow", &slow(&data))
-        .flow("flaky", &flaky(&data));
+        .flow("flaky", &flaky(&data))
+        .flow("progress", &progress(&data));
     add_user(&o, "ada", "admin");
     add_user(&o, "vic", "viewer");
     let server = Server::start(&o, &["--workers", "4"]);
@@ -139,7 +159,7 @@ async fn the_web_ui_works_in_headless_chromium() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = tokio::task::spawn_blocking(move || Output::wait(node, Duration::from_secs(240)))
+    let out = tokio::task::spawn_blocking(move || Output::wait(node, Duration::from_secs(480)))
         .await
         .unwrap();
     assert_eq!(

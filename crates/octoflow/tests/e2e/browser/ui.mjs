@@ -1,10 +1,11 @@
 // The web UI in headless Chromium, as its users use it, against a running `octoflow serve`
 // prepared by `browser.rs` (which starts this script and reads its exit code):
 // log in, start a flow from its form (a bad value shown at its field), watch a step's log
-// lines arrive live, cancel a run (its process gone), retry a failed run from its failed
-// step, add and pause a schedule, a viewer without buttons, a form without its CSRF token
-// refused; an accessibility scan of every page (light and dark), and screenshots of every
-// page at 1280 and 375 px.
+// lines arrive live (the whole run's and the step's own), a run's progress change without a
+// reload, cancel a run (its process gone), retry a failed run from its failed step, add and
+// pause a schedule, a viewer without buttons, a form without its CSRF token refused; then
+// every page — a running run and the refusal page too — at 1280 and 375 px, light and dark:
+// an accessibility scan of each, no page wider than a phone, and screenshots.
 //
 // Settings, from the environment: OCTOFLOW_URL, OCTOFLOW_DATA (the node's data directory),
 // OCTOFLOW_TEST_BROWSER_MODULES (a directory whose node_modules has playwright-core and
@@ -71,9 +72,35 @@ async function scan(page, name) {
   step(`axe: ${name} has no serious or critical violation${minor ? ` (${minor} minor)` : ""}`);
 }
 
-async function shoot(page, name) {
+/// A full-page screenshot, `<name>-<width>[-dark].png`.
+async function shoot(page, name, dark = false) {
   const width = page.viewportSize().width;
-  await page.screenshot({ path: path.join(shots, `${name}-${width}.png`), fullPage: true });
+  const file = `${name}-${width}${dark ? "-dark" : ""}.png`;
+  await page.screenshot({ path: path.join(shots, file), fullPage: true });
+}
+
+/// Fails when the page is wider than its viewport (it would scroll sideways on a phone).
+async function fits(page, name) {
+  const overflow = await page.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  );
+  assert.ok(overflow <= 0, `${name} fits ${page.viewportSize().width} px (${overflow} px over)`);
+}
+
+/// Submits the header's logout form stripped of its CSRF token: the refusal page.
+async function refusal(page) {
+  await page.goto(`${base}/ui/`);
+  await page.evaluate(() => {
+    for (const field of document.querySelectorAll('input[name="csrf"]')) {
+      field.remove();
+    }
+  });
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/ui/logout")),
+    page.getByRole("button", { name: "Log out" }).click(),
+  ]);
+  assert.equal(answer.status(), 403);
+  await page.getByText("CSRF token").waitFor();
 }
 
 /// Logs `user` in through the login form of a fresh context.
@@ -119,10 +146,12 @@ async function main() {
     args: ["--no-sandbox"],
   });
   try {
-    await asAdmin(browser);
-    await asViewer(browser);
-    await onAPhone(browser);
-    await inTheDark(browser);
+    const runs = await asAdmin(browser);
+    await asViewer(browser, runs);
+    await everyPage(browser, runs, PHONE, "light");
+    await everyPage(browser, runs, DESKTOP, "dark");
+    await everyPage(browser, runs, PHONE, "dark");
+    await cancel(browser, runs.running);
   } finally {
     await browser.close();
   }
@@ -157,9 +186,14 @@ async function asAdmin(browser) {
   assert.match(await time.getAttribute("title"), /\(UTC\)$/, "the UTC time on hover");
   assert.notEqual(await time.textContent(), utc, "times shown in the browser's zone");
 
-  step("keyboard: the first Tab reaches the first link");
+  step("keyboard: the first Tab reaches the skip link, which moves to the main content");
   await page.keyboard.press("Tab");
-  assert.equal(await page.evaluate(() => document.activeElement.tagName), "A");
+  assert.equal(
+    await page.evaluate(() => document.activeElement.textContent),
+    "Skip to the main content",
+  );
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main");
 
   step("a flow started from its form, a bad value shown at its field");
   await page.getByRole("link", { name: "Run deploy" }).click();
@@ -181,6 +215,7 @@ async function asAdmin(browser) {
   await page.waitForURL(/\/ui\/runs\/[0-9a-f-]{36}$/);
   assert.equal(await endedStatus(page), "succeeded");
   await page.getByText("deploying 3 to prod").first().waitFor();
+  const deployUrl = page.url();
   await scan(page, "run");
   await shoot(page, "run");
 
@@ -198,6 +233,15 @@ async function asAdmin(browser) {
     true,
     "the lines came without a reload",
   );
+  const ticks = page.locator("details.step-log", { hasText: "ticks" });
+  await ticks.locator("summary").click();
+  const stepLog = ticks.locator("pre.log");
+  await stepLog.getByText(/^tick \d+$/).first().waitFor({ timeout: SOON });
+  const shown = await stepLog.locator("div").count();
+  await until("a new line in the step's own log", async () => (await stepLog.locator("div").count()) > shown);
+  assert.equal(await page.evaluate(() => window.stillTheSamePage), true, "no reload");
+  step("the step's own log follows it live");
+  await scan(page, "run (running, its step's log open)");
   const pid = Number(fs.readFileSync(path.join(data, "slow.pid"), "utf8").trim());
   assert.ok(running(pid), `the step's process ${pid} runs`);
   await page.getByRole("button", { name: "Cancel" }).click();
@@ -232,7 +276,27 @@ async function asAdmin(browser) {
   ]);
   assert.equal(answer.status(), 403);
   await page.getByText("CSRF token").waitFor();
+  await scan(page, "refusal (no CSRF token)");
   assert.equal(await runCount(page), runsBefore, "no run was started");
+
+  step("a run's progress changes without a reload");
+  await page.goto(`${base}/ui/flows/progress`);
+  await page.getByRole("button", { name: "Run progress" }).click();
+  await page.waitForURL(/\/ui\/runs\/[0-9a-f-]{36}$/);
+  const runningUrl = page.url();
+  await page.evaluate(() => {
+    window.stillTheSamePage = true;
+  });
+  const progress = page.locator("#progress");
+  await progress.getByText("1 of 3 — copying").waitFor({ timeout: SOON });
+  fs.writeFileSync(path.join(data, "progress.gate"), "");
+  await progress.getByText("2 of 3 — checking").waitFor({ timeout: SOON });
+  assert.equal(
+    await page.evaluate(() => window.stillTheSamePage),
+    true,
+    "the progress came without a reload",
+  );
+  await scan(page, "run (running, with progress)");
 
   step("the runs page, filtered");
   await page.goto(`${base}/ui/runs`);
@@ -275,6 +339,7 @@ async function asAdmin(browser) {
   await page.goto(`${base}/ui/runs`);
   assert.equal(new URL(page.url()).pathname, "/ui/login", "logged out for good");
   await context.close();
+  return { deploy: deployUrl, running: runningUrl };
 }
 
 /// The number of runs the runs page counts.
@@ -286,70 +351,94 @@ async function runCount(page) {
   return Number(found[1]);
 }
 
-async function asViewer(browser) {
-  step("a viewer sees no buttons");
+async function asViewer(browser, runs) {
+  step("a viewer sees no buttons, and is refused the admin's page");
   const { context, page } = await logIn(browser, "vic");
   const buttons = async () =>
     page
       .locator("main button, main a.button")
       .evaluateAll((all) => all.map((b) => b.textContent.trim()));
   assert.deepEqual(await buttons(), [], "no run buttons on the flows page");
+  await scan(page, "flows (viewer)");
   await page.goto(`${base}/ui/runs?status=failed`);
   await page.locator("tbody a").first().click();
   await page.waitForURL(/\/ui\/runs\/[0-9a-f-]{36}$/);
   assert.deepEqual(await buttons(), [], "no buttons on a run");
+  await page.goto(runs.running);
+  assert.deepEqual(await buttons(), [], "no cancel button on a running run");
+  await scan(page, "run (viewer, running)");
   await page.goto(`${base}/ui/flows/deploy`);
   assert.deepEqual(await buttons(), [], "no run form");
+  await scan(page, "flow (viewer)");
   await page.goto(`${base}/ui/schedules`);
   assert.deepEqual(await buttons(), [], "no schedule buttons");
+  await scan(page, "schedules (viewer)");
   await page.goto(`${base}/ui/locks`);
   assert.deepEqual(await buttons(), [], "no lock buttons");
+  const refused = await page.goto(`${base}/ui/access`);
+  assert.equal(refused.status(), 403);
+  await page.getByText("this needs the `admin` role").waitFor();
+  await scan(page, "refusal (viewer on the admin's page)");
   await context.close();
 }
 
-async function onAPhone(browser) {
-  step("every page at 375 px");
-  const { context, page } = await logIn(browser, "ada", {
-    viewport: PHONE,
-    isMobile: true,
-    hasTouch: true,
-  });
-  const overflow = () =>
-    page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-  await shoot(page, "flows");
+/// Every page at `viewport` in `scheme` (`light` or `dark`): each fits its width, passes the
+/// accessibility scan and is shot — the login page, each page an admin sees, a running run
+/// and the refusal of a form without its CSRF token.
+async function everyPage(browser, runs, viewport, scheme) {
+  const dark = scheme === "dark";
+  const mode = `${viewport.width} px${dark ? ", dark" : ""}`;
+  step(`every page at ${mode}`);
+  const options = { viewport, colorScheme: scheme };
+  if (viewport === PHONE) {
+    Object.assign(options, { isMobile: true, hasTouch: true });
+  }
+  const check = async (page, name, shot = true) => {
+    await fits(page, name);
+    await scan(page, `${name} (${mode})`);
+    // Light screenshots at 1280 px are taken by `asAdmin`, with the forms in use.
+    if (shot && (dark || viewport !== DESKTOP)) {
+      await shoot(page, name, dark);
+    }
+  };
+
+  const anonymous = await browser.newContext(options);
+  const login = await anonymous.newPage();
+  await login.goto(`${base}/ui/login`);
+  await check(login, "login");
+  await anonymous.close();
+
+  const { context, page } = await logIn(browser, "ada", options);
   const pages = {
+    flows: "/ui/",
     flow: "/ui/flows/deploy",
     runs: "/ui/runs",
+    run: new URL(runs.deploy).pathname,
     schedules: "/ui/schedules",
     locks: "/ui/locks",
     access: "/ui/access",
   };
   for (const [name, address] of Object.entries(pages)) {
     await page.goto(`${base}${address}`);
-    assert.ok((await overflow()) <= 0, `${name} fits a phone's width`);
-    await shoot(page, name);
+    if (name === "run") {
+      await page.getByText("deploying 3 to prod").first().waitFor();
+    }
+    await check(page, name);
   }
-  await page.goto(`${base}/ui/runs?flow=deploy`);
-  await page.locator("tbody a").first().click();
-  await page.waitForURL(/\/ui\/runs\/[0-9a-f-]{36}$/);
-  await shoot(page, "run");
+  await page.goto(runs.running);
+  await page.locator("#log").getByText("holding").waitFor({ timeout: SOON });
+  await check(page, "run (running)", false);
+  await refusal(page);
+  await check(page, "refusal", false);
   await context.close();
-  const anonymous = await browser.newContext({ viewport: PHONE, isMobile: true });
-  const login = await anonymous.newPage();
-  await login.goto(`${base}/ui/login`);
-  await shoot(login, "login");
-  await anonymous.close();
 }
 
-async function inTheDark(browser) {
-  step("dark: accessible and shown");
-  const { context, page } = await logIn(browser, "ada", { colorScheme: "dark" });
-  await scan(page, "flows (dark)");
-  await page.goto(`${base}/ui/runs?flow=deploy`);
-  await page.locator("tbody a").first().click();
-  await page.waitForURL(/\/ui\/runs\/[0-9a-f-]{36}$/);
-  await scan(page, "run (dark)");
-  await page.screenshot({ path: path.join(shots, "run-1280-dark.png"), fullPage: true });
+/// Cancels the run at `url` (the progress run, which would hold on otherwise).
+async function cancel(browser, url) {
+  const { context, page } = await logIn(browser, "ada");
+  await page.goto(url);
+  await page.getByRole("button", { name: "Cancel" }).click();
+  assert.equal(await endedStatus(page), "cancelled");
   await context.close();
 }
 
