@@ -263,4 +263,49 @@ mod tests {
         assert!(Expr::parse("a ==").is_err());
         assert!(check_template("{{ a").is_err());
     }
+
+    /// What the `template` fuzz target looks for: no template hangs, recurses without end or
+    /// nests deeper than the parser's stack — each ends with an error instead.
+    #[test]
+    fn runaway_templates_end_with_an_error() {
+        let deep = |open: &str, close: &str| {
+            format!(
+                "{{{{ {}1{} }}}}",
+                open.repeat(100_000),
+                close.repeat(100_000)
+            )
+        };
+        for (template, expected) in [
+            (
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+                    .to_owned(),
+                "template ran too long (out of fuel)",
+            ),
+            (
+                "{{ 'x' * 2000000000 }}".to_owned(),
+                "template ran too long (out of fuel)",
+            ),
+            (
+                "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}".to_owned(),
+                "recursion limit exceeded",
+            ),
+            (
+                "{{ range(1000000000) | length }}".to_owned(),
+                "range has too many elements",
+            ),
+            (
+                "{{ [1, 2, 3] * 1000000000 }}".to_owned(),
+                "repeated sequence is too large",
+            ),
+            (deep("(", ")"), "exceeds maximum recursion limits"),
+            (deep("[", "]"), "exceeds maximum recursion limits"),
+            (
+                "{% if true %}".repeat(100_000),
+                "exceeds maximum recursion limits",
+            ),
+        ] {
+            let err = render_str(&template, &scope()).unwrap_err();
+            assert!(err.message.contains(expected), "{template:.60}: {err}");
+        }
+    }
 }
