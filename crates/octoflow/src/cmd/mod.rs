@@ -80,8 +80,10 @@ fn log_subscriber(config: &Config) -> Box<dyn tracing::Subscriber + Send + Sync 
     // The CLI reports interrupted runs itself, in its own words.
     let directives = format!("{},octoflow_core::engine::recover=off", config.log);
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Colours only for a person at a terminal; a journal or a file gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Text => Box::new(builder.without_time().with_target(false).finish()),
