@@ -117,7 +117,8 @@ server=""
 # Removal: purging leaves no file of the package (the data directory is kept on purpose).
 $sudo dpkg -P octoflow
 if dpkg -s octoflow >/dev/null 2>&1; then fail "still installed after purge"; fi
-for file in /usr/bin/octoflow "$unit" /etc/octoflow/config.yml /usr/share/man/man1/octoflow.1.gz; do
+for file in /usr/bin/octoflow "$unit" /etc/octoflow/config.yml /usr/share/man/man1/octoflow.1.gz \
+    /etc/systemd/system/multi-user.target.wants/octoflow.service; do
     [ ! -e "$file" ] || fail "$file is left after purge"
 done
 echo "package test: passed ($deb)"

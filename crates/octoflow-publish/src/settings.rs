@@ -101,26 +101,14 @@ impl Default for Resend {
 
 /// An expression evaluated once per record (`record`, `index` and `params` in scope),
 /// compiled when the flow is loaded.
-#[derive(Debug)]
-pub(crate) struct RecordExpr(Expr);
+#[derive(Debug, schemars::JsonSchema)]
+#[schemars(transparent)]
+pub(crate) struct RecordExpr(#[schemars(with = "String")] Expr);
 
 impl RecordExpr {
     /// The compiled expression.
     pub(crate) fn expr(&self) -> &Expr {
         &self.0
-    }
-}
-
-impl schemars::JsonSchema for RecordExpr {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "RecordExpression".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "An expression over `record`, `index` and `params`.",
-            "type": "string"
-        })
     }
 }
 

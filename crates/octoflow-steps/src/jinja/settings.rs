@@ -43,23 +43,14 @@ impl Parse {
 }
 
 /// Inline template text whose syntax was checked while the settings were read.
-#[derive(Debug)]
+#[derive(Debug, schemars::JsonSchema)]
+#[schemars(transparent)]
 pub(crate) struct InlineTemplate(String);
 
 impl InlineTemplate {
     /// The template text.
     pub(crate) fn text(&self) -> &str {
         &self.0
-    }
-}
-
-impl schemars::JsonSchema for InlineTemplate {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "InlineTemplate".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"description": "Jinja template text.", "type": "string"})
     }
 }
 

@@ -28,18 +28,9 @@ pub(crate) struct JqSettings {
 }
 
 /// A jq program, compiled while the settings are read.
-#[derive(Debug)]
-pub(crate) struct JqSource(JqProgram);
-
-impl schemars::JsonSchema for JqSource {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "JqProgram".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"description": "A jq program.", "type": "string"})
-    }
-}
+#[derive(Debug, schemars::JsonSchema)]
+#[schemars(transparent)]
+pub(crate) struct JqSource(#[schemars(with = "String")] JqProgram);
 
 impl<'de> Deserialize<'de> for JqSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
