@@ -49,8 +49,10 @@ fn step_schema(generator: &mut SchemaGenerator, registry: &Registry) -> Value {
             kind.remove("type");
             kind.insert("enum".to_owned(), json!(names));
         }
+        // A block left empty (`debug:` alone) is read as no settings.
         for (name, settings) in kinds {
-            properties.insert(name.to_owned(), settings.to_value());
+            let block = json!({"anyOf": [settings.to_value(), {"type": "null"}]});
+            properties.insert(name.to_owned(), block);
         }
     }
     let one_kind: Vec<Value> = std::iter::once("type")

@@ -218,8 +218,13 @@ fn every_shipped_config_and_secrets_file_fits_its_schema() {
 #[test]
 fn a_misspelt_field_is_refused_by_the_schema_as_by_the_loader() {
     let (schema, _) = validator("flow");
-    let good = "name: spelt\nretry: {attempts: 2}\nsteps:\n  - name: a\n    exec: {command: [echo, hi]}\n    timeout: 5s\n";
+    let good = "name: spelt\nretry: {attempts: 2}\nsteps:\n  - name: a\n    exec: {command: [echo, hi]}\n    timeout: 5s\n  - name: b\n    debug:\n";
     assert_eq!(complaints(&schema, &yaml(good)), Vec::<String>::new());
+    octo()
+        .flow("spelt", good)
+        .args(["validate", "data/flows/spelt.yml"])
+        .run()
+        .success();
     for (from, to, field) in [
         ("retry: {attempts: 2}", "retyr: {attempts: 2}", "retyr"),
         ("timeout: 5s\n", "timeuot: 5s\n", "timeuot"),
