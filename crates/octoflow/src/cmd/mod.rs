@@ -64,18 +64,15 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(crate::remote::exit_code(err))
 }
 
-/// Makes the log of `config` the whole process's, for the commands that serve: their
-/// requests, runs and jq programs run on tasks and threads of their own, which a subscriber
-/// attached to the command's future (`WithSubscriber`) does not reach — their lines were
-/// lost. A process runs one command, so the first call holds; a later one changes nothing.
+/// Makes the log of `config` the whole process's: requests, runs and jq programs run on tasks
+/// and threads of their own, which a subscriber attached to the command's future
+/// (`WithSubscriber`) would not reach. A process runs one command, so the first call holds;
+/// a later one changes nothing.
 fn install_log(config: &Config) {
     let _ = tracing::subscriber::set_global_default(log_subscriber(config));
 }
 
 /// The log of a command, on stderr, filtered by `OCTOFLOW_LOG` (default `warn`).
-///
-/// One-shot commands attach it to their future (`WithSubscriber`); the commands that serve
-/// install it for the whole process ([`install_log`]).
 fn log_subscriber(config: &Config) -> Box<dyn tracing::Subscriber + Send + Sync + 'static> {
     // The CLI reports interrupted runs itself, in its own words.
     let directives = format!("{},octoflow_core::engine::recover=off", config.log);

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use octoflow_core::secrets::Redactor;
 use octoflow_core::store::{CopyCounts, CopyError, CopyMode, CopyOptions, CopyReport, copy_store};
-use tracing::instrument::WithSubscriber;
 
 use crate::cli::{GlobalArgs, StoreCommand, StoreCopyArgs};
 use crate::config::{Config, Database, Env, parse_database_url};
@@ -47,7 +46,7 @@ fn copy(global: &GlobalArgs, args: &StoreCopyArgs, env: Env) -> Result<ExitCode>
         mode: mode(args),
         ..CopyOptions::default()
     };
-    let subscriber = super::log_subscriber(&config);
+    super::install_log(&config);
     let copied = async {
         let source = open_database(from, &config.store).await?;
         let target = open_database(to, &config.store).await?;
@@ -64,7 +63,7 @@ fn copy(global: &GlobalArgs, args: &StoreCopyArgs, env: Env) -> Result<ExitCode>
         note(&summary(&report, &from_shown, &to_shown));
         anyhow::Ok(())
     };
-    crate::remote::runtime()?.block_on(copied.with_subscriber(subscriber))?;
+    crate::remote::runtime()?.block_on(copied)?;
     Ok(ExitCode::SUCCESS)
 }
 

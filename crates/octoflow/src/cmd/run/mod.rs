@@ -18,7 +18,6 @@ use octoflow_core::process_groups::ProcessGroups;
 use octoflow_core::secrets::Secrets;
 use octoflow_core::store::{MemoryStore, TriggerInfo};
 use serde_json::json;
-use tracing::instrument::WithSubscriber;
 
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::config::{Config, Env, Flags};
@@ -89,10 +88,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
         .build()
         .context("cannot start the async runtime")?;
     let store = config.database()?;
-    let ended = runtime.block_on(
-        job.execute(store, config.store.clone())
-            .with_subscriber(super::log_subscriber(&config)),
-    );
+    super::install_log(&config);
+    let ended = runtime.block_on(job.execute(store, config.store.clone()));
     // Let the tracker's last writes land, then write its final document: nothing queued
     // can overwrite it once the runtime is down.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
