@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use super::{ConfigFile, config_message};
+use super::file::{ConfigFile, config_message};
 
 /// The config file with the environment's file beside it (`config.qa.yml` for
 /// `config.yml`) merged over it: maps key by key, any other value replaced. Each file's
