@@ -175,13 +175,17 @@ impl RunStore for SqliteStore {
         update: &RunUpdate,
     ) -> Result<(), StoreError> {
         let (fence, ended, update) = (*fence, steps.to_vec(), update.clone());
-        self.write(move |c| {
-            steps::insert_all(c, &fence, &ended)?;
-            runs::end(c, &fence, &update)
-        })
-        .await?;
-        // A final status may free a concurrency slot.
-        self.wake();
+        let frees = self
+            .write(move |c| {
+                steps::insert_all(c, &fence, &ended)?;
+                runs::end(c, &fence, &update)
+            })
+            .await?;
+        // Workers look at the queue again only when the end lets a queued run start: a
+        // claim per ended run would cost a write each.
+        if frees {
+            self.wake();
+        }
         Ok(())
     }
 

@@ -143,8 +143,14 @@ pub(crate) fn prune(
 
 /// Ends the run `fence` holds with `update`; fields the update leaves `None` keep their
 /// stored value. [`StoreError::Fenced`] when the run is not running under that fence.
-pub(crate) fn end(conn: &Connection, fence: &Fence, update: &RunUpdate) -> Result<(), StoreError> {
-    let changed = execute(
+/// Returns whether the end frees a concurrency slot a queued run waits for: only then is
+/// there new work for a claim.
+pub(crate) fn end(
+    conn: &Connection,
+    fence: &Fence,
+    update: &RunUpdate,
+) -> Result<bool, StoreError> {
+    let held_key: Option<Option<String>> = one(
         conn,
         "UPDATE runs SET status = ?, lease_until = NULL, \
          started_at = COALESCE(?, started_at), \
@@ -153,7 +159,8 @@ pub(crate) fn end(conn: &Connection, fence: &Fence, update: &RunUpdate) -> Resul
          data = COALESCE(?, data), \
          node = COALESCE(?, node), \
          message = COALESCE(?, message) \
-         WHERE id = ? AND status = 'running' AND claim = ?",
+         WHERE id = ? AND status = 'running' AND claim = ? \
+         RETURNING CASE WHEN lock_released = 0 THEN concurrency_key END AS held_key",
         params![
             update.status.as_str(),
             codec::opt_time(update.started_at),
@@ -165,11 +172,26 @@ pub(crate) fn end(conn: &Connection, fence: &Fence, update: &RunUpdate) -> Resul
             codec::run_id(&fence.run),
             codec::generation(fence.generation),
         ],
+        |row| codec::get(row, "held_key"),
     )?;
-    if changed == 0 {
-        return Err(StoreError::Fenced { run: fence.run });
+    match held_key {
+        None => Err(StoreError::Fenced { run: fence.run }),
+        Some(None) => Ok(false),
+        Some(Some(key)) => waited_for(conn, &key),
     }
-    Ok(())
+}
+
+/// Whether a queued run with a concurrency limit waits for `key` (one index seek).
+fn waited_for(conn: &Connection, key: &str) -> Result<bool, StoreError> {
+    let waiting: Option<i64> = one(
+        conn,
+        "SELECT 1 AS waiting FROM runs INDEXED BY runs_queued_limited \
+         WHERE status = 'queued' AND concurrency_limit IS NOT NULL AND concurrency_key = ? \
+         LIMIT 1",
+        [key],
+        |row| codec::get(row, "waiting"),
+    )?;
+    Ok(waiting.is_some())
 }
 
 /// One run.
