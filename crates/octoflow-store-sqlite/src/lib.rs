@@ -189,6 +189,17 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
+    async fn insert_ended(&self, run: &Run, steps: &[StepRun]) -> Result<(), StoreError> {
+        let (run, ended) = (run.clone(), steps.to_vec());
+        self.write(move |c| {
+            runs::insert(c, &run)?;
+            ended
+                .iter()
+                .try_for_each(|step| steps::insert_unchecked(c, step).map(drop))
+        })
+        .await
+    }
+
     async fn insert_step_run(
         &self,
         fence: &Fence,

@@ -1,6 +1,8 @@
 //! A running run's lease: renewed by its executor while it runs the run, so that a run whose
 //! process died is found once the lease ends (SPEC §9). A cancel request seen at a renewal
-//! cancels the run; a lost lease (the run was taken over or ended elsewhere) stops it.
+//! cancels the run; a lost lease (the run was taken over or ended elsewhere) stops it. A
+//! deferred run (see `recording.rs`) still going after [`RECORD_RUNNING_AFTER`] is recorded
+//! here first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument::WithSubscriber;
 
+use super::recording::{RECORD_RUNNING_AFTER, Recording};
 use crate::error::chain;
 use crate::store::{Fence, LeaseState, Store};
 
@@ -19,16 +22,24 @@ pub(super) struct LeaseKeeper {
 
 impl LeaseKeeper {
     /// Starts renewing the lease of the run `fence` holds every `every`, for `lease` each
-    /// time; `cancel` is cancelled when someone asks to cancel the run or the lease is lost.
+    /// time; `cancel` is cancelled when someone asks to cancel the run or the lease is lost,
+    /// or when the run, still unrecorded, cannot be recorded.
     pub(super) fn start(
         store: Arc<dyn Store>,
-        fence: Fence,
-        lease: Duration,
-        every: Duration,
+        recording: Arc<Recording>,
+        (fence, lease, every): (Fence, Duration, Duration),
         cancel: CancellationToken,
     ) -> Self {
         let task = tokio::spawn(
             async move {
+                if recording.is_deferred() {
+                    tokio::time::sleep(RECORD_RUNNING_AFTER).await;
+                    if let Err(error) = recording.ensure().await {
+                        tracing::error!(run_id = %fence.run, error = %chain(&error), "Cannot record a running run; stopping it.");
+                        cancel.cancel();
+                        return;
+                    }
+                }
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick.tick().await;

@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 
+use super::recording::Recording;
 use super::{Observer, Redactor, RunEvent};
 use crate::store::{LogLine, Store};
 
@@ -15,9 +16,11 @@ const QUEUE: usize = 1024;
 const BATCH: usize = 512;
 
 /// Starts the writer; it ends once every sender is dropped and all lines are stored. The
-/// observer hears of every stored batch.
-pub(crate) fn spawn_writer(
+/// observer hears of every stored batch. A run not recorded yet is recorded before its
+/// first lines.
+pub(super) fn spawn_writer(
     store: Arc<dyn Store>,
+    recording: Arc<Recording>,
     redactor: Redactor,
     observer: Option<Arc<dyn Observer>>,
 ) -> (mpsc::Sender<LogLine>, JoinHandle<()>) {
@@ -31,7 +34,11 @@ pub(crate) fn spawn_writer(
                     line.line = masked;
                 }
             }
-            if let Err(error) = store.append_logs(&batch).await {
+            let stored = match recording.ensure().await {
+                Ok(()) => store.append_logs(&batch).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = stored {
                 tracing::warn!(error = %crate::error::chain(&error), lines = batch.len(), "Cannot store log lines.");
             } else if let Some(observer) = &observer {
                 observer.on_event(&RunEvent::LogsStored { lines: batch.len() });

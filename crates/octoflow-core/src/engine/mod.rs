@@ -12,6 +12,7 @@ pub mod kinds;
 mod lease;
 mod logs;
 mod recover;
+mod recording;
 mod run;
 mod step;
 
@@ -96,6 +97,10 @@ pub struct RunRequest {
     /// The id to give the run; a fresh one when `None`. Set when something must be put in
     /// the run's workspace before the run is recorded (a webhook's uploads).
     pub id: Option<RunId>,
+    /// Whether files were put in the run's workspace before it was recorded (a webhook's
+    /// uploads): such a run is recorded before it starts, so that no unrecorded run leaves
+    /// files behind.
+    pub has_files: bool,
 }
 
 impl RunRequest {
@@ -107,6 +112,7 @@ impl RunRequest {
             trigger: TriggerInfo::new("manual"),
             parent_run_id: None,
             id: None,
+            has_files: false,
         }
     }
 }
@@ -252,6 +258,16 @@ impl Engine {
         Ok(self.store.insert_owned(&run, self.config.lease).await?)
     }
 
+    /// `run`, new, as this node owns it once recorded: `running` here, generation 1, started
+    /// now.
+    pub fn owned_here(&self, mut run: Run) -> Run {
+        run.node = Some(self.config.node.clone());
+        run.status = RunStatus::Running;
+        run.generation = 1;
+        run.started_at = Some(crate::store::now());
+        run
+    }
+
     /// Checks params and renders the concurrency key: the `queued` run to record. Its `data`
     /// is the request's input (secrets redacted).
     pub fn new_run(&self, flow: &Flow, request: RunRequest) -> Result<Run, AcceptError> {
@@ -308,6 +324,25 @@ impl Engine {
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<Run, StoreError> {
         run::Execution::new(self, flow, run, cancel, observer)
+            .run()
+            .await
+    }
+
+    /// Runs a run this node owns ([`owned_here`](Self::owned_here)) but has not recorded:
+    /// as [`execute`](Self::execute), but the run is recorded once, with its steps, at its
+    /// end — unless it writes anything before (a log line, a step record it cannot hold) or
+    /// outlasts a moment (100 ms): then it is recorded `running` at that point. Only for
+    /// runs of [side-effect-free](Flow::side_effect_free) flows whose caller waits for the
+    /// end: until the run is recorded, nothing of it exists outside this process.
+    pub async fn execute_deferred(
+        &self,
+        flow: Arc<Flow>,
+        run: Run,
+        cancel: CancellationToken,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<Run, StoreError> {
+        run::Execution::new(self, flow, run, cancel, observer)
+            .deferred()
             .run()
             .await
     }

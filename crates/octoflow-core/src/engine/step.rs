@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::recording::Recording;
 use super::{Engine, Observer, RunEvent};
 use crate::error::chain;
 use crate::expr::{JqVars, Scope};
@@ -70,6 +71,8 @@ pub(super) struct StepRunner<'a> {
     pub hold_records: bool,
     /// How many times each step has started in this run.
     pub visits: &'a Visits,
+    /// The run's own record, written before any step record if it is not yet.
+    pub recording: &'a Recording,
 }
 
 /// How many times each step of a run has started (not counting retries): a `goto` loop
@@ -111,6 +114,15 @@ impl StepRunner<'_> {
         }
     }
 
+    /// Writes a step record; the run's own first, when it is not recorded yet.
+    async fn record(&self, record: &StepRun) -> Result<StepRunId, StoreError> {
+        self.recording.ensure().await?;
+        self.engine
+            .store
+            .insert_step_run(&self.fence, record)
+            .await
+    }
+
     /// Records a step that does not run, with the reason.
     pub(super) async fn skip(&self, step: &Step, reason: &str) -> Result<Outcome, StoreError> {
         let now = Utc::now();
@@ -124,9 +136,7 @@ impl StepRunner<'_> {
             result: None,
             error: Some(reason.to_owned()),
         };
-        self.engine
-            .store
-            .insert_step_run(&self.fence, &record)
+        self.record(&record)
             .await?;
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
@@ -158,9 +168,7 @@ impl StepRunner<'_> {
                 result: Some(result.clone()),
                 error: None,
             };
-            self.engine
-                .store
-                .insert_step_run(&self.fence, &reused)
+            self.record(&reused)
                 .await?;
         }
         self.emit(&RunEvent::StepFinished {
@@ -254,9 +262,7 @@ impl StepRunner<'_> {
             result: None,
             error: Some(text.clone()),
         };
-        self.engine
-            .store
-            .insert_step_run(&self.fence, &record)
+        self.record(&record)
             .await?;
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
@@ -334,7 +340,7 @@ impl StepRunner<'_> {
             tokio::select! {
                 result = &mut work => (result, None),
                 () = tokio::time::sleep(RECORD_RUNNING_AFTER) => {
-                    let id = self.engine.store.insert_step_run(&self.fence, &record).await?;
+                    let id = self.record(&record).await?;
                     (work.await, Some(id))
                 }
             }
@@ -456,9 +462,7 @@ impl StepRunner<'_> {
             if leave_to_run {
                 held = Some(done);
             } else {
-                self.engine
-                    .store
-                    .insert_step_run(&self.fence, &done)
+                self.record(&done)
                     .await?;
             }
         }

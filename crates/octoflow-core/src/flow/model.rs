@@ -64,6 +64,18 @@ impl Flow {
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name == name)
     }
+
+    /// Whether every step a run of this flow may run — its steps, `on_failure` and
+    /// `on_cancel` — touches nothing outside the run ([`StepKind::SIDE_EFFECT_FREE`]).
+    ///
+    /// [`StepKind::SIDE_EFFECT_FREE`]: crate::step::StepKind::SIDE_EFFECT_FREE
+    pub fn side_effect_free(&self) -> bool {
+        self.steps
+            .iter()
+            .chain(&self.on_failure)
+            .chain(&self.on_cancel)
+            .all(|step| step.prepared.side_effect_free())
+    }
 }
 
 /// One step, checked.

@@ -143,12 +143,19 @@ impl Service {
     /// another node stands between the caller and the run's end. A run started here comes
     /// with the wait for its end, begun before the run could end: the caller need not read
     /// the run to learn whether it ended already, and hears of its end with its record.
+    ///
+    /// A run of a [side-effect-free](Flow::side_effect_free) flow, without uploaded files
+    /// and with no tracker files to write, is not even recorded first: it is recorded once,
+    /// at its end, before its caller hears of it (or `running` as soon as it writes
+    /// anything else or outlasts 100 ms; see [`Engine::execute_deferred`]). Its caller's
+    /// answer still comes only after the run is in the store.
     pub async fn start_waited(
         &self,
         flow: &Flow,
         request: RunRequest,
         idempotency_key: Option<String>,
     ) -> Result<(Admitted, Option<EndWatch>), AcceptError> {
+        let request_has_files = request.has_files;
         let mut run = self.inner.engine.new_run(flow, request)?;
         let admission = admission_of(flow, idempotency_key);
         let unruled = admission.idempotency_key.is_none()
@@ -157,19 +164,34 @@ impl Service {
             return Ok((self.admit(flow, &run, admission).await?, None));
         };
         let engine = &self.inner.engine;
-        run.node = Some(engine.config().node.clone());
-        let run = self
-            .store()
-            .insert_owned(&run, engine.config().lease)
-            .await?;
+        let deferred = !request_has_files
+            && self.inner.config.tracker_dir.is_none()
+            && flow.side_effect_free();
+        run = engine.owned_here(run);
+        if !deferred {
+            run = self
+                .store()
+                .insert_owned(&run, engine.config().lease)
+                .await?;
+        }
         let admitted = Admitted::Created(run.clone());
         self.admitted(&flow.name, &admitted);
         self.track_accepted(flow, &admitted).await;
         let end = self.inner.feed.watch_end_here(run.id);
-        if let Err(fence) = self.inner.slots.hand_off(run, slot) {
+        let started = slots::HandOff {
+            run,
+            slot,
+            recorded: !deferred,
+        };
+        if let Err(mut run) = self.inner.slots.hand_off(started) {
             // The workers stopped meanwhile: another worker (here after a restart, or on
             // another node) takes it from the queue.
-            self.store().requeue(&fence).await?;
+            if deferred {
+                run.status = RunStatus::Queued;
+                (run.node, run.started_at, run.generation) = (None, None, 0);
+                return Ok((self.store().admit(&run, &admission).await?, None));
+            }
+            self.store().requeue(&run.fence()).await?;
             return Ok((admitted, None));
         }
         Ok((admitted, Some(end)))

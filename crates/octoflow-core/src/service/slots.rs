@@ -9,10 +9,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::store::{Fence, Run};
+use crate::store::Run;
 
-/// A run started here, with the slot it holds, on its way to the dispatcher.
-pub(super) type HandOff = (Run, Slot);
+/// A run to run on this node, with the slot it holds.
+#[derive(Debug)]
+pub(super) struct HandOff {
+    pub(super) run: Run,
+    pub(super) slot: Slot,
+    /// False for a run started here that is not recorded yet: it is recorded at its end
+    /// (see [`Engine::execute_deferred`](crate::engine::Engine::execute_deferred)).
+    pub(super) recorded: bool,
+}
 
 /// The slots of one node.
 #[derive(Debug)]
@@ -83,15 +90,13 @@ impl Slots {
         self.take_up_to(1).pop()
     }
 
-    /// Hands a run started here to the dispatcher; when none runs, gives back the run's
-    /// fence, for the caller to put it in the queue.
-    pub(super) fn hand_off(&self, run: Run, slot: Slot) -> Result<(), Fence> {
+    /// Hands a run started here to the dispatcher; when none runs, gives the run back, for
+    /// the caller to put it in the queue.
+    pub(super) fn hand_off(&self, started: HandOff) -> Result<(), Run> {
         let hand_off = self.hand_off.lock().unwrap_or_else(PoisonError::into_inner);
         match hand_off.as_ref() {
-            Some(queue) => queue
-                .send((run, slot))
-                .map_err(|failed| (failed.0).0.fence()),
-            None => Err(run.fence()),
+            Some(queue) => queue.send(started).map_err(|failed| failed.0.run),
+            None => Err(started.run),
         }
     }
 

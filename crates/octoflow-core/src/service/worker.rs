@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Service;
-use super::slots::Slot;
+use super::slots::HandOff;
 use super::step_metrics::StepMetrics;
 use crate::engine::{Observer, Observers};
 use crate::store::{Run, RunStatus, StoreError};
@@ -69,7 +69,7 @@ impl Workers {
                         }
                     }
                     Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
-                    Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
+                    Some(started) = started_here.recv() => self.spawn(started),
                     () = shutdown.cancelled() => break,
                 }
                 continue;
@@ -79,7 +79,7 @@ impl Workers {
                 tokio::select! {
                     Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                     () = slots.freed() => {}
-                    Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
+                    Some(started) = started_here.recv() => self.spawn(started),
                     () = shutdown.cancelled() => break,
                 }
                 continue;
@@ -93,7 +93,7 @@ impl Workers {
                 tokio::select! {
                     _ = self.tasks.join_next() => {}
                     () = tokio::time::sleep(CLAIM_GATHER) => {}
-                    Some((run, slot)) = started_here.recv() => self.spawn(run, slot),
+                    Some(started) = started_here.recv() => self.spawn(started),
                     () = shutdown.cancelled() => break,
                 }
                 continue;
@@ -114,7 +114,11 @@ impl Workers {
                     }
                     // A claim returns at most as many runs as slots were taken for it.
                     for (run, slot) in runs.into_iter().zip(free.drain(..)) {
-                        self.spawn(run, slot);
+                        self.spawn(HandOff {
+                            run,
+                            slot,
+                            recorded: true,
+                        });
                     }
                 }
                 Err(error) => {
@@ -130,15 +134,20 @@ impl Workers {
         slots.close_hand_off();
         // Runs started here that were not picked up yet still run: they are recorded
         // running on this node.
-        while let Ok((run, slot)) = started_here.try_recv() {
-            self.spawn(run, slot);
+        while let Ok(started) = started_here.try_recv() {
+            self.spawn(started);
         }
         sweeper.abort();
         self.drain(config.shutdown_grace).await;
         tracing::info!(node = %node, "Workers stopped.");
     }
 
-    fn spawn(&mut self, run: Run, slot: Slot) {
+    fn spawn(&mut self, started: HandOff) {
+        let HandOff {
+            run,
+            slot,
+            recorded,
+        } = started;
         let service = self.service.clone();
         let token = CancellationToken::new();
         {
@@ -152,7 +161,7 @@ impl Workers {
         service.inner.feed.open(run.id);
         self.tasks.spawn(async move {
             let id = run.id;
-            let ended = execute(&service, run, token).await;
+            let ended = execute(&service, run, recorded, token).await;
             service
                 .inner
                 .local
@@ -194,9 +203,17 @@ impl Workers {
     }
 }
 
-/// Ends a claimed run that cannot run, `failed` with `message`, under its fence.
-async fn fail_claimed(service: &Service, run: &Run, message: &str) {
-    match service.inner.engine.end_failed(run, message).await {
+/// Ends a claimed run that cannot run, `failed` with `message`, under its fence; a run
+/// started here and not `recorded` yet is recorded first (it may have been meanwhile).
+async fn fail_claimed(service: &Service, run: &Run, recorded: bool, message: &str) {
+    let engine = &service.inner.engine;
+    if !recorded
+        && let Err(error) = service.store().insert_owned(run, engine.config().lease).await
+        && !matches!(error, StoreError::Conflict { .. })
+    {
+        tracing::error!(run_id = %run.id, error = %crate::error::chain(&error), "Cannot record a run.");
+    }
+    match engine.end_failed(run, message).await {
         Ok(()) => service.run_ended_by_id(run.id),
         Err(error) => {
             tracing::error!(run_id = %run.id, error = %crate::error::chain(&error), "Cannot record a run's end.");
@@ -204,17 +221,22 @@ async fn fail_claimed(service: &Service, run: &Run, message: &str) {
     }
 }
 
-/// Runs one claimed run to its end (the engine renews its lease meanwhile) and returns its
-/// final record, as stored; `None` when it ended otherwise. A panic in the engine ends only
-/// this run, `failed`.
-async fn execute(service: &Service, run: Run, token: CancellationToken) -> Option<Run> {
+/// Runs one claimed run (or one started here, `recorded` or not yet) to its end (the engine
+/// renews its lease meanwhile) and returns its final record, as stored; `None` when it
+/// ended otherwise. A panic in the engine ends only this run, `failed`.
+async fn execute(
+    service: &Service,
+    run: Run,
+    recorded: bool,
+    token: CancellationToken,
+) -> Option<Run> {
     let inner = &service.inner;
     let id = run.id;
     let flow = match inner.catalog.by_name(&run.flow).await {
         Ok(flow) => flow,
         Err(reason) => {
             let message = format!("cannot run flow `{}`: {reason}", run.flow);
-            fail_claimed(service, &run, &message).await;
+            fail_claimed(service, &run, recorded, &message).await;
             return None;
         }
     };
@@ -228,9 +250,16 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) -> Optio
     let observer: Arc<dyn Observer> = Arc::new(Observers(observers));
     let started = Instant::now();
     let claimed = run.clone();
-    let execution = inner
-        .engine
-        .execute(flow.clone(), run, token.clone(), Some(observer));
+    let (engine, observer) = (&inner.engine, Some(observer));
+    let execution = async {
+        if recorded {
+            engine.execute(flow, run, token.clone(), observer).await
+        } else {
+            engine
+                .execute_deferred(flow, run, token.clone(), observer)
+                .await
+        }
+    };
     let result = std::panic::AssertUnwindSafe(execution).catch_unwind().await;
     inner.engine.callback_hub().forget(&id);
     match result {
@@ -254,7 +283,7 @@ async fn execute(service: &Service, run: Run, token: CancellationToken) -> Optio
                 crate::error::panic_message(&*panic)
             );
             tracing::error!(run_id = %id, error = %message, "Run ended by a panic.");
-            fail_claimed(service, &claimed, &message).await;
+            fail_claimed(service, &claimed, recorded, &message).await;
             metrics::counter!("octoflow_runs_finished_total", "flow" => claimed.flow.clone(), "status" => RunStatus::Failed.as_str())
                 .increment(1);
         }

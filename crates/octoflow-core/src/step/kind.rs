@@ -21,6 +21,11 @@ pub trait StepKind: Send + Sync + 'static {
     /// The settings block: `#[serde(deny_unknown_fields)]`, templated fields are `Tpl<T>`.
     /// Its JSON Schema is the kind's part of the flow-file schema (`octoflow schema flow`).
     type Settings: DeserializeOwned + JsonSchema + Send + Sync + 'static;
+    /// Whether an attempt touches nothing outside its run: no process, no request, no file,
+    /// no store write but the run's own records (a log line is one) — it only computes from
+    /// what the run holds (`jq`, `set_fact`, …). A waited run of such steps alone may be
+    /// recorded once, at its end (see `engine/recording.rs`). When in doubt, `false`.
+    const SIDE_EFFECT_FREE: bool = false;
 
     /// Load-time checks beyond shape (a template file exists, a path is allowed, …).
     /// Problem paths are relative to the settings block (`path`, `command[0]`).

@@ -15,6 +15,8 @@ use crate::flow::Problem;
 pub trait PreparedStep: Send + Sync {
     /// The kind's name.
     fn kind(&self) -> &'static str;
+    /// Whether an attempt touches nothing outside its run ([`StepKind::SIDE_EFFECT_FREE`]).
+    fn side_effect_free(&self) -> bool;
     /// Runs one attempt.
     fn run<'a>(&'a self, cx: &'a mut StepCx<'_>) -> BoxFuture<'a, Result<Value, StepError>>;
 }
@@ -45,6 +47,10 @@ struct Prepared<K: StepKind> {
 impl<K: StepKind> PreparedStep for Prepared<K> {
     fn kind(&self) -> &'static str {
         K::NAME
+    }
+
+    fn side_effect_free(&self) -> bool {
+        K::SIDE_EFFECT_FREE
     }
 
     fn run<'a>(&'a self, cx: &'a mut StepCx<'_>) -> BoxFuture<'a, Result<Value, StepError>> {

@@ -77,6 +77,11 @@ pub trait RunStore: Send + Sync {
         steps: &[StepRun],
         update: &RunUpdate,
     ) -> Result<(), StoreError>;
+    /// Records a run that ran to its end on this node before it was recorded (see
+    /// `engine/recording.rs`): `run` as it ended (generation 1, on its node, no lease) with
+    /// the records of its step attempts, in order — all or nothing. A run with this id
+    /// recorded already is a conflict, and nothing changes.
+    async fn insert_ended(&self, run: &Run, steps: &[StepRun]) -> Result<(), StoreError>;
     /// Records the start of one step attempt of the run `fence` holds; returns its id.
     async fn insert_step_run(&self, fence: &Fence, step: &StepRun)
     -> Result<StepRunId, StoreError>;

@@ -284,6 +284,22 @@ impl RunUpdate {
     }
 }
 
+impl RunUpdate {
+    /// The update that gives a run's record the end `run` reached.
+    pub fn ended(run: &Run) -> Self {
+        Self {
+            id: run.id,
+            status: run.status,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            error: run.error.clone(),
+            data: Some(run.data.clone()),
+            node: run.node.clone(),
+            message: run.message.clone(),
+        }
+    }
+}
+
 /// The id of a step run row.
 pub type StepRunId = i64;
 

@@ -210,6 +210,7 @@ async fn answer(
     let mut request = RunRequest::new(collected.params);
     request.input = collected.input;
     request.id = Some(id);
+    request.has_files = !uploads.is_empty();
     request.trigger = TriggerInfo {
         kind: "webhook".to_owned(),
         detail: json!({

@@ -119,7 +119,11 @@ async fn wait_for_end(
             match service.store().run(&id).await? {
                 Some(run) if run.status.is_final() => return Ok(Some(run)),
                 Some(_) => {}
-                None => return Ok(None),
+                // A run started here is recorded at its end at the latest: this one could
+                // not be (the node's log says why), so nothing was accepted.
+                None => {
+                    return Err(ApiError::internal(format!("run {id} could not be recorded")).into());
+                }
             }
             watch
         };

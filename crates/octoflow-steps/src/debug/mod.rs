@@ -43,6 +43,7 @@ pub(crate) enum DebugFormat {
 impl StepKind for Debug {
     const NAME: &'static str = "debug";
     type Settings = DebugSettings;
+    const SIDE_EFFECT_FREE: bool = true;
 
     fn check(&self, settings: &DebugSettings, _cx: &CheckCx<'_>) -> Vec<Problem> {
         if settings.msg.is_some() && settings.data_key.is_some() {

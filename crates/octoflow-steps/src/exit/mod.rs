@@ -24,6 +24,7 @@ const DEFAULT_MESSAGE: &str = "exit";
 impl StepKind for Exit {
     const NAME: &'static str = "exit";
     type Settings = ExitSettings;
+    const SIDE_EFFECT_FREE: bool = true;
 
     async fn run(&self, settings: &ExitSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
         let message = match &settings.message {

@@ -25,6 +25,7 @@ pub(crate) struct Jinja;
 impl StepKind for Jinja {
     const NAME: &'static str = "jinja";
     type Settings = JinjaSettings;
+    const SIDE_EFFECT_FREE: bool = true;
 
     fn check(&self, settings: &JinjaSettings, cx: &CheckCx<'_>) -> Vec<Problem> {
         let problems = settings.shape_problems();

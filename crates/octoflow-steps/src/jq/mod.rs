@@ -44,6 +44,7 @@ impl<'de> Deserialize<'de> for JqSource {
 impl StepKind for Jq {
     const NAME: &'static str = "jq";
     type Settings = JqSettings;
+    const SIDE_EFFECT_FREE: bool = true;
 
     async fn run(&self, settings: &JqSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
         let input = match cx.input_with(settings.data_key.as_deref())? {

@@ -21,6 +21,7 @@ pub(crate) struct SetFactSettings {
 impl StepKind for SetFact {
     const NAME: &'static str = "set_fact";
     type Settings = SetFactSettings;
+    const SIDE_EFFECT_FREE: bool = true;
 
     async fn run(
         &self,

@@ -21,6 +21,7 @@ pub struct GotoSettings {
 impl StepKind for Goto {
     const NAME: &'static str = "goto";
     type Settings = GotoSettings;
+    const SIDE_EFFECT_FREE: bool = true;
 
     async fn run(&self, settings: &GotoSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
         let target = cx.render("step_name", &settings.step_name)?;

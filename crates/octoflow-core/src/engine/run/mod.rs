@@ -16,6 +16,7 @@ mod ending;
 use super::context::{ContextPatch, Inbox, merge};
 use super::graph::{Graph, Jump};
 use super::lease::LeaseKeeper;
+use super::recording::Recording;
 use super::step::{Outcome, PRIVATE_RESULT, StepRunner, Visits};
 use super::{Engine, Observer, RunEvent, logs};
 use crate::expr::Scope;
@@ -27,6 +28,10 @@ use crate::store::{
     StoreError,
 };
 use ending::{final_status, skip_reason};
+
+/// The most step records an unrecorded run keeps for its end; past it, the run and they are
+/// written.
+const MAX_HELD: usize = 32;
 
 /// How the step graph ended.
 struct GraphEnd {
@@ -56,6 +61,8 @@ pub(super) struct Execution<'e> {
     run: Run,
     /// The run's right to be written by this executor.
     fence: Fence,
+    /// Its record: in the store, or to be written (a deferred run).
+    recording: Arc<Recording>,
     cancel: CancellationToken,
     observer: Option<Arc<dyn Observer>>,
     data: Arc<Map<String, Value>>,
@@ -85,6 +92,10 @@ impl<'e> Execution<'e> {
             engine,
             flow,
             fence: run.fence(),
+            recording: Arc::new(Recording::stored(
+                engine.store.clone(),
+                engine.config.lease,
+            )),
             run,
             cancel,
             observer,
@@ -96,6 +107,17 @@ impl<'e> Execution<'e> {
             parent_files: None,
             reused: (HashMap::new(), false),
         }
+    }
+
+    /// Makes this a run owned here but not recorded yet: recorded once, at its end, unless
+    /// it writes anything before or outlasts a moment (see `recording.rs`).
+    pub(super) fn deferred(mut self) -> Self {
+        self.recording = Arc::new(Recording::deferred(
+            self.engine.store.clone(),
+            self.engine.config.lease,
+            &self.run,
+        ));
+        self
     }
 
     /// Makes this the run of a `flow` (or `flow_loop`) step whose run may touch
@@ -266,15 +288,20 @@ impl<'e> Execution<'e> {
         // Open before the run is told started: whoever hears of the start can update it.
         let mut inbox = self.engine.context_hub().open(self.run.id);
         let (info, services) = self.start().await?;
+        let recording = self.recording.clone();
         let _lease = LeaseKeeper::start(
             self.engine.store.clone(),
-            self.fence,
-            self.engine.config.lease,
-            self.engine.config.renew_every,
+            recording.clone(),
+            (
+                self.fence,
+                self.engine.config.lease,
+                self.engine.config.renew_every,
+            ),
             self.cancel.clone(),
         );
         let (log_tx, log_task) = logs::spawn_writer(
             self.engine.store.clone(),
+            recording.clone(),
             self.engine.redactor.clone(),
             self.observer.clone(),
         );
@@ -294,6 +321,7 @@ impl<'e> Execution<'e> {
             flow_retry: self.flow.retry,
             hold_records: true,
             visits: &visits,
+            recording: &recording,
         };
 
         let flow = self.flow.clone();
@@ -365,21 +393,25 @@ impl<'e> Execution<'e> {
         update.error = failure.clone();
         update.data = Some(data.clone());
         update.message = message.clone();
-        self.engine
-            .store
-            .end_run(&self.fence, held, &update)
-            .await?;
         self.run.status = status;
         self.run.finished_at = Some(finished_at);
         self.run.error = failure;
         self.run.data = data;
         self.run.message = message;
+        self.recording
+            .end(&self.fence, held, &update, &self.run)
+            .await?;
         self.emit(&RunEvent::RunFinished(&self.run));
         Ok(self.run)
     }
 
-    /// Writes step records held so far, in order.
+    /// Writes step records held so far, in order — the run's own record first, if it is
+    /// not written yet.
     async fn write_held(&self, held: &mut Vec<StepRun>) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.recording.ensure().await?;
         for record in held.drain(..) {
             self.engine
                 .store
@@ -387,6 +419,15 @@ impl<'e> Execution<'e> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Writes the step records held so far, as the graph goes on — but while the run is not
+    /// recorded, keeps up to [`MAX_HELD`] of them for the one write at its end.
+    async fn release_held(&self, held: &mut Vec<StepRun>) -> Result<(), StoreError> {
+        if held.len() < MAX_HELD && self.recording.is_deferred() {
+            return Ok(());
+        }
+        self.write_held(held).await
     }
 
     /// Runs the step graph. A record a step leaves to the run is written before another step
@@ -416,11 +457,11 @@ impl<'e> Execution<'e> {
 
         loop {
             if !running.is_empty() {
-                self.write_held(&mut held).await?;
+                self.release_held(&mut held).await?;
             }
             // Start (or skip) every step whose dependencies are done.
             while let Some((i, blocked)) = graph.next_ready() {
-                self.write_held(&mut held).await?;
+                self.release_held(&mut held).await?;
                 if blocked || halt.is_some() {
                     runner
                         .skip(&steps[i], skip_reason(halt.as_ref(), blocked))

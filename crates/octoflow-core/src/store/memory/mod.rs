@@ -127,6 +127,18 @@ impl RunStore for MemoryStore {
         Ok(())
     }
 
+    async fn insert_ended(&self, run: &Run, steps: &[StepRun]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.runs.iter().any(|r| r.id == run.id) {
+            return Err(StoreError::Conflict {
+                what: "run id".to_owned(),
+            });
+        }
+        inner.runs.push(run.clone());
+        inner.steps.extend_from_slice(steps);
+        Ok(())
+    }
+
     async fn end_run(
         &self,
         fence: &Fence,

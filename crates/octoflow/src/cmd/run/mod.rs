@@ -51,6 +51,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, env: Env) -> Result<ExitC
         },
         parent_run_id: None,
         id: None,
+        has_files: false,
     };
     let secrets = load_secrets(&config)?;
     let node = Node::current()?;
