@@ -11,8 +11,8 @@ mod graph;
 pub mod kinds;
 mod lease;
 mod logs;
-mod recover;
 mod recording;
+mod recover;
 mod run;
 mod step;
 

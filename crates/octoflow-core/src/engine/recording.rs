@@ -48,7 +48,10 @@ impl Recording {
     /// Whether the run is still unrecorded (a racing [`ensure`](Self::ensure) may be
     /// recording it now).
     pub(super) fn is_deferred(&self) -> bool {
-        self.pending.try_lock().map_or(true, |pending| pending.is_some())
+        match self.pending.try_lock() {
+            Ok(pending) => pending.is_some(),
+            Err(_) => true,
+        }
     }
 
     /// Makes sure the run is in the store, `running` and leased, before something else of

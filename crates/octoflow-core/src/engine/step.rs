@@ -117,10 +117,7 @@ impl StepRunner<'_> {
     /// Writes a step record; the run's own first, when it is not recorded yet.
     async fn record(&self, record: &StepRun) -> Result<StepRunId, StoreError> {
         self.recording.ensure().await?;
-        self.engine
-            .store
-            .insert_step_run(&self.fence, record)
-            .await
+        self.engine.store.insert_step_run(&self.fence, record).await
     }
 
     /// Records a step that does not run, with the reason.
@@ -136,8 +133,7 @@ impl StepRunner<'_> {
             result: None,
             error: Some(reason.to_owned()),
         };
-        self.record(&record)
-            .await?;
+        self.record(&record).await?;
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
             attempt: 1,
@@ -168,8 +164,7 @@ impl StepRunner<'_> {
                 result: Some(result.clone()),
                 error: None,
             };
-            self.record(&reused)
-                .await?;
+            self.record(&reused).await?;
         }
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
@@ -262,8 +257,7 @@ impl StepRunner<'_> {
             result: None,
             error: Some(text.clone()),
         };
-        self.record(&record)
-            .await?;
+        self.record(&record).await?;
         self.emit(&RunEvent::StepFinished {
             step: &step.name,
             attempt: 1,
@@ -462,8 +456,7 @@ impl StepRunner<'_> {
             if leave_to_run {
                 held = Some(done);
             } else {
-                self.record(&done)
-                    .await?;
+                self.record(&done).await?;
             }
         }
         let (step, attempt) = (&record.step, record.attempt);

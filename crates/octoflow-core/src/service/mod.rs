@@ -183,7 +183,7 @@ impl Service {
             slot,
             recorded: !deferred,
         };
-        if let Err(mut run) = self.inner.slots.hand_off(started) {
+        if let Some(mut run) = self.inner.slots.hand_off(started) {
             // The workers stopped meanwhile: another worker (here after a restart, or on
             // another node) takes it from the queue.
             if deferred {

@@ -92,11 +92,12 @@ impl Slots {
 
     /// Hands a run started here to the dispatcher; when none runs, gives the run back, for
     /// the caller to put it in the queue.
-    pub(super) fn hand_off(&self, started: HandOff) -> Result<(), Run> {
+    #[must_use]
+    pub(super) fn hand_off(&self, started: HandOff) -> Option<Run> {
         let hand_off = self.hand_off.lock().unwrap_or_else(PoisonError::into_inner);
         match hand_off.as_ref() {
-            Some(queue) => queue.send(started).map_err(|failed| failed.0.run),
-            None => Err(started.run),
+            Some(queue) => queue.send(started).err().map(|failed| failed.0.run),
+            None => Some(started.run),
         }
     }
 

@@ -208,7 +208,10 @@ impl Workers {
 async fn fail_claimed(service: &Service, run: &Run, recorded: bool, message: &str) {
     let engine = &service.inner.engine;
     if !recorded
-        && let Err(error) = service.store().insert_owned(run, engine.config().lease).await
+        && let Err(error) = service
+            .store()
+            .insert_owned(run, engine.config().lease)
+            .await
         && !matches!(error, StoreError::Conflict { .. })
     {
         tracing::error!(run_id = %run.id, error = %crate::error::chain(&error), "Cannot record a run.");

@@ -122,7 +122,9 @@ async fn wait_for_end(
                 // A run started here is recorded at its end at the latest: this one could
                 // not be (the node's log says why), so nothing was accepted.
                 None => {
-                    return Err(ApiError::internal(format!("run {id} could not be recorded")).into());
+                    return Err(
+                        ApiError::internal(format!("run {id} could not be recorded")).into(),
+                    );
                 }
             }
             watch

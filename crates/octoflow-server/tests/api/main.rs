@@ -9,6 +9,7 @@ mod errors;
 mod flows;
 mod hooks;
 mod hooks_auth;
+mod hooks_deferred;
 mod hooks_limits;
 mod hooks_upload;
 mod openapi;

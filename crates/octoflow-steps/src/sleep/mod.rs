@@ -79,6 +79,7 @@ impl<'de> Deserialize<'de> for Seconds {
 impl StepKind for Sleep {
     const NAME: &'static str = "sleep";
     type Settings = SleepSettings;
+    const SIDE_EFFECT_FREE: bool = true;
 
     async fn run(&self, settings: &SleepSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
         let Seconds(wait) = cx.render("sleep.seconds", &settings.seconds)?;

@@ -61,6 +61,7 @@ macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@cases $make;
             run_lifecycle,
+            insert_ended_records_run_and_steps,
             duplicate_run_conflicts,
             step_runs_in_start_order,
             logs_in_order_and_by_step,

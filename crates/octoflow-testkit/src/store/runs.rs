@@ -10,6 +10,63 @@ use serde_json::json;
 
 use super::{at, finish, insert, new_run, read, step};
 
+/// A run that ran before it was recorded is recorded at its end in one call, with its step
+/// attempts in order: it reads back exactly, no claim, hand-back or lease sweep ever sees
+/// it, and recording it again is a conflict that changes nothing.
+///
+/// # Panics
+/// When the store breaks the behaviour.
+pub async fn insert_ended_records_run_and_steps(store: &dyn Store) {
+    let mut run = new_run("hook", RunStatus::Succeeded, at(0, 250_001));
+    run.node = Some("host-a:42".to_owned());
+    run.generation = 1;
+    run.concurrency_key = Some("hook".to_owned());
+    run.started_at = Some(at(0, 250_002));
+    run.finished_at = Some(at(0, 750_003));
+    run.data = json!({"__input__": {"n": 1}, "shaped": {"n": 2}});
+    run.message = Some("done".to_owned());
+    let steps: Vec<_> = ["shape", "answer"]
+        .iter()
+        .zip(0..)
+        .map(|(name, i)| {
+            let mut record = step(run.id, name, 1, at(0, 300_000 + i));
+            record.status = StepStatus::Succeeded;
+            record.finished_at = Some(at(0, 400_000 + i));
+            record.result = Some(json!({"step": name}));
+            record
+        })
+        .collect();
+    store
+        .insert_ended(&run, &steps)
+        .await
+        .expect("insert ended");
+    assert_eq!(read(store, &run.id).await, run);
+    assert_eq!(store.step_runs(&run.id).await.expect("steps"), steps);
+    assert!(
+        store
+            .claim("host-b:1", 10, super::LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert!(store.running_runs().await.expect("running").is_empty());
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    assert!(
+        store
+            .expired_leases(later)
+            .await
+            .expect("expired")
+            .is_empty()
+    );
+
+    let again = store.insert_ended(&run, &steps).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { .. })),
+        "a second record of one run: {again:?}"
+    );
+    assert_eq!(store.step_runs(&run.id).await.expect("steps").len(), 2);
+}
+
 /// Inserting a queued run, claiming it and ending it with data, error and message: each
 /// step reads back exactly; `None` fields of the end keep their stored value.
 ///

@@ -92,10 +92,7 @@ impl<'e> Execution<'e> {
             engine,
             flow,
             fence: run.fence(),
-            recording: Arc::new(Recording::stored(
-                engine.store.clone(),
-                engine.config.lease,
-            )),
+            recording: Arc::new(Recording::stored(engine.store.clone(), engine.config.lease)),
             run,
             cancel,
             observer,
