@@ -123,11 +123,13 @@ async fn a_deferred_run_that_outlasts_a_moment_is_recorded_running() {
         .expect(200)
         .json();
     assert_eq!(run["status"], "running");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let ended = loop {
         let run = app.send(get(&format!("/api/v1/runs/{id}"))).await.json();
         if run["status"] != "running" {
             break run;
         }
+        assert!(std::time::Instant::now() < deadline, "still running: {run}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(ended["status"], "succeeded");
