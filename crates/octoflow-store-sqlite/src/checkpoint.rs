@@ -24,7 +24,7 @@ use crate::conn;
 
 /// Pages waiting to be copied at which the checkpointer is nudged: a quarter of `SQLite`'s own
 /// 1,000, so each copy is short (a write that begins during a copy can wait for it).
-pub(crate) const NUDGE_PAGES: i32 = 250;
+pub(crate) const NUDGE_PAGES: i32 = 1000;
 /// Log length, in pages, at which the writer checkpoints itself so the log can start over.
 pub(crate) const RESTART_PAGES: i32 = 16_000;
 

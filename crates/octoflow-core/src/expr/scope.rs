@@ -84,7 +84,7 @@ impl Object for Inner {
     fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
         let key = key.as_str()?;
         if key == "data" {
-            return Some(minijinja::Value::from(minijinja::value::Serde(&*self.data)));
+            return Some(minijinja::Value::from_object(DataMap(self.data.clone())));
         }
         if key == "env"
             && let Some(Value::Object(vars)) = self.names.get("env")
@@ -106,6 +106,28 @@ impl Object for Inner {
         keys.push(minijinja::Value::from("data"));
         keys.extend(self.data.keys().map(|k| minijinja::Value::from(k.as_str())));
         Enumerator::Values(keys)
+    }
+}
+
+/// `data`: its values are converted for the template one by one, as it reads them (a run's
+/// data holds the whole posted input, most of which a template never reads).
+#[derive(Debug)]
+struct DataMap(Arc<Map<String, Value>>);
+
+impl Object for DataMap {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.0
+            .get(key.as_str()?)
+            .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.0
+                .keys()
+                .map(|k| minijinja::Value::from(k.as_str()))
+                .collect(),
+        )
     }
 }
 

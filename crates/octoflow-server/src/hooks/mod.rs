@@ -222,7 +222,7 @@ async fn answer(
     };
     if hook.dryrun {
         let dry = app.service.engine().dry_run(flow, &request)?;
-        return respond::dry_run(app, hook, &dry);
+        return respond::dry_run(app, route, &dry);
     }
     let idempotency_key = parts
         .headers
@@ -248,7 +248,7 @@ async fn answer(
     let wait = hook
         .wait_timeout
         .map_or(app.hooks.wait_timeout, octoflow_core::flow::Dur::get);
-    respond::admitted(app, hook, admitted, end, wait).await
+    respond::admitted(app, route, admitted, end, wait).await
 }
 
 /// `405 method_not_allowed` with the methods the path answers.

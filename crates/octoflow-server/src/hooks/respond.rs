@@ -22,12 +22,13 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use octoflow_core::engine::DryRun;
 use octoflow_core::expr::{Scope, Tpl};
-use octoflow_core::flow::Webhook;
+use octoflow_core::flow::WebhookResponse;
 use octoflow_core::service::{EndWatch, Service};
 use octoflow_core::store::{Admitted, Run, RunId};
 use serde_json::{Value, json};
 
 use super::Refused;
+use super::table::HookRoute;
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -36,8 +37,40 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// The same, when the node that runs it tells of its end (notices between nodes).
 const TOLD_RECHECK: Duration = Duration::from_secs(5);
 
+/// A hook's `response` templates, compiled once when its route is made. A template that
+/// does not compile (the flow's check refuses it, so only a bug gets here) keeps its error,
+/// answered `500` when used.
+#[derive(Debug)]
+pub(super) struct ResponseTemplates {
+    status: Option<Compiled>,
+    headers: Vec<(String, Compiled)>,
+    body: Option<Compiled>,
+}
+
+type Compiled = Result<Tpl<Value>, String>;
+
+impl ResponseTemplates {
+    /// Compiles the templates of `response`.
+    pub(super) fn compile(response: &WebhookResponse) -> Self {
+        let compile = |raw: &Value| Tpl::<Value>::from_value(raw.clone());
+        Self {
+            status: response.status.as_ref().map(compile),
+            headers: response
+                .headers
+                .iter()
+                .map(|(name, raw)| (name.clone(), compile(&Value::String(raw.clone()))))
+                .collect(),
+            body: response.body.as_ref().map(compile),
+        }
+    }
+}
+
 /// The answer to a dry run.
-pub(super) fn dry_run(app: &AppState, hook: &Webhook, dry: &DryRun) -> Result<Response, Refused> {
+pub(super) fn dry_run(
+    app: &AppState,
+    route: &HookRoute,
+    dry: &DryRun,
+) -> Result<Response, Refused> {
     let value = serde_json::to_value(dry).map_err(ApiError::internal)?;
     let scope = Scope::builder()
         .name("dryrun", value.clone())
@@ -45,18 +78,18 @@ pub(super) fn dry_run(app: &AppState, hook: &Webhook, dry: &DryRun) -> Result<Re
         .name("run", json!({"id": "dryrun", "flow": dry.flow}))
         .name("admission", json!("dryrun"))
         .build();
-    shape(app, hook, StatusCode::OK, &value, &scope)
+    shape(app, route.response.as_ref(), StatusCode::OK, &value, &scope)
 }
 
 /// The answer to a request that was admitted (or refused by the flow's concurrency rule).
 pub(super) async fn admitted(
     app: &AppState,
-    hook: &Webhook,
+    route: &HookRoute,
     admitted: Admitted,
     end: Option<EndWatch>,
     wait: Duration,
 ) -> Result<Response, Refused> {
-    let (status, admission, mut run) = match admitted {
+    let (status, admission, run) = match admitted {
         Admitted::Created(run) => (StatusCode::ACCEPTED, "created", run),
         Admitted::Replaced { run, .. } => (StatusCode::ACCEPTED, "replaced", run),
         Admitted::Existing(run) => (StatusCode::OK, "existing", run),
@@ -65,34 +98,51 @@ pub(super) async fn admitted(
             return Err(Refused(Box::new(crate::api::admitted_response(skipped))));
         }
     };
-    let mut status = status;
-    let mut body = json!({ "run_id": run.id });
-    if hook.wait {
+    let (hook, templates) = (&route.hook, route.response.as_ref());
+    let (status, run) = if hook.wait {
         match wait_for_end(&app.service, run.id, end, wait).await? {
-            Some(ended) => {
-                run = ended;
-                status = StatusCode::OK;
-            }
+            Some(ended) => (StatusCode::OK, ended),
             // Still going: say where to look, whatever the template says.
-            None => return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response()),
+            None => {
+                let body = json!({ "run_id": run.id });
+                return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
+            }
         }
-    }
-    crate::api::runs::redact(app, &mut run);
-    let mut scope = Scope::default();
-    if hook.wait || hook.response.is_some() {
-        let record = serde_json::to_value(&run).map_err(ApiError::internal)?;
-        if hook.wait {
-            body = record.clone();
-        }
-        scope = Scope::builder()
+    } else {
+        (status, Arc::new(run))
+    };
+    let location = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id));
+    let body_templated = templates.is_some_and(|t| t.body.is_some());
+    let (body, scope) = if hook.wait || hook.response.is_some() {
+        let mut record = serde_json::to_value(&*run).map_err(ApiError::internal)?;
+        let redactor = app.service.engine().redactor();
+        let params = if redactor.is_empty() {
+            run.params.clone()
+        } else {
+            let params = redactor.value(&run.params);
+            record["params"] = params.clone();
+            params
+        };
+        // The default body, unless a template makes the body.
+        let body = if !hook.wait {
+            json!({ "run_id": run.id })
+        } else if body_templated {
+            Value::Null
+        } else {
+            record.clone()
+        };
+        let scope = Scope::builder()
             .data(run.data.clone())
             .name("run", record)
-            .name("params", run.params.clone())
+            .name("params", params)
             .name("admission", json!(admission))
             .build();
-    }
-    let mut response = shape(app, hook, status, &body, &scope)?;
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id)) {
+        (body, scope)
+    } else {
+        (json!({ "run_id": run.id }), Scope::default())
+    };
+    let mut response = shape(app, templates, status, &body, &scope)?;
+    if let Ok(location) = location {
         response
             .headers_mut()
             .entry(header::LOCATION)
@@ -108,7 +158,7 @@ async fn wait_for_end(
     id: RunId,
     mut end: Option<EndWatch>,
     timeout: Duration,
-) -> Result<Option<Run>, Refused> {
+) -> Result<Option<Arc<Run>>, Refused> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let mut watch = if let Some(watch) = end.take() {
@@ -117,7 +167,7 @@ async fn wait_for_end(
             // Registered before reading the status, so an end in between is not missed.
             let watch = service.feed().watch_end(id);
             match service.store().run(&id).await? {
-                Some(run) if run.status.is_final() => return Ok(Some(run)),
+                Some(run) if run.status.is_final() => return Ok(Some(Arc::new(run))),
                 Some(_) => {}
                 // A run started here is recorded at its end at the latest: this one could
                 // not be (the node's log says why), so nothing was accepted.
@@ -137,7 +187,7 @@ async fn wait_for_end(
         tokio::select! {
             record = watch.ended() => {
                 if let Some(run) = record {
-                    return Ok(Some(Arc::unwrap_or_clone(run)));
+                    return Ok(Some(run));
                 }
             }
             () = tokio::time::sleep(recheck) => {}
@@ -149,19 +199,19 @@ async fn wait_for_end(
 /// The default answer, or the one the trigger's `response` templates make.
 fn shape(
     app: &AppState,
-    hook: &Webhook,
+    templates: Option<&ResponseTemplates>,
     status: StatusCode,
     body: &Value,
     scope: &Scope,
 ) -> Result<Response, Refused> {
     let redactor = app.service.engine().redactor();
-    let Some(template) = &hook.response else {
+    let Some(templates) = templates else {
         return Ok((status, axum::Json(redactor.value(body))).into_response());
     };
-    let status = match &template.status {
+    let status = match &templates.status {
         None => status,
-        Some(raw) => {
-            let value = render(raw, scope, "status")?;
+        Some(template) => {
+            let value = render(template, scope, "status")?;
             let code = match &value {
                 Value::Number(n) => n.as_u64(),
                 Value::String(s) => s.trim().parse().ok(),
@@ -176,20 +226,16 @@ fn shape(
                 })?
         }
     };
-    let body = match &template.body {
+    let body = match &templates.body {
         None => redactor.value(body),
-        Some(raw) => redactor.value(&render(raw, scope, "body")?),
+        Some(template) => redactor.value(&render(template, scope, "body")?),
     };
     let mut response = match body {
         Value::String(text) => (status, text).into_response(),
         other => (status, axum::Json(other)).into_response(),
     };
-    for (name, raw) in &template.headers {
-        let value = render(
-            &Value::String(raw.clone()),
-            scope,
-            &format!("headers.{name}"),
-        )?;
+    for (name, template) in &templates.headers {
+        let value = render(template, scope, &format!("headers.{name}"))?;
         let text = match value {
             Value::String(s) => s,
             other => other.to_string(),
@@ -209,8 +255,8 @@ fn shape(
     Ok(response)
 }
 
-fn render(raw: &Value, scope: &Scope, setting: &str) -> Result<Value, Refused> {
-    let template = Tpl::<Value>::from_value(raw.clone()).map_err(|e| {
+fn render(template: &Compiled, scope: &Scope, setting: &str) -> Result<Value, Refused> {
+    let template = template.as_ref().map_err(|e| {
         ApiError::internal(format!(
             "the webhook's `response.{setting}` is invalid: {e}"
         ))

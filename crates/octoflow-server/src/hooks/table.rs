@@ -10,6 +10,8 @@ use octoflow_core::flow::{Flow, Trigger, Webhook};
 use octoflow_core::library::FlowLibrary;
 use tokio::sync::watch;
 
+use super::respond::ResponseTemplates;
+
 /// One hook: its flow, its trigger, its path pattern and methods.
 #[derive(Debug)]
 pub(super) struct HookRoute {
@@ -19,6 +21,8 @@ pub(super) struct HookRoute {
     pub(super) hook: Webhook,
     /// `<flow> <served path>`: what names the hook for its in-flight slots.
     pub(super) key: String,
+    /// Its `response` templates, compiled.
+    pub(super) response: Option<ResponseTemplates>,
     segments: Vec<Segment>,
     methods: Vec<Method>,
 }
@@ -73,6 +77,7 @@ impl Table {
                     flow: flow.clone(),
                     hook: (**hook).clone(),
                     key: format!("{} {}", flow.name, hook.served_path()),
+                    response: hook.response.as_ref().map(ResponseTemplates::compile),
                     segments,
                     methods,
                 };

@@ -45,6 +45,8 @@ impl Pool {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.queue.push_back(job);
         if state.idle > 0 {
+            // Woken after the lock is let go, so the thread does not wake into a held lock.
+            drop(state);
             self.work.notify_one();
         } else if state.threads < MAX_THREADS {
             let spawned = std::thread::Builder::new()
