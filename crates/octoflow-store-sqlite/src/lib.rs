@@ -190,12 +190,14 @@ impl RunStore for SqliteStore {
     }
 
     async fn insert_ended(&self, run: &Run, steps: &[StepRun]) -> Result<(), StoreError> {
-        let (run, ended) = (run.clone(), steps.to_vec());
+        let row = runs::RunRow::encode(run)?;
+        let ended = steps
+            .iter()
+            .map(steps::StepRow::encode)
+            .collect::<Result<Vec<_>, _>>()?;
         self.write(move |c| {
-            runs::insert(c, &run)?;
-            ended
-                .iter()
-                .try_for_each(|step| steps::insert_unchecked(c, step).map(drop))
+            row.insert(c, None, None)?;
+            ended.iter().try_for_each(|step| step.insert(c).map(drop))
         })
         .await
     }

@@ -36,37 +36,95 @@ pub(crate) fn insert_with(
     limit: Option<u32>,
     idempotency_key: Option<&str>,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(concat!(
-            "INSERT INTO runs (",
-            run_columns!(),
-            ", concurrency_limit, idempotency_key",
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .map_err(from_sqlite)?;
-    stmt.execute(params![
-        codec::run_id(&run.id),
-        run.flow,
-        run.flow_version,
-        run.status.as_str(),
-        codec::json("params", &run.params)?,
-        codec::json("trigger", &run.trigger)?,
-        run.concurrency_key,
-        run.parent_run_id.as_ref().map(codec::run_id),
-        codec::time(run.created_at),
-        codec::opt_time(run.started_at),
-        codec::opt_time(run.finished_at),
-        codec::opt_json("error", run.error.as_ref())?,
-        codec::json("data", &run.data)?,
-        run.node,
-        run.message,
-        codec::opt_json("progress", run.progress.as_ref())?,
-        codec::generation(run.generation),
-        limit,
-        idempotency_key,
-    ])
-    .map_err(conflict_or("run id"))?;
-    Ok(())
+    RunRow::encode(run)?.insert(conn, limit, idempotency_key)
+}
+
+/// A run's row, every value encoded as it is stored: made where the run is, so the writer's
+/// thread, which every write waits for, spends its time in `SQLite` only.
+pub(crate) struct RunRow {
+    id: String,
+    flow: String,
+    flow_version: String,
+    status: &'static str,
+    params: String,
+    trigger: String,
+    concurrency_key: Option<String>,
+    parent_run_id: Option<String>,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    error: Option<String>,
+    data: String,
+    node: Option<String>,
+    message: Option<String>,
+    progress: Option<String>,
+    claim: i64,
+}
+
+impl RunRow {
+    /// Encodes `run`.
+    pub(crate) fn encode(run: &Run) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: codec::run_id(&run.id),
+            flow: run.flow.clone(),
+            flow_version: run.flow_version.clone(),
+            status: run.status.as_str(),
+            params: codec::json("params", &run.params)?,
+            trigger: codec::json("trigger", &run.trigger)?,
+            concurrency_key: run.concurrency_key.clone(),
+            parent_run_id: run.parent_run_id.as_ref().map(codec::run_id),
+            created_at: codec::time(run.created_at),
+            started_at: codec::opt_time(run.started_at),
+            finished_at: codec::opt_time(run.finished_at),
+            error: codec::opt_json("error", run.error.as_ref())?,
+            data: codec::json("data", &run.data)?,
+            node: run.node.clone(),
+            message: run.message.clone(),
+            progress: codec::opt_json("progress", run.progress.as_ref())?,
+            claim: codec::generation(run.generation),
+        })
+    }
+
+    /// Inserts the row, with the concurrency limit claims must respect and the idempotency
+    /// key.
+    pub(crate) fn insert(
+        &self,
+        conn: &Connection,
+        limit: Option<u32>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = conn
+            .prepare_cached(concat!(
+                "INSERT INTO runs (",
+                run_columns!(),
+                ", concurrency_limit, idempotency_key",
+                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .map_err(from_sqlite)?;
+        stmt.execute(params![
+            self.id,
+            self.flow,
+            self.flow_version,
+            self.status,
+            self.params,
+            self.trigger,
+            self.concurrency_key,
+            self.parent_run_id,
+            self.created_at,
+            self.started_at,
+            self.finished_at,
+            self.error,
+            self.data,
+            self.node,
+            self.message,
+            self.progress,
+            self.claim,
+            limit,
+            idempotency_key,
+        ])
+        .map_err(conflict_or("run id"))?;
+        Ok(())
+    }
 }
 
 /// Records a new run already owned by its executor: running under generation 1, leased

@@ -20,23 +20,56 @@ pub(crate) fn insert(
 /// Records a step attempt, whoever holds its run (the caller checked the fence, or no
 /// executor holds it: a copied run).
 pub(crate) fn insert_unchecked(conn: &Connection, step: &StepRun) -> Result<StepRunId, StoreError> {
-    execute(
-        conn,
-        "INSERT INTO step_runs \
-         (run_id, step, attempt, status, started_at, finished_at, result, error) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
-            codec::run_id(&step.run_id),
-            step.step,
-            step.attempt,
-            step.status.as_str(),
-            codec::time(step.started_at),
-            codec::opt_time(step.finished_at),
-            codec::opt_json("result", step.result.as_ref())?,
-            step.error,
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
+    StepRow::encode(step)?.insert(conn)
+}
+
+/// A step attempt's row, encoded where the attempt is (see [`RunRow`](crate::runs::RunRow)).
+pub(crate) struct StepRow {
+    run_id: String,
+    step: String,
+    attempt: u32,
+    status: &'static str,
+    started_at: String,
+    finished_at: Option<String>,
+    result: Option<String>,
+    error: Option<String>,
+}
+
+impl StepRow {
+    /// Encodes `step`.
+    pub(crate) fn encode(step: &StepRun) -> Result<Self, StoreError> {
+        Ok(Self {
+            run_id: codec::run_id(&step.run_id),
+            step: step.step.clone(),
+            attempt: step.attempt,
+            status: step.status.as_str(),
+            started_at: codec::time(step.started_at),
+            finished_at: codec::opt_time(step.finished_at),
+            result: codec::opt_json("result", step.result.as_ref())?,
+            error: step.error.clone(),
+        })
+    }
+
+    /// Inserts the row, whoever holds its run; its id.
+    pub(crate) fn insert(&self, conn: &Connection) -> Result<StepRunId, StoreError> {
+        execute(
+            conn,
+            "INSERT INTO step_runs \
+             (run_id, step, attempt, status, started_at, finished_at, result, error) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                self.run_id,
+                self.step,
+                self.attempt,
+                self.status,
+                self.started_at,
+                self.finished_at,
+                self.result,
+                self.error,
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
 }
 
 /// Records step attempts that ended, in order, for the run `fence` holds (checked once).

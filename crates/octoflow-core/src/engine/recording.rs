@@ -66,12 +66,11 @@ impl Recording {
     }
 
     /// Records the run's end with the step records still held: `ended` in one write when
-    /// the run was never recorded, else `update` applied to its record under `fence`.
+    /// the run was never recorded, else its end applied to its record under `fence`.
     pub(super) async fn end(
         &self,
         fence: &Fence,
         held: &[StepRun],
-        update: &RunUpdate,
         ended: &Run,
     ) -> Result<(), StoreError> {
         let mut pending = self.pending.lock().await;
@@ -80,7 +79,9 @@ impl Recording {
             *pending = None;
             Ok(())
         } else {
-            self.store.end_run(fence, held, update).await
+            self.store
+                .end_run(fence, held, &RunUpdate::ended(ended))
+                .await
         }
     }
 }

@@ -24,8 +24,7 @@ use crate::flow::{Flow, Step};
 use crate::fs::FilesRoot;
 use crate::step::{Control, RunInfo, StepServices};
 use crate::store::{
-    Fence, LogLine, LogStream, Run, RunError, RunId, RunStatus, RunUpdate, StepRun, StepStatus,
-    StoreError,
+    Fence, LogLine, LogStream, Run, RunError, RunId, RunStatus, StepRun, StepStatus, StoreError,
 };
 use ending::{final_status, skip_reason};
 
@@ -383,21 +382,12 @@ impl<'e> Execution<'e> {
         message: Option<String>,
         held: &[StepRun],
     ) -> Result<Run, StoreError> {
-        let finished_at = crate::store::now();
-        let data = self.shown_data();
-        let mut update = RunUpdate::status(self.run.id, status);
-        update.finished_at = Some(finished_at);
-        update.error = failure.clone();
-        update.data = Some(data.clone());
-        update.message = message.clone();
         self.run.status = status;
-        self.run.finished_at = Some(finished_at);
+        self.run.finished_at = Some(crate::store::now());
         self.run.error = failure;
-        self.run.data = data;
+        self.run.data = self.take_shown_data();
         self.run.message = message;
-        self.recording
-            .end(&self.fence, held, &update, &self.run)
-            .await?;
+        self.recording.end(&self.fence, held, &self.run).await?;
         self.emit(&RunEvent::RunFinished(&self.run));
         Ok(self.run)
     }
@@ -655,6 +645,13 @@ impl<'e> Execution<'e> {
         };
         let _ = logs.send(line).await;
         let _ = patch.reply.send(shown);
+    }
+
+    /// [`shown_data`](Self::shown_data) at the run's end: the data is taken, not copied.
+    fn take_shown_data(&mut self) -> Value {
+        let mut data = Arc::unwrap_or_clone(std::mem::take(&mut self.data));
+        data.retain(|k, _| !self.private_keys.contains(k));
+        self.engine.redactor.redact(Value::Object(data))
     }
 
     /// `data` as it may be written and shown: redacted, without `private` results.
