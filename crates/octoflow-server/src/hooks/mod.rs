@@ -206,7 +206,7 @@ async fn answer(
             .collect(),
         _ => Vec::new(),
     };
-    let collected = params::collect(flow, hook, &path_values, &query, &payload)?;
+    let collected = params::collect(flow, hook, &path_values, &query, payload)?;
     let mut request = RunRequest::new(collected.params);
     request.input = collected.input;
     request.id = Some(id);

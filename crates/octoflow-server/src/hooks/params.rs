@@ -29,24 +29,24 @@ pub(super) struct Collected {
 }
 
 /// Gathers params from the path values, the query (without the `token` of `token` auth) and
-/// the payload.
+/// the payload, which becomes the input.
 pub(super) fn collect(
     flow: &Flow,
     hook: &Webhook,
     path: &[(String, String)],
     query: &[(String, String)],
-    payload: &Payload,
+    payload: Payload,
 ) -> Result<Collected, Refused> {
     let declared = &flow.params;
     let mut errors: Vec<ParamError> = Vec::new();
     let mut params = Map::new();
     // Uploads stay uploads: a name a file part fills, or a `type: file` param, takes no
     // value from the query, a field, JSON or the path.
-    let uploaded: Vec<&str> = match payload {
-        Payload::Form(_, files) => files.iter().map(|f| f.field.as_str()).collect(),
+    let uploaded: Vec<String> = match &payload {
+        Payload::Form(_, files) => files.iter().map(|f| f.field.clone()).collect(),
         _ => Vec::new(),
     };
-    let upload_only = |name: &str| declared.is_file(name) || uploaded.contains(&name);
+    let upload_only = |name: &str| declared.is_file(name) || uploaded.iter().any(|u| u == name);
     let not_text = |name: &str| {
         ParamError {
         name: name.to_owned(),
@@ -66,9 +66,9 @@ pub(super) fn collect(
     read_text(query, &mut params);
     let input = match payload {
         Payload::Empty => Value::Null,
-        Payload::Text(text) => Value::String(text.clone()),
+        Payload::Text(text) => Value::String(text),
         Payload::Json(value) => {
-            if let Value::Object(map) = value {
+            if let Value::Object(map) = &value {
                 for (name, v) in map.iter().filter(|(k, _)| declared.declares(k)) {
                     if declared.is_file(name) {
                         refused.push(not_text(name));
@@ -77,7 +77,7 @@ pub(super) fn collect(
                     }
                 }
             }
-            value.clone()
+            value
         }
         Payload::Form(fields, files) => {
             let known: Vec<(String, String)> = fields
@@ -92,7 +92,7 @@ pub(super) fn collect(
                     Value::String(file.path.display().to_string()),
                 );
             }
-            form_input(fields, files)
+            form_input(&fields, &files)
         }
     };
     read_text(path, &mut params);
