@@ -1,11 +1,12 @@
 //! jq programs (jaq): compiled once when the flow is loaded, run many times — both on
-//! threads of their own ([`threads`]), never on the async runtime, and only within
-//! [`limits`].
+//! threads of their own ([`threads`]), and only within [`limits`]; a run whose work is
+//! bounded by a small input runs in place instead ([`quick`]).
 //!
 //! A program sees `$params`, `$run`, `$state`, `$item` and `$index` as variables ([`JqVars`]):
 //! what a caller sends reaches a program as data, never as program text.
 
 mod limits;
+mod quick;
 mod threads;
 
 use std::fmt;
@@ -33,6 +34,8 @@ const VARIABLES: [&str; 5] = ["$params", "$run", "$state", "$item", "$index"];
 pub struct JqProgram {
     source: Arc<str>,
     filter: Arc<Filter>,
+    /// Whether its runs on small inputs may run in place ([`quick::is_quick`]).
+    quick: bool,
 }
 
 /// A jq program that failed to compile or to run.
@@ -103,6 +106,7 @@ impl JqProgram {
         Ok(Self {
             source: Arc::from(source),
             filter: Arc::new(filter),
+            quick: quick::is_quick(source),
         })
     }
 
@@ -111,20 +115,24 @@ impl JqProgram {
         &self.source
     }
 
-    /// Runs the program on a jq thread; every output value, in order. A cancel of `cancel`
-    /// (the step's timeout or its run's cancel) ends the wait at once.
+    /// Runs the program on a jq thread, or in place when it is quick on this input
+    /// ([`quick`]); every output value, in order. A cancel of `cancel` (the step's timeout
+    /// or its run's cancel) ends the wait at once.
     pub async fn eval(
         &self,
         input: Value,
         vars: JqVars,
         cancel: &CancellationToken,
     ) -> Result<Vec<Value>, JqError> {
+        let panicked = || JqError::new(format!("`{}` panicked", excerpt(&self.source)));
+        if self.quick && quick::is_small(std::iter::once(&input).chain(&vars.values)) {
+            let run = std::panic::AssertUnwindSafe(|| self.run_here(&input, &vars));
+            return std::panic::catch_unwind(run).map_err(|_| panicked())?;
+        }
         let program = self.clone();
         let job = threads::run(move || program.run_here(&input, &vars));
         tokio::select! {
-            answer = job => answer.map_err(|_| JqError::new(format!(
-                "`{}` panicked", excerpt(&self.source)
-            )))?,
+            answer = job => answer.map_err(|_| panicked())?,
             () = cancel.cancelled() => Err(JqError::new("stopped: the step was cancelled or timed out")),
         }
     }
@@ -145,7 +153,8 @@ impl JqProgram {
         })
     }
 
-    /// Runs the program on the calling thread, which must have a jq thread's stack.
+    /// Runs the program on the calling thread, which must have a jq thread's stack unless
+    /// the run is quick.
     fn run_here(&self, input: &Value, vars: &JqVars) -> Result<Vec<Value>, JqError> {
         let input = Val::deserialize(input).map_err(|e| JqError::new(e.to_string()))?;
         let mut values = Vec::with_capacity(VARIABLES.len());
