@@ -85,14 +85,19 @@ def wrk(url, connections, seconds):
 def recorded(data):
     db = sqlite3.connect(os.path.join(data, "octoflow.db"))
     try:
-        # The runs wrk left waiting when it stopped end first (10 s at most).
+        # The runs wrk left waiting when it stopped end first (10 s at most); a waited run
+        # of this flow is written only at its end, so wait until the count stops moving.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and db.execute(
-                "select count(*) from runs where status in ('queued', 'running')").fetchone()[0]:
-            time.sleep(0.05)
-        runs = db.execute("select count(*) from runs").fetchone()[0]
-        steps = db.execute("select count(*) from step_runs").fetchone()[0]
-        return runs, steps
+        counts, last = None, None
+        while time.monotonic() < deadline:
+            counts = db.execute(
+                "select (select count(*) from runs), (select count(*) from step_runs), "
+                "(select count(*) from runs where status in ('queued', 'running'))").fetchone()
+            if counts == last and counts[2] == 0:
+                break
+            last = counts
+            time.sleep(0.2)
+        return counts[0], counts[1]
     finally:
         db.close()
 
