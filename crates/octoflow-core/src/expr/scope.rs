@@ -116,19 +116,27 @@ struct DataMap(Arc<Map<String, Value>>);
 
 impl Object for DataMap {
     fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
-        self.0
-            .get(key.as_str()?)
-            .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+        lazy_value(&self.0, key)
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(
-            self.0
-                .keys()
-                .map(|k| minijinja::Value::from(k.as_str()))
-                .collect(),
-        )
+        lazy_keys(&self.0)
     }
+}
+
+/// A value of `map` for a template, converted only now.
+fn lazy_value(map: &Map<String, Value>, key: &minijinja::Value) -> Option<minijinja::Value> {
+    map.get(key.as_str()?)
+        .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+}
+
+/// The keys of `map`, for a template.
+fn lazy_keys(map: &Map<String, Value>) -> Enumerator {
+    Enumerator::Values(
+        map.keys()
+            .map(|k| minijinja::Value::from(k.as_str()))
+            .collect(),
+    )
 }
 
 /// `env`: readable as a map (`env.HOME`) and callable as a function (`env("HOME")`).
@@ -137,18 +145,11 @@ struct EnvVars(Map<String, Value>);
 
 impl Object for EnvVars {
     fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
-        self.0
-            .get(key.as_str()?)
-            .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+        lazy_value(&self.0, key)
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(
-            self.0
-                .keys()
-                .map(|k| minijinja::Value::from(k.as_str()))
-                .collect(),
-        )
+        lazy_keys(&self.0)
     }
 
     fn call(

@@ -100,14 +100,12 @@ pub(super) async fn admitted(
     };
     let (hook, templates) = (&route.hook, route.response.as_ref());
     let (status, run) = if hook.wait {
-        match wait_for_end(&app.service, run.id, end, wait).await? {
-            Some(ended) => (StatusCode::OK, ended),
+        let Some(ended) = wait_for_end(&app.service, run.id, end, wait).await? else {
             // Still going: say where to look, whatever the template says.
-            None => {
-                let body = json!({ "run_id": run.id });
-                return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
-            }
-        }
+            let body = json!({ "run_id": run.id });
+            return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
+        };
+        (StatusCode::OK, ended)
     } else {
         (status, Arc::new(run))
     };
