@@ -115,9 +115,9 @@ impl JqProgram {
         &self.source
     }
 
-    /// Runs the program on a jq thread, or in place when it is quick on this input
-    /// ([`quick`]); every output value, in order. A cancel of `cancel` (the step's timeout
-    /// or its run's cancel) ends the wait at once.
+    /// Runs the program on a jq thread, or in place when it is quick on this input (a short
+    /// program of bounded work on a small input); every output value, in order. A cancel of
+    /// `cancel` (the step's timeout or its run's cancel) ends the wait at once.
     pub async fn eval(
         &self,
         input: Value,
