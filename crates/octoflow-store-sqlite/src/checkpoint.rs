@@ -22,8 +22,9 @@ use rusqlite::Connection;
 
 use crate::conn;
 
-/// Pages waiting to be copied at which the checkpointer is nudged: a quarter of `SQLite`'s own
-/// 1,000, so each copy is short (a write that begins during a copy can wait for it).
+/// Pages waiting to be copied at which the checkpointer is nudged, as `SQLite`'s own
+/// automatic checkpoint would: each checkpoint ends with an `fsync` and copies a page written
+/// many times once, so fewer, longer copies cost less than many short ones (BENCHMARKS.md).
 pub(crate) const NUDGE_PAGES: i32 = 1000;
 /// Log length, in pages, at which the writer checkpoints itself so the log can start over.
 pub(crate) const RESTART_PAGES: i32 = 16_000;

@@ -111,7 +111,7 @@ pub(super) async fn admitted(
     };
     let location = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id));
     let body_templated = templates.is_some_and(|t| t.body.is_some());
-    let (body, scope) = if hook.wait || hook.response.is_some() {
+    let (body, scope) = if hook.wait || templates.is_some() {
         let mut record = serde_json::to_value(&*run).map_err(ApiError::internal)?;
         let redactor = app.service.engine().redactor();
         let params = if redactor.is_empty() {
