@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_schedule_changes.sql")),
     (9, include_str!("../migrations/0009_schedule_removals.sql")),
     (10, include_str!("../migrations/0010_children.sql")),
+    (11, include_str!("../migrations/0011_checks_in_place.sql")),
 ];
 
 /// How many times a first open that found the file busy is tried again, and how long apart:
@@ -147,9 +148,20 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
     }
     for &(_, sql) in MIGRATIONS.iter().filter(|&&(n, _)| n > version) {
         tx.execute_batch(sql)?;
+        if sql.contains("writable_schema") {
+            // A definition edited in place: other connections learn of it by the schema's
+            // version, which such an edit does not step by itself.
+            let schema: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0))?;
+            tx.pragma_update(None, "schema_version", schema + 1)?;
+        }
     }
     tx.pragma_update(None, "user_version", LATEST)?;
     tx.commit()?;
+    // Read the schema as it now is, so that statements prepared from here on are not
+    // prepared again on their first run.
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| {
+        row.get::<_, i64>(0)
+    })?;
     Ok(version)
 }
 
@@ -220,6 +232,69 @@ mod tests {
         assert!(tables(&conn).contains(&"schedules".to_owned()));
     }
 
+    /// The status rules of a file made before migration 11, with rows in it, are rewritten
+    /// as comparisons: the rows stay, the file checks whole, and the rules still refuse.
+    #[test]
+    fn status_rules_are_checked_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let conn = Connection::open(&path).unwrap();
+        for &(_, sql) in &MIGRATIONS[..10] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 10).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs (id, flow, flow_version, status, params, trigger, created_at, data)
+               VALUES ('r1', 'f', 'v', 'succeeded', '{}', '{}', 't', '{}');
+             INSERT INTO step_runs (run_id, step, attempt, status, started_at)
+               VALUES ('r1', 's', 0, 'succeeded', 't');",
+        )
+        .unwrap();
+        let reader = Connection::open(&path).unwrap();
+        let rules = |c: &Connection| -> String {
+            c.query_row(
+                "SELECT group_concat(sql) FROM sqlite_master \
+                 WHERE name IN ('runs', 'step_runs', 'step_logs')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert!(
+            rules(&reader).contains("status IN"),
+            "opened before the migration"
+        );
+        drop(conn);
+
+        let conn = open_writer(&path, Synchronous::Normal).unwrap();
+        let now = rules(&conn);
+        assert!(
+            !now.contains("status IN") && !now.contains("stream IN"),
+            "{now}"
+        );
+        assert!(now.contains("status = 'timed_out'") && now.contains("stream = 'engine'"));
+        assert_eq!(rules(&reader), now, "another connection sees the new rules");
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM step_runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        for bad in [
+            "UPDATE runs SET status = 'lost'",
+            "UPDATE step_runs SET status = 'lost'",
+            "INSERT INTO step_logs (run_id, step, attempt, ts, stream, line) \
+               VALUES ('r1', 's', 0, 't', 'stdin', 'x')",
+        ] {
+            let err = conn.execute(bad, []).unwrap_err().to_string();
+            assert!(err.contains("CHECK constraint failed"), "{bad}: {err}");
+        }
+        conn.execute("UPDATE runs SET status = 'failed'", [])
+            .unwrap();
+    }
+
     #[test]
     fn the_writer_syncs_as_asked() {
         let dir = tempfile::tempdir().unwrap();
@@ -245,7 +320,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 10)"),
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 11)"),
             "{err}"
         );
     }

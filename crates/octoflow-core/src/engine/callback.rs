@@ -19,14 +19,15 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// Signs and checks callback tokens, and makes callback URLs.
 #[derive(Clone)]
 pub struct CallbackSigner {
-    key: Arc<[u8]>,
+    /// The HMAC keyed once with the shared key (each token starts from a copy of it).
+    keyed: HmacSha256,
     base_url: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for CallbackSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallbackSigner")
-            .field("key", &crate::engine::MASK)
+            .field("keyed", &crate::engine::MASK)
             .field("base_url", &self.base_url)
             .finish()
     }
@@ -37,14 +38,14 @@ impl CallbackSigner {
     /// `http://127.0.0.1:8080`) when one is given.
     pub fn new(key: &[u8], base_url: Option<&str>) -> Self {
         Self {
-            key: Arc::from(key),
+            // HMAC takes keys of any length.
+            keyed: HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!()),
             base_url: base_url.map(|b| Arc::from(b.trim_end_matches('/'))),
         }
     }
 
     fn mac(&self, id: &RunId) -> HmacSha256 {
-        // HMAC takes keys of any length.
-        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        let mut mac = self.keyed.clone();
         mac.update(b"callback:");
         mac.update(id.to_string().as_bytes());
         mac

@@ -303,7 +303,7 @@ impl Engine {
             started_at: None,
             finished_at: None,
             error: None,
-            data: self.redactor.value(&request.input),
+            data: self.redactor.redact(request.input),
             node: None,
             message: None,
             progress: None,
@@ -323,9 +323,9 @@ impl Engine {
         cancel: CancellationToken,
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<Run, StoreError> {
-        run::Execution::new(self, flow, run, cancel, observer)
-            .run()
-            .await
+        // Boxed: a run's future is several kilobytes, and the tasks that hold it would copy
+        // it whole each time they are spawned, polled to their end or read.
+        Box::pin(run::Execution::new(self, flow, run, cancel, observer).run()).await
     }
 
     /// Runs a run this node owns ([`owned_here`](Self::owned_here)) but has not recorded:
@@ -341,9 +341,11 @@ impl Engine {
         cancel: CancellationToken,
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<Run, StoreError> {
-        run::Execution::new(self, flow, run, cancel, observer)
-            .deferred()
-            .run()
-            .await
+        Box::pin(
+            run::Execution::new(self, flow, run, cancel, observer)
+                .deferred()
+                .run(),
+        )
+        .await
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::recording::Recording;
 use super::{Engine, Observer, RunEvent};
 use crate::error::chain;
-use crate::expr::{JqVars, Scope};
+use crate::expr::Scope;
 use crate::flow::{RetryPolicy, Step, format_duration};
 use crate::step::{Control, RunInfo, StepCx, StepError, StepLog, StepServices};
 use crate::store::{Fence, LogLine, StepFinish, StepRun, StepRunId, StepStatus, StoreError};
@@ -510,7 +510,7 @@ async fn attempt_with_jq(
     match &step.jq_expression {
         None => Ok(value),
         Some(jq) => jq
-            .eval_one(value, JqVars::from_scope(cx.scope()), token)
+            .eval_one(value, jq.vars(cx.scope()), token)
             .await
             .map_err(|e| StepError::fatal(e.to_string())),
     }

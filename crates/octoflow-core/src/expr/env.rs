@@ -1,5 +1,6 @@
 //! The shared Jinja environment: strict undefined, bounded CPU, octoflow's filters.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
@@ -145,6 +146,17 @@ pub(crate) fn check_template(source: &str) -> Result<(), ExprError> {
     ENV.template_from_str(source)
         .map(|_| ())
         .map_err(|e| ExprError::from_jinja(&e))
+}
+
+/// The top-level names a template string reads: `{{ run.id }}` reads `run`; none for plain
+/// text or a template that does not compile.
+pub(crate) fn names_read(source: &str) -> HashSet<String> {
+    if !is_template(source) {
+        return HashSet::new();
+    }
+    ENV.template_from_str(source)
+        .map(|template| template.undeclared_variables(false))
+        .unwrap_or_default()
 }
 
 /// Renders a template string to text.

@@ -45,6 +45,8 @@ pub(super) struct ResponseTemplates {
     status: Option<Compiled>,
     headers: Vec<(String, Compiled)>,
     body: Option<Compiled>,
+    /// Whether a template reads `run`: only then is the run record made into a value.
+    reads_run: bool,
 }
 
 type Compiled = Result<Tpl<Value>, String>;
@@ -53,7 +55,7 @@ impl ResponseTemplates {
     /// Compiles the templates of `response`.
     pub(super) fn compile(response: &WebhookResponse) -> Self {
         let compile = |raw: &Value| Tpl::<Value>::from_value(raw.clone());
-        Self {
+        let mut templates = Self {
             status: response.status.as_ref().map(compile),
             headers: response
                 .headers
@@ -61,7 +63,21 @@ impl ResponseTemplates {
                 .map(|(name, raw)| (name.clone(), compile(&Value::String(raw.clone()))))
                 .collect(),
             body: response.body.as_ref().map(compile),
-        }
+            reads_run: false,
+        };
+        let reads_run = templates.all().any(|t| t.reads("run"));
+        templates.reads_run = reads_run;
+        templates
+    }
+
+    /// The templates that compiled.
+    fn all(&self) -> impl Iterator<Item = &Tpl<Value>> {
+        let headers = self.headers.iter().map(|(_, t)| t);
+        self.status
+            .iter()
+            .chain(headers)
+            .chain(self.body.iter())
+            .filter_map(|t| t.as_ref().ok())
     }
 }
 
@@ -110,34 +126,46 @@ pub(super) async fn admitted(
         (status, Arc::new(run))
     };
     let location = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id));
-    let body_templated = templates.is_some_and(|t| t.body.is_some());
-    let (body, scope) = if hook.wait || templates.is_some() {
-        let mut record = serde_json::to_value(&*run).map_err(ApiError::internal)?;
-        let redactor = app.service.engine().redactor();
-        let params = if redactor.is_empty() {
+    // The record is the default body of a waited hook, and `run` to templates that read it.
+    let default_body = hook.wait && templates.is_none_or(|t| t.body.is_none());
+    let reads_run = templates.is_some_and(|t| t.reads_run);
+    let redactor = app.service.engine().redactor();
+    let params = || {
+        if redactor.is_empty() {
             run.params.clone()
         } else {
-            let params = redactor.value(&run.params);
-            record["params"] = params.clone();
-            params
-        };
-        // The default body, unless a template makes the body.
-        let body = if !hook.wait {
-            json!({ "run_id": run.id })
-        } else if body_templated {
-            Value::Null
-        } else {
-            record.clone()
-        };
-        let scope = Scope::builder()
-            .data(run.data.clone())
-            .name("run", record)
-            .name("params", params)
-            .name("admission", json!(admission))
-            .build();
-        (body, scope)
+            redactor.value(&run.params)
+        }
+    };
+    let mut record = Value::Null;
+    if default_body || reads_run {
+        record = serde_json::to_value(&*run).map_err(ApiError::internal)?;
+        if !redactor.is_empty()
+            && let Value::Object(fields) = &mut record
+        {
+            fields.insert("params".to_owned(), params());
+        }
+    }
+    let body = if default_body && reads_run {
+        record.clone()
+    } else if default_body {
+        std::mem::take(&mut record)
+    } else if hook.wait {
+        Value::Null
     } else {
-        (json!({ "run_id": run.id }), Scope::default())
+        json!({ "run_id": run.id })
+    };
+    let scope = if templates.is_some() {
+        let mut scope = Scope::builder()
+            .data(run.data.clone())
+            .name("params", params())
+            .name("admission", json!(admission));
+        if reads_run {
+            scope = scope.name("run", record);
+        }
+        scope.build()
+    } else {
+        Scope::default()
     };
     let mut response = shape(app, templates, status, &body, &scope)?;
     if let Ok(location) = location {

@@ -4,7 +4,7 @@
 #[cfg(test)]
 mod tests;
 
-use octoflow_core::expr::{JqProgram, JqVars};
+use octoflow_core::expr::JqProgram;
 use octoflow_core::step::prelude::*;
 use serde::Deserializer;
 
@@ -52,7 +52,7 @@ impl StepKind for Jq {
             None => Value::Object(cx.scope().data().clone()),
         };
         let program = &settings.expression.0;
-        let vars = JqVars::from_scope(cx.scope());
+        let vars = program.vars(cx.scope());
         let cancel = cx.cancel_token().clone();
         if !settings.single {
             return program

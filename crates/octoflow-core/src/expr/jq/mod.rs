@@ -36,6 +36,9 @@ pub struct JqProgram {
     filter: Arc<Filter>,
     /// Whether its runs on small inputs may run in place ([`quick::is_quick`]).
     quick: bool,
+    /// Which of [`VARIABLES`] the program may read (its text names them); the others are
+    /// left null rather than copied and converted for every run.
+    reads: [bool; 5],
 }
 
 /// A jq program that failed to compile or to run.
@@ -59,21 +62,6 @@ impl JqError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JqVars {
     values: [Value; 5],
-}
-
-impl JqVars {
-    /// The variables of a step's scope: its run's `params`, `run` and `state`, and `item`
-    /// and `index` inside a loop.
-    pub fn from_scope(scope: &Scope) -> Self {
-        Self {
-            values: VARIABLES.map(|var| {
-                scope
-                    .name(var.trim_start_matches('$'))
-                    .cloned()
-                    .unwrap_or(Value::Null)
-            }),
-        }
-    }
 }
 
 impl fmt::Debug for JqProgram {
@@ -107,7 +95,20 @@ impl JqProgram {
             source: Arc::from(source),
             filter: Arc::new(filter),
             quick: quick::is_quick(source),
+            reads: VARIABLES.map(|var| source.contains(var)),
         })
+    }
+
+    /// The program's variables in a step's scope: its run's `params`, `run` and `state`, and
+    /// `item` and `index` inside a loop; null for those the program does not read.
+    pub fn vars(&self, scope: &Scope) -> JqVars {
+        let mut values = VARIABLES.map(|_| Value::Null);
+        for ((value, var), read) in values.iter_mut().zip(VARIABLES).zip(self.reads) {
+            if let Some(found) = scope.name(var.trim_start_matches('$')).filter(|_| read) {
+                value.clone_from(found);
+            }
+        }
+        JqVars { values }
     }
 
     /// The program as written.
@@ -391,13 +392,12 @@ mod tests {
             .build()
             .unwrap();
         let out = runtime
-            .block_on(jq.eval_one(
-                Value::Null,
-                JqVars::from_scope(&scope),
-                &CancellationToken::new(),
-            ))
+            .block_on(jq.eval_one(Value::Null, jq.vars(&scope), &CancellationToken::new()))
             .unwrap();
         assert_eq!(out, json!(["prd", "r1", null, null, null]));
+        // A variable the program does not name is not copied for it.
+        let params_only = JqProgram::compile("$params.env").unwrap();
+        assert_eq!(params_only.vars(&scope).values[1], Value::Null);
     }
 
     #[test]
