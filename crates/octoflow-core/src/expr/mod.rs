@@ -5,6 +5,7 @@
 //! - [`Expr`] is a Jinja expression without braces (`when`, `until`).
 //! - [`JqProgram`] is a compiled jq program (`jq_expression`, the `jq` kind).
 
+mod compiled;
 mod env;
 mod filters;
 mod jq;

@@ -4,20 +4,30 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use super::env::{check_template, is_template, names_read, render_value};
+use super::compiled::Compiled;
+use super::env::{check_template, is_template, names_read};
 use super::scope::Scope;
 
 /// A setting whose strings are templates, rendered to a `T` at run time.
 #[derive(Clone)]
 pub struct Tpl<T> {
     raw: Value,
-    literal: Option<T>,
-    _type: PhantomData<fn() -> T>,
+    form: Form<T>,
+}
+
+/// What a setting is once loaded.
+#[derive(Clone)]
+enum Form<T> {
+    /// It holds no template: its value, checked at load.
+    Literal(T),
+    /// Its templates, compiled once; its type is checked when rendered.
+    Templated(Arc<Compiled>, PhantomData<fn() -> T>),
 }
 
 /// Why a template could not be rendered into its setting.
@@ -53,16 +63,12 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
     pub fn from_value(raw: Value) -> Result<Self, String> {
         let mut templated = false;
         check_tree(&raw, &mut templated)?;
-        let literal = if templated {
-            None
+        let form = if templated {
+            Form::Templated(Arc::new(Compiled::new(&raw)), PhantomData)
         } else {
-            Some(serde_json::from_value::<T>(raw.clone()).map_err(|e| e.to_string())?)
+            Form::Literal(serde_json::from_value::<T>(raw.clone()).map_err(|e| e.to_string())?)
         };
-        Ok(Self {
-            raw,
-            literal,
-            _type: PhantomData,
-        })
+        Ok(Self { raw, form })
     }
 
     /// A setting with a fixed value (for defaults in code).
@@ -73,20 +79,22 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
         let raw = serde_json::to_value(&value).unwrap_or(Value::Null);
         Self {
             raw,
-            literal: Some(value),
-            _type: PhantomData,
+            form: Form::Literal(value),
         }
     }
 
     /// Renders against `scope` and converts to `T`.
     pub fn render(&self, scope: &Scope) -> Result<T, TplError> {
-        if let Some(value) = &self.literal {
-            return Ok(value.clone());
-        }
-        let value = render_value(&self.raw, scope).map_err(|(path, e)| TplError::Render {
-            path,
-            message: e.message,
-        })?;
+        let compiled = match &self.form {
+            Form::Literal(value) => return Ok(value.clone()),
+            Form::Templated(compiled, _) => compiled,
+        };
+        let value = compiled
+            .render(scope)
+            .map_err(|(path, e)| TplError::Render {
+                path,
+                message: e.message,
+            })?;
         serde_json::from_value(value).map_err(|e| TplError::Shape {
             message: e.to_string(),
         })
@@ -94,12 +102,15 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
 
     /// Whether the value depends on the run (holds at least one template).
     pub fn is_templated(&self) -> bool {
-        self.literal.is_none()
+        matches!(self.form, Form::Templated(..))
     }
 
     /// The value when it holds no template.
     pub fn as_literal(&self) -> Option<&T> {
-        self.literal.as_ref()
+        match &self.form {
+            Form::Literal(value) => Some(value),
+            Form::Templated(..) => None,
+        }
     }
 
     /// Whether any template inside reads the top-level name `name` (`run`, `params`, a
@@ -113,7 +124,7 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
                 _ => false,
             }
         }
-        self.literal.is_none() && reads(&self.raw, name)
+        self.is_templated() && reads(&self.raw, name)
     }
 }
 

@@ -154,14 +154,16 @@ impl Service {
         flow: &Flow,
         request: RunRequest,
         idempotency_key: Option<String>,
-    ) -> Result<(Admitted, Option<EndWatch>), AcceptError> {
+    ) -> Result<Waited, AcceptError> {
         let request_has_files = request.has_files;
         let mut run = self.inner.engine.new_run(flow, request)?;
         let admission = admission_of(flow, idempotency_key);
         let unruled = admission.idempotency_key.is_none()
             && (run.concurrency_key.is_none() || admission.policy == ConcurrencyPolicy::Allow);
         let Some(slot) = unruled.then(|| self.inner.slots.take_for_here()).flatten() else {
-            return Ok((self.admit(flow, &run, admission).await?, None));
+            return Ok(Waited::Admitted(Box::new(
+                self.admit(flow, &run, admission).await?,
+            )));
         };
         let engine = &self.inner.engine;
         let deferred = !request_has_files
@@ -174,10 +176,10 @@ impl Service {
                 .insert_owned(&run, engine.config().lease)
                 .await?;
         }
-        let admitted = Admitted::Created(run.clone());
-        self.admitted(&flow.name, &admitted);
-        self.track_accepted(flow, &admitted).await;
-        let end = self.inner.feed.watch_end_here(run.id);
+        count_admission(&flow.name, "created");
+        self.track_accepted(flow, &run).await;
+        let id = run.id;
+        let end = self.inner.feed.watch_end_here(id);
         let started = slots::HandOff {
             run,
             slot,
@@ -186,15 +188,18 @@ impl Service {
         if let Some(mut run) = self.inner.slots.hand_off(started) {
             // The workers stopped meanwhile: another worker (here after a restart, or on
             // another node) takes it from the queue.
+            let fence = run.fence();
+            run.status = RunStatus::Queued;
+            (run.node, run.started_at, run.generation) = (None, None, 0);
             if deferred {
-                run.status = RunStatus::Queued;
-                (run.node, run.started_at, run.generation) = (None, None, 0);
-                return Ok((self.store().admit(&run, &admission).await?, None));
+                return Ok(Waited::Admitted(Box::new(
+                    self.store().admit(&run, &admission).await?,
+                )));
             }
-            self.store().requeue(&run.fence()).await?;
-            return Ok((admitted, None));
+            self.store().requeue(&fence).await?;
+            return Ok(Waited::Admitted(Box::new(Admitted::Created(run))));
         }
-        Ok((admitted, Some(end)))
+        Ok(Waited::Here(id, end))
     }
 
     /// Admits `run` under `admission`.
@@ -206,15 +211,15 @@ impl Service {
     ) -> Result<Admitted, AcceptError> {
         let admitted = self.store().admit(run, &admission).await?;
         self.admitted(&flow.name, &admitted);
-        self.track_accepted(flow, &admitted).await;
+        if let Admitted::Created(run) | Admitted::Replaced { run, .. } = &admitted {
+            self.track_accepted(flow, run).await;
+        }
         Ok(admitted)
     }
 
     /// With `tracker_dir` set, a new run's tracker file exists from its acceptance on.
-    async fn track_accepted(&self, flow: &Flow, admitted: &Admitted) {
-        let (Some(dir), Admitted::Created(run) | Admitted::Replaced { run, .. }) =
-            (&self.inner.config.tracker_dir, admitted)
-        else {
+    async fn track_accepted(&self, flow: &Flow, run: &Run) {
+        let Some(dir) = &self.inner.config.tracker_dir else {
             return;
         };
         let (dir, run) = (dir.clone(), run.clone());
@@ -257,9 +262,10 @@ impl Service {
             if let Some(admitted) = answer {
                 self.admitted(&fire.run.flow, admitted);
                 if self.inner.config.tracker_dir.is_some()
+                    && let Admitted::Created(run) | Admitted::Replaced { run, .. } = admitted
                     && let Ok(flow) = self.inner.catalog.by_name(&fire.run.flow).await
                 {
-                    self.track_accepted(&flow, admitted).await;
+                    self.track_accepted(&flow, run).await;
                 }
             }
         }
@@ -283,8 +289,7 @@ impl Service {
             Admitted::Deduplicated(_) => "deduplicated",
             Admitted::Skipped(_) => "skipped",
         };
-        metrics::counter!("octoflow_runs_admitted_total", "flow" => flow.to_owned(), "outcome" => outcome)
-            .increment(1);
+        count_admission(flow, outcome);
     }
 
     /// Cancels a run: a queued one ends at once, a running one is stopped (its processes
@@ -424,6 +429,22 @@ impl Service {
     pub async fn run_workers(&self, shutdown: CancellationToken) {
         worker::Workers::new(self.clone()).run(shutdown).await;
     }
+}
+
+/// What [`Service::start_waited`] did with a run.
+#[derive(Debug)]
+pub enum Waited {
+    /// Started on this node: its id, and the wait for its end, begun before it could end.
+    Here(RunId, EndWatch),
+    /// Admitted as [`Service::start`] admits a run: queued for a worker, or answered by
+    /// another run (or refused) under the flow's rules.
+    Admitted(Box<Admitted>),
+}
+
+/// Counts an admission by its outcome (`created`, `existing`, …).
+fn count_admission(flow: &str, outcome: &'static str) {
+    metrics::counter!("octoflow_runs_admitted_total", "flow" => flow.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// The admission rule of a new run of `flow`: its concurrency rule, or none.

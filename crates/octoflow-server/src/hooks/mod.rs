@@ -40,6 +40,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use octoflow_core::engine::{AcceptError, RunRequest};
 use octoflow_core::flow::WebhookAuth;
+use octoflow_core::service::Waited;
 use octoflow_core::store::{Admitted, RunId, StoreError, TriggerInfo};
 use serde_json::json;
 
@@ -229,17 +230,22 @@ async fn answer(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (admitted, end) = if hook.wait {
+    let started = if hook.wait {
         app.service
             .start_waited(flow, request, idempotency_key)
             .await?
     } else {
-        (
+        Waited::Admitted(Box::new(
             app.service.start(flow, request, idempotency_key).await?,
-            None,
-        )
+        ))
     };
-    if let Admitted::Created(_) | Admitted::Replaced { .. } = &admitted {
+    let created = match &started {
+        Waited::Here(..) => true,
+        Waited::Admitted(admitted) => {
+            matches!(**admitted, Admitted::Created(_) | Admitted::Replaced { .. })
+        }
+    };
+    if created {
         workspace.keep();
     }
     drop(workspace);
@@ -248,7 +254,10 @@ async fn answer(
     let wait = hook
         .wait_timeout
         .map_or(app.hooks.wait_timeout, octoflow_core::flow::Dur::get);
-    respond::admitted(app, route, admitted, end, wait).await
+    match started {
+        Waited::Here(id, end) => respond::started_here(app, route, id, end, wait).await,
+        Waited::Admitted(admitted) => respond::admitted(app, route, *admitted, wait).await,
+    }
 }
 
 /// `405 method_not_allowed` with the methods the path answers.

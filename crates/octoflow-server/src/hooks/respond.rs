@@ -102,7 +102,6 @@ pub(super) async fn admitted(
     app: &AppState,
     route: &HookRoute,
     admitted: Admitted,
-    end: Option<EndWatch>,
     wait: Duration,
 ) -> Result<Response, Refused> {
     let (status, admission, run) = match admitted {
@@ -114,17 +113,52 @@ pub(super) async fn admitted(
             return Err(Refused(Box::new(crate::api::admitted_response(skipped))));
         }
     };
-    let (hook, templates) = (&route.hook, route.response.as_ref());
-    let (status, run) = if hook.wait {
-        let Some(ended) = wait_for_end(&app.service, run.id, end, wait).await? else {
-            // Still going: say where to look, whatever the template says.
-            let body = json!({ "run_id": run.id });
-            return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
-        };
-        (StatusCode::OK, ended)
-    } else {
-        (status, Arc::new(run))
+    if route.hook.wait {
+        return waited(app, route, run.id, None, admission, wait).await;
+    }
+    answer(app, route, status, admission, &run)
+}
+
+/// The answer to a waiting request whose run started on this node, with the wait for its
+/// end.
+pub(super) async fn started_here(
+    app: &AppState,
+    route: &HookRoute,
+    id: RunId,
+    end: EndWatch,
+    wait: Duration,
+) -> Result<Response, Refused> {
+    waited(app, route, id, Some(end), "created", wait).await
+}
+
+/// Waits for the run's end and answers with it, or `202 {"run_id": …}` when `wait` passes
+/// first.
+async fn waited(
+    app: &AppState,
+    route: &HookRoute,
+    id: RunId,
+    end: Option<EndWatch>,
+    admission: &str,
+    wait: Duration,
+) -> Result<Response, Refused> {
+    let Some(ended) = wait_for_end(&app.service, id, end, wait).await? else {
+        // Still going: say where to look, whatever the template says.
+        let body = json!({ "run_id": id });
+        return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
     };
+    answer(app, route, StatusCode::OK, admission, &ended)
+}
+
+/// The answer about `run`: its record for a waited hook, else its id; shaped by the hook's
+/// `response` templates.
+fn answer(
+    app: &AppState,
+    route: &HookRoute,
+    status: StatusCode,
+    admission: &str,
+    run: &Run,
+) -> Result<Response, Refused> {
+    let (hook, templates) = (&route.hook, route.response.as_ref());
     let location = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id));
     // The record is the default body of a waited hook, and `run` to templates that read it.
     let default_body = hook.wait && templates.is_none_or(|t| t.body.is_none());
@@ -139,7 +173,7 @@ pub(super) async fn admitted(
     };
     let mut record = Value::Null;
     if default_body || reads_run {
-        record = serde_json::to_value(&*run).map_err(ApiError::internal)?;
+        record = serde_json::to_value(run).map_err(ApiError::internal)?;
         if !redactor.is_empty()
             && let Value::Object(fields) = &mut record
         {
