@@ -40,6 +40,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_schedule_changes.sql"),
     migration!(9, "0009_schedule_removals.sql"),
     migration!(10, "0010_children.sql"),
+    migration!(11, "0011_checks_in_place.sql"),
 ];
 
 /// The schema version this build makes.
