@@ -1,13 +1,15 @@
-//! A setting's template tree compiled once, when the flow is loaded: every string that is one
-//! whole `{{ … }}` keeps its compiled expression, so rendering it for each run only
-//! evaluates it. Other template text is rendered from its source, as
-//! [`render_value`](super::render_value) does; both render to the same values and errors.
+//! A JSON tree whose strings are templates, compiled: every string that is one whole
+//! `{{ … }}` keeps its compiled expression (and the value's JSON type when rendered); other
+//! template text renders to text from its source. A setting ([`Tpl`](super::Tpl)) compiles
+//! its tree once, when the flow is loaded, so each run only evaluates it.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::env::{Expr, ExprError, is_template, render_str, whole_expression};
+use std::collections::HashSet;
+
+use super::env::{Expr, ExprError, is_template, names_read, render_str, whole_expression};
 use super::scope::Scope;
 
 /// A JSON tree with its templates compiled.
@@ -38,6 +40,18 @@ impl Compiled {
         }
     }
 
+    /// Whether any template inside reads the top-level name `name`.
+    pub(crate) fn reads(&self, name: &str) -> bool {
+        let read = |names: HashSet<String>| names.contains(name);
+        match self {
+            Self::Plain(_) => false,
+            Self::Whole(expr) => read(expr.names_read()),
+            Self::Text(source) => read(names_read(source)),
+            Self::List(items) => items.iter().any(|v| v.reads(name)),
+            Self::Map(fields) => fields.iter().any(|(_, v)| v.reads(name)),
+        }
+    }
+
     /// Renders against `scope`; an error names its path inside the tree (`[2]`, `.key`).
     pub(crate) fn render(&self, scope: &Scope) -> Result<Value, (String, ExprError)> {
         match self {
@@ -65,35 +79,62 @@ impl Compiled {
     }
 }
 
+/// Renders every string inside a JSON tree, compiling its templates for this one render;
+/// errors name the path inside the tree.
+pub fn render_value(value: &Value, scope: &Scope) -> Result<Value, (String, ExprError)> {
+    Compiled::new(value).render(scope)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::expr::render_value;
 
-    /// A compiled tree renders what rendering its source renders, errors included.
-    #[test]
-    fn renders_as_its_source_does() {
-        let scope = Scope::builder()
-            .data(json!({"n": 3, "items": ["a", "b"], "name": "x"}))
+    fn scope() -> Scope {
+        Scope::builder()
+            .data(json!({"count": 3, "items": ["a", "b"], "name": "world"}))
             .name("params", json!({"env": "qas"}))
-            .build();
-        let trees = [
-            json!("{{ n }}"),
-            json!("{{- items -}}"),
-            json!("n={{ n }} in {{ params.env }}"),
-            json!({"a": ["{{ name | upper }}", 1, null, "plain"], "b": {"c": "{% if n > 2 %}big{% endif %}"}}),
-            json!({"a": [0, {"b": "{{ missing.x }}"}]}),
-            json!("{{ params.nope }}"),
-            json!(["{{ n / 0 }}"]),
-        ];
-        for raw in trees {
-            assert_eq!(
-                Compiled::new(&raw).render(&scope),
-                render_value(&raw, &scope),
-                "{raw}"
-            );
-        }
+            .build()
+    }
+
+    fn render(raw: &Value) -> Result<Value, (String, ExprError)> {
+        Compiled::new(raw).render(&scope())
+    }
+
+    #[test]
+    fn whole_expression_keeps_the_type() {
+        assert_eq!(render(&json!("{{ count }}")).unwrap(), json!(3));
+        assert_eq!(render(&json!("{{- items -}}")).unwrap(), json!(["a", "b"]));
+        assert_eq!(render(&json!("n={{ count }}")).unwrap(), json!("n=3"));
+        assert_eq!(render(&json!("plain")).unwrap(), json!("plain"));
+        assert_eq!(
+            render(&json!({"a": ["{{ name | upper }}", 1, null], "b": "{% if count > 2 %}big{% endif %}"})).unwrap(),
+            json!({"a": ["WORLD", 1, null], "b": "big"})
+        );
+    }
+
+    #[test]
+    fn strict_undefined_is_an_error_named_by_its_path() {
+        let (path, err) = render(&json!("{{ missing }}")).unwrap_err();
+        assert_eq!(
+            (path.as_str(), err.message.as_str()),
+            ("", "`missing` is undefined")
+        );
+        let (path, err) = render(&json!({"a": [0, "a {{ params.nope.x }} b"]})).unwrap_err();
+        assert_eq!(path, ".a[1]");
+        assert!(err.message.contains("`params.nope"), "{err}");
+    }
+
+    #[test]
+    fn knows_the_names_its_templates_read() {
+        let tree =
+            Compiled::new(&json!({"a": "{{ data.x }}", "b": ["{% if run.id %}y{% endif %}"]}));
+        assert!(tree.reads("run") && tree.reads("data"));
+        assert!(
+            !tree.reads("params") && !tree.reads("id"),
+            "only top-level names"
+        );
+        assert!(!Compiled::new(&json!({"run": "run"})).reads("run"));
     }
 }

@@ -104,6 +104,11 @@ impl Expr {
         &self.source
     }
 
+    /// The top-level names it reads: `run.id > 1` reads `run`.
+    pub(crate) fn names_read(&self) -> HashSet<String> {
+        self.compiled.undeclared_variables(false)
+    }
+
     /// Evaluates to a JSON value.
     pub fn eval(&self, scope: &Scope) -> Result<Value, ExprError> {
         let value = self
@@ -184,46 +189,6 @@ pub(crate) fn is_template(source: &str) -> bool {
     source.contains("{{") || source.contains("{%") || source.contains("{#")
 }
 
-/// Renders one template string; a whole `{{ … }}` keeps the value's JSON type.
-pub(crate) fn render_string(source: &str, scope: &Scope) -> Result<Value, ExprError> {
-    if !is_template(source) {
-        return Ok(Value::String(source.to_owned()));
-    }
-    if let Some(inner) = whole_expression(source) {
-        let expr = ENV
-            .compile_expression(inner)
-            .map_err(|e| ExprError::from_jinja_in(&e, Some(inner)))?;
-        let value = expr
-            .eval(scope.to_value())
-            .map_err(|e| ExprError::from_jinja_in(&e, Some(inner)))?;
-        return to_json(&value, inner);
-    }
-    render_str(source, scope).map(Value::String)
-}
-
-/// Renders every string inside a JSON tree; errors name the path inside the tree.
-pub fn render_value(value: &Value, scope: &Scope) -> Result<Value, (String, ExprError)> {
-    match value {
-        Value::String(s) => render_string(s, scope).map_err(|e| (String::new(), e)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| render_value(v, scope).map_err(|(p, e)| (format!("[{i}]{p}"), e)))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| {
-                render_value(v, scope)
-                    .map(|v| (k.clone(), v))
-                    .map_err(|(p, e)| (format!(".{k}{p}"), e))
-            })
-            .collect::<Result<serde_json::Map<_, _>, _>>()
-            .map(Value::Object),
-        other => Ok(other.clone()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -238,25 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_expression_keeps_the_type() {
-        assert_eq!(render_string("{{ count }}", &scope()).unwrap(), json!(3));
-        assert_eq!(
-            render_string("{{ items }}", &scope()).unwrap(),
-            json!(["a", "b"])
-        );
-        assert_eq!(
-            render_string("n={{ count }}", &scope()).unwrap(),
-            json!("n=3")
-        );
-        assert_eq!(render_string("plain", &scope()).unwrap(), json!("plain"));
-    }
-
-    #[test]
-    fn strict_undefined_is_an_error() {
-        let err = render_string("{{ missing }}", &scope()).unwrap_err();
-        assert_eq!(err.message, "`missing` is undefined");
-        let err = render_string("a {{ params.nope.x }} b", &scope()).unwrap_err();
-        assert!(err.message.contains("`params.nope"), "{err}");
+    fn expressions_fail_on_undefined_names() {
         assert!(Expr::parse("nope").unwrap().is_true(&scope()).is_err());
     }
 

@@ -12,7 +12,8 @@ mod jq;
 mod scope;
 mod tpl;
 
-pub use env::{Expr, ExprError, render_str, render_value, strip_braces};
+pub use compiled::render_value;
+pub use env::{Expr, ExprError, render_str, strip_braces};
 pub use jq::{JqError, JqProgram, JqVars};
 pub use scope::{RESERVED_NAMES, Scope, ScopeBuilder};
 pub use tpl::{Tpl, TplError};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use super::compiled::Compiled;
-use super::env::{check_template, is_template, names_read};
+use super::env::{check_template, is_template};
 use super::scope::Scope;
 
 /// A setting whose strings are templates, rendered to a `T` at run time.
@@ -116,15 +116,10 @@ impl<T: DeserializeOwned + Clone> Tpl<T> {
     /// Whether any template inside reads the top-level name `name` (`run`, `params`, a
     /// `data` key …), so a caller can leave out of the scope what no template reads.
     pub fn reads(&self, name: &str) -> bool {
-        fn reads(value: &Value, name: &str) -> bool {
-            match value {
-                Value::String(s) => names_read(s).contains(name),
-                Value::Array(items) => items.iter().any(|v| reads(v, name)),
-                Value::Object(map) => map.values().any(|v| reads(v, name)),
-                _ => false,
-            }
+        match &self.form {
+            Form::Literal(_) => false,
+            Form::Templated(compiled, _) => compiled.reads(name),
         }
-        self.is_templated() && reads(&self.raw, name)
     }
 }
 
@@ -203,24 +198,6 @@ mod tests {
         assert_eq!(tpl.render(&scope).unwrap(), vec!["sh", "-c", "ls -l"]);
         let dur = Tpl::<Dur>::from_value(json!("{{ t }}")).unwrap();
         assert_eq!(dur.render(&scope).unwrap().get(), Duration::from_secs(5));
-    }
-
-    #[test]
-    fn knows_the_names_its_templates_read() {
-        let tpl = Tpl::<Value>::from_value(
-            json!({"a": "{{ data.x }}", "b": ["{% if run.id %}y{% endif %}"]}),
-        )
-        .unwrap();
-        assert!(tpl.reads("run") && tpl.reads("data"));
-        assert!(
-            !tpl.reads("params") && !tpl.reads("id"),
-            "only top-level names"
-        );
-        let plain = Tpl::<Value>::from_value(json!({"run": "run"})).unwrap();
-        assert!(
-            !plain.reads("run"),
-            "text without template syntax reads nothing"
-        );
     }
 
     #[test]
