@@ -41,6 +41,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_schedule_removals.sql"),
     migration!(10, "0010_children.sql"),
     migration!(11, "0011_checks_in_place.sql"),
+    migration!(12, "0012_indexes_ascending.sql"),
 ];
 
 /// The schema version this build makes.

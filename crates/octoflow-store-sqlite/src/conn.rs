@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_schedule_removals.sql")),
     (10, include_str!("../migrations/0010_children.sql")),
     (11, include_str!("../migrations/0011_checks_in_place.sql")),
+    (12, include_str!("../migrations/0012_indexes_ascending.sql")),
 ];
 
 /// How many times a first open that found the file busy is tried again, and how long apart:
@@ -320,7 +321,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 11)"),
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 12)"),
             "{err}"
         );
     }

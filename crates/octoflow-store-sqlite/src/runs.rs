@@ -286,14 +286,7 @@ pub(crate) fn list(
     values.extend([Value::Integer(i64::from(per_page)), Value::Integer(offset)]);
     let items = all(
         &tx,
-        &format!(
-            concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs{} ORDER BY created_at DESC, id DESC LIMIT (SELECT ?) OFFSET (SELECT ?)"
-            ),
-            condition
-        ),
+        &list_query(&condition),
         params_from_iter(&values),
         decode,
     )?;
@@ -305,6 +298,19 @@ pub(crate) fn list(
         per_page,
         total: u64::try_from(total).unwrap_or_default(),
     })
+}
+
+/// One page of the runs meeting `condition` (a `WHERE` clause or nothing), newest first:
+/// the indexes on `created_at` read backwards, never a sort.
+fn list_query(condition: &str) -> String {
+    format!(
+        concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs{} ORDER BY created_at DESC, id DESC LIMIT (SELECT ?) OFFSET (SELECT ?)"
+        ),
+        condition
+    )
 }
 
 /// Runs whose status is `running`, oldest first.
@@ -435,4 +441,51 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<Run, StoreError> {
         progress: codec::get_opt_json(row, "progress")?,
         generation: codec::get_generation(row)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    /// Listings newest first — all runs, one flow's, one run's children — read an index on
+    /// `created_at` backwards (the indexes are ascending since schema 12) and never sort.
+    #[tokio::test]
+    async fn listings_read_an_index_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("o.db")).await.unwrap();
+        let filters = [
+            (RunFilter::default(), "runs_created_at"),
+            (
+                RunFilter {
+                    flow: Some("f".to_owned()),
+                    ..RunFilter::default()
+                },
+                "runs_flow_created_at",
+            ),
+            (
+                RunFilter {
+                    parent: Some(RunId::new()),
+                    ..RunFilter::default()
+                },
+                "runs_parent",
+            ),
+        ];
+        for (filter, index) in filters {
+            let (condition, mut values) = where_clause(&filter);
+            values.extend([Value::Integer(10), Value::Integer(0)]);
+            let sql = format!("EXPLAIN QUERY PLAN {}", list_query(&condition));
+            let plan = store
+                .read(move |c| {
+                    all(c, &sql, params_from_iter(&values), |row| {
+                        codec::get_text(row, "detail")
+                    })
+                })
+                .await
+                .unwrap()
+                .join("\n");
+            assert!(plan.contains(&format!("USING INDEX {index}")), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
 }
