@@ -2,9 +2,12 @@
 //! threads of their own ([`threads`]), and only within [`limits`]; a run whose work is
 //! bounded by a small input runs in place instead ([`quick`]).
 //!
+//! Programs see jaq's builtins, some of them written in Rust here ([`builtins`]).
+//!
 //! A program sees `$params`, `$run`, `$state`, `$item` and `$index` as variables ([`JqVars`]):
 //! what a caller sends reaches a program as data, never as program text.
 
+mod builtins;
 mod limits;
 mod quick;
 mod threads;
@@ -177,13 +180,7 @@ impl JqProgram {
 
 /// Parses and compiles on the calling thread, which must have a jq thread's stack.
 fn compile_here(source: &str) -> Result<Filter, JqError> {
-    let defs = jaq_core::defs()
-        .chain(jaq_std::defs())
-        .chain(jaq_json::defs());
-    let funs = jaq_core::funs()
-        .chain(jaq_std::funs())
-        .chain(jaq_json::funs());
-    let loader = Loader::new(defs);
+    let loader = Loader::new(builtins::defs());
     let arena = Arena::default();
     let modules = loader
         .load(
@@ -197,7 +194,7 @@ fn compile_here(source: &str) -> Result<Filter, JqError> {
             JqError::new(format!("cannot parse `{source}`: {}", describe_load(&errs)))
         })?;
     Compiler::default()
-        .with_funs(funs)
+        .with_funs(builtins::funs())
         .with_global_vars(VARIABLES)
         .compile(modules)
         .map_err(|errs| {
