@@ -9,16 +9,16 @@ use chrono::{Local, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod ending;
 
 use super::context::{ContextPatch, Inbox, merge};
 use super::graph::{Graph, Jump};
-use super::lease::LeaseKeeper;
 use super::recording::Recording;
 use super::step::{Outcome, PRIVATE_RESULT, StepRunner, Visits};
-use super::{Engine, Observer, RunEvent, logs};
+use super::{Engine, Observer, RunEvent, lease, logs};
 use crate::expr::Scope;
 use crate::flow::{Flow, Step};
 use crate::fs::FilesRoot;
@@ -41,6 +41,16 @@ struct GraphEnd {
     /// Steps skipped because of a failure or a halt.
     skipped: Vec<usize>,
     /// Records of the last steps' attempts not yet written (see [`StepRunner::hold_records`]).
+    held: Vec<StepRun>,
+}
+
+/// How the run's steps ended: what its record's end says.
+struct StepsEnd {
+    status: RunStatus,
+    failure: Option<RunError>,
+    /// An `exit` step's message.
+    message: Option<String>,
+    /// Step records not yet written, for the run's end.
     held: Vec<StepRun>,
 }
 
@@ -284,10 +294,10 @@ impl<'e> Execution<'e> {
         // Open before the run is told started: whoever hears of the start can update it.
         let mut inbox = self.engine.context_hub().open(self.run.id);
         let (info, services) = self.start().await?;
-        let recording = self.recording.clone();
-        let _lease = LeaseKeeper::start(
-            self.engine.store.clone(),
-            recording.clone(),
+        let store = &self.engine.store;
+        let keeper = lease::keep(
+            store.clone(),
+            self.recording.clone(),
             (
                 self.fence,
                 self.engine.config.lease,
@@ -295,12 +305,40 @@ impl<'e> Execution<'e> {
             ),
             self.cancel.clone(),
         );
-        let (log_tx, log_task) = logs::spawn_writer(
-            self.engine.store.clone(),
-            recording.clone(),
+        let (log_tx, log_rx) = logs::queue();
+        let writer = logs::write(
+            store.clone(),
+            self.recording.clone(),
             self.engine.redactor.clone(),
             self.observer.clone(),
+            log_rx,
         );
+        let work = async move {
+            // The lines are stored before the run's end is. The steps' future is large: boxed,
+            // so that the task holding this one does not copy it around.
+            let steps = Box::pin(self.run_steps(&info, &services, log_tx, &mut inbox));
+            let (steps, ()) = tokio::join!(steps, writer);
+            let StepsEnd {
+                status,
+                failure,
+                message,
+                held,
+            } = steps?;
+            self.finish(status, failure, message, &held).await
+        };
+        lease::keeping(keeper, work).await
+    }
+
+    /// Runs the step graph, then what its end calls for (`finally_step`, `on_failure`,
+    /// `on_cancel`); every step's lines go to `logs`, dropped at the end.
+    async fn run_steps(
+        &mut self,
+        info: &RunInfo,
+        services: &StepServices,
+        logs: mpsc::Sender<LogLine>,
+        inbox: &mut Inbox,
+    ) -> Result<StepsEnd, StoreError> {
+        let recording = self.recording.clone();
         let run_token = self.cancel.child_token();
         let run_timed_out = AtomicBool::new(false);
         let observer = self.observer.clone();
@@ -308,9 +346,9 @@ impl<'e> Execution<'e> {
         let runner = StepRunner {
             engine: self.engine,
             fence: self.fence,
-            info: &info,
-            services: &services,
-            logs: &log_tx,
+            info,
+            services,
+            logs: &logs,
             token: &run_token,
             run_timed_out: &run_timed_out,
             observer: observer.as_ref(),
@@ -327,7 +365,7 @@ impl<'e> Execution<'e> {
             skipped,
             mut held,
         } = self
-            .run_graph(&runner, &flow, &run_token, &run_timed_out, &mut inbox)
+            .run_graph(&runner, &flow, &run_token, &run_timed_out, inbox)
             .await?;
         let (mut status, mut failure) = final_status(halt.as_ref(), failure, &flow);
         if matches!(status, RunStatus::Failed | RunStatus::TimedOut) {
@@ -362,16 +400,16 @@ impl<'e> Execution<'e> {
             let error = json!({"step": null, "message": "cancelled", "kind": "cancelled"});
             self.run_after(&cleanup, &flow.on_cancel, &error).await?;
         }
-
-        drop(log_tx);
-        if let Err(error) = log_task.await {
-            tracing::warn!(run_id = %self.run.id, error = %error, "Log writer ended abnormally.");
-        }
         let message = match &halt {
             Some(Halt::Exit(m)) => Some(self.engine.redactor.text(m).into_owned()),
             _ => None,
         };
-        self.finish(status, failure, message, &held).await
+        Ok(StepsEnd {
+            status,
+            failure,
+            message,
+            held,
+        })
     }
 
     /// Records the run's end, with the step records still held, in one store write.
