@@ -1,8 +1,8 @@
-//! A running run's lease: renewed by its executor, beside the run's steps in its task, so that a run whose
-//! process died is found once the lease ends (SPEC §9). A cancel request seen at a renewal
-//! cancels the run; a lost lease (the run was taken over or ended elsewhere) stops it. A
-//! deferred run (see `recording.rs`) still going after [`RECORD_RUNNING_AFTER`] is recorded
-//! here first.
+//! A running run's lease: renewed by its executor, beside the run's steps in their task, so
+//! that a run whose process died is found once the lease ends (SPEC §9). A cancel request
+//! seen at a renewal cancels the run; a lost lease (the run was taken over or ended
+//! elsewhere) stops it. A deferred run (see `recording.rs`) still going after
+//! [`RECORD_RUNNING_AFTER`] is recorded here first.
 
 use std::convert::Infallible;
 use std::sync::Arc;
