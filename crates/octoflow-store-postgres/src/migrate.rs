@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_children.sql"),
     migration!(11, "0011_checks_in_place.sql"),
     migration!(12, "0012_indexes_ascending.sql"),
+    migration!(13, "0013_holders_only.sql"),
 ];
 
 /// The schema version this build makes.

@@ -179,7 +179,7 @@ async fn a_schema_of_a_newer_build_is_refused() {
     let message = octoflow_core::error::chain(&err);
     assert!(
         message.contains(&format!(
-            "schema `{}` was made by a newer octoflow (schema 99; this build knows up to 12)",
+            "schema `{}` was made by a newer octoflow (schema 99; this build knows up to 13)",
             scratch.schema
         )),
         "{message}"

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_children.sql")),
     (11, include_str!("../migrations/0011_checks_in_place.sql")),
     (12, include_str!("../migrations/0012_indexes_ascending.sql")),
+    (13, include_str!("../migrations/0013_holders_only.sql")),
 ];
 
 /// How many times a first open that found the file busy is tried again, and how long apart:
@@ -321,7 +322,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 12)"),
+            err.ends_with("was made by a newer octoflow (schema 99; this build knows up to 13)"),
             "{err}"
         );
     }

@@ -3,7 +3,8 @@
 //! `SQLite` allows one writer at a time. Callers queue write ops on a channel; the writer
 //! thread takes every op waiting (up to [`MAX_BATCH`]) and runs them in one `IMMEDIATE`
 //! transaction, each inside a savepoint of its own: an op that fails rolls back its own
-//! changes only, and one commit serves the whole batch. A caller hears its op's answer once
+//! changes only, and one commit serves the whole batch. An op alone in its batch (the
+//! usual case without load) needs no savepoint: its transaction is its own. A caller hears its op's answer once
 //! the transaction it ran in has committed, so an answered write is a stored write.
 //!
 //! This is what makes writes cheap under load: a statement runs on the thread that owns
@@ -152,6 +153,11 @@ fn serve(
 /// Runs a batch in as few transactions as it can: one, unless `SQLite` abandons a
 /// transaction on an error (a full disk, say), which fails the ops applied in it.
 fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
+    if batch.len() == 1
+        && let Some(job) = batch.pop()
+    {
+        return run_alone(conn, job);
+    }
     let mut applied: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
     let mut jobs = batch.drain(..);
     while let Some(mut job) = jobs.next() {
@@ -174,10 +180,7 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
         }
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back on the op's error.
-            let err = Arc::new(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                Some("transaction rolled back by an error in another write".to_owned()),
-            ));
+            let err = rolled_back();
             job.finish(Some(&err));
             applied.drain(..).for_each(|job| job.finish(Some(&err)));
             continue;
@@ -192,6 +195,33 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     for job in applied {
         job.finish(failure.as_ref());
     }
+}
+
+/// Runs the only op of a batch in a transaction of its own, without a savepoint: the
+/// transaction is the op's, so an op that fails is rolled back with it. (A savepoint copies
+/// every page the op changes aside, in case it must be undone apart from the others.)
+fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
+    if conn.is_autocommit()
+        && let Err(err) = statement(conn, "BEGIN IMMEDIATE")
+    {
+        return job.finish(Some(&Arc::new(err)));
+    }
+    let ok = job.apply(conn);
+    let failure = if conn.is_autocommit() {
+        // SQLite rolled the transaction back on an error: an op that failed answers its
+        // own error, one that went on regardless learns its changes are gone.
+        ok.then(rolled_back)
+    } else if ok {
+        let committed = statement(conn, "COMMIT").map_err(Arc::new);
+        if committed.is_err() && !conn.is_autocommit() {
+            let _ = statement(conn, "ROLLBACK");
+        }
+        committed.err()
+    } else {
+        let _ = statement(conn, "ROLLBACK");
+        None
+    };
+    job.finish(failure.as_ref());
 }
 
 /// Applies one op inside a savepoint: released when the op succeeds, rolled back to when
@@ -211,6 +241,14 @@ fn in_savepoint(conn: &Connection, job: &mut dyn Job) -> rusqlite::Result<()> {
 /// Runs a statement without parameters, prepared once per connection.
 fn statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// The error of the ops whose transaction `SQLite` rolled back on an error of a write.
+fn rolled_back() -> Arc<rusqlite::Error> {
+    Arc::new(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some("transaction rolled back by an error in a write".to_owned()),
+    ))
 }
 
 /// The error a caller gets when its op's transaction did not commit.
@@ -286,6 +324,26 @@ mod tests {
         .await;
         assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 10);
         assert_eq!(count(&w).await.unwrap(), 90);
+    }
+
+    /// An op alone in its transaction that fails after a change leaves nothing behind.
+    #[tokio::test]
+    async fn a_lone_failed_op_leaves_nothing() {
+        let (_dir, w) = writer();
+        let err = w
+            .run::<(), _>(|c| {
+                sql(c.execute("INSERT INTO t (v) VALUES (5)", []))?;
+                Err(StoreError::Backend("refused".into()))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            StoreError::Backend("refused".into()).to_string()
+        );
+        assert_eq!(count(&w).await.unwrap(), 0);
+        w.run(insert(5)).await.unwrap();
+        assert_eq!(count(&w).await.unwrap(), 1);
     }
 
     /// A panicking op answers an error and the writer goes on.

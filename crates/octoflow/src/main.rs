@@ -13,6 +13,7 @@ mod flows;
 mod live;
 mod node;
 mod output;
+mod relocations;
 mod remote;
 mod store;
 mod vault;

@@ -87,7 +87,7 @@ impl Redactor {
                 });
             out = Cow::Owned(masked);
         }
-        if out.contains("://")
+        if may_have_url(&out)
             && let Cow::Owned(masked) = URL_CREDENTIALS.replace_all(&out, "${1}***@")
         {
             out = Cow::Owned(masked);
@@ -107,7 +107,7 @@ impl Redactor {
 
     fn matches(&self, text: &str) -> bool {
         self.finder.as_ref().is_some_and(|f| f.forms.is_match(text))
-            || (text.contains("://") && URL_CREDENTIALS.is_match(text))
+            || (may_have_url(text) && URL_CREDENTIALS.is_match(text))
     }
 
     /// The value redacted in place: only the strings that hold a secret are rewritten, so
@@ -153,6 +153,12 @@ impl Redactor {
             other => other.clone(),
         }
     }
+}
+
+/// Whether `text` may hold a URL (`://`), the test before the URL pattern runs. Most texts
+/// redacted hold no colon at all, which one byte search tells at once.
+fn may_have_url(text: &str) -> bool {
+    text.contains(':') && text.contains("://")
 }
 
 #[cfg(test)]

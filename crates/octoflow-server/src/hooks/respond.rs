@@ -288,7 +288,7 @@ fn shape(
     };
     let body = match &templates.body {
         None => redactor.value(body),
-        Some(template) => redactor.value(&render(template, scope, "body")?),
+        Some(template) => redactor.redact(render(template, scope, "body")?),
     };
     let mut response = match body {
         Value::String(text) => (status, text).into_response(),

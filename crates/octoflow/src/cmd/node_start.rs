@@ -33,6 +33,10 @@ impl NodeStart {
     /// sealed values opened) and makes the service; its runs' callback URLs start with
     /// `public_url`.
     pub(super) async fn open(config: &Config, public_url: &str) -> Result<Self> {
+        // A node runs for long: the loader's table of the binary's pointers, read once
+        // before `main`, need not stay in its memory.
+        let released = crate::relocations::release();
+        tracing::debug!(bytes = released, "Gave back the relocation table's pages.");
         let files = prepare_data_dir(config)?;
         let node = Node::current()?;
         let store: Arc<dyn Store> = store::open(config).await?;
