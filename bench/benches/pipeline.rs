@@ -142,7 +142,8 @@ async fn pipeline_passes(
         let mut registry = Registry::with_core_kinds();
         octoflow_steps::register_builtin(&mut registry);
         registry.register(Sql::new(Connections::new(connections.clone())));
-        registry.register(Publish::new(sinks.clone(), http.clone()));
+        let http = http.clone();
+        registry.register(Publish::new(sinks.clone(), move || Ok(http)));
         let harness = Harness::new(registry)
             .secrets("- { name: patron_key, type: value, value: bench-hmac-key }")
             .flow(flow);

@@ -18,9 +18,8 @@
 //!     r#"{"events": {"kind": "nats", "url": "nats://127.0.0.1:4222",
 //!                    "subject": "pc.reserve", "stream": "PCRESERVE"}}"#,
 //! ).unwrap();
-//! let http = reqwest::Client::builder().build().unwrap();
 //! let mut registry = Registry::new();
-//! registry.register(Publish::new(sinks, http));
+//! registry.register(Publish::new(sinks, || reqwest::Client::builder().build()));
 //! assert!(registry.contains("publish"));
 //! ```
 
@@ -28,6 +27,7 @@ mod batch;
 mod config;
 mod deliver;
 mod encode;
+mod http_client;
 mod publish;
 mod schema;
 mod settings;

@@ -12,6 +12,7 @@ use crate::batch::{self, Naming};
 use crate::config::SinkConfig;
 use crate::deliver::{count_records, deliver};
 use crate::encode::Encoder;
+use crate::http_client::HttpClient;
 use crate::schema::SchemaCache;
 use crate::settings::{Encoding, PublishSettings, RecordExpr, unknown_sink};
 use crate::sinks::{Outgoing, Sink, SinkError};
@@ -21,7 +22,7 @@ use crate::sinks::{Outgoing, Sink, SinkError};
 pub struct Publish {
     configs: BTreeMap<String, SinkConfig>,
     sinks: BTreeMap<String, Sink>,
-    http: reqwest::Client,
+    http: HttpClient,
     schemas: SchemaCache,
 }
 
@@ -35,7 +36,13 @@ impl fmt::Debug for Publish {
 
 impl Publish {
     /// The kind with the sinks of `config.yml`; nothing connects until a step publishes.
-    pub fn new(sinks: BTreeMap<String, SinkConfig>, http: reqwest::Client) -> Self {
+    /// `http` builds the HTTP client, when a step first needs it (building one reads the
+    /// system's certificate store).
+    pub fn new(
+        sinks: BTreeMap<String, SinkConfig>,
+        http: impl FnOnce() -> reqwest::Result<reqwest::Client> + Send + 'static,
+    ) -> Self {
+        let http = HttpClient::new(http);
         let clients = sinks
             .iter()
             .map(|(name, config)| (name.clone(), Sink::new(name.clone(), config.clone(), &http)))

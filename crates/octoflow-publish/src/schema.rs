@@ -11,6 +11,7 @@ use octoflow_core::error::chain;
 use octoflow_core::step::prelude::*;
 use serde::Deserializer;
 
+use crate::http_client::HttpClient;
 use crate::url::shown;
 
 /// A parsed Avro schema with what encoding needs besides it.
@@ -135,7 +136,7 @@ impl SchemaCache {
         &self,
         source: &SchemaSource,
         cx: &StepCx<'_>,
-        http: &reqwest::Client,
+        http: &HttpClient,
     ) -> Result<Arc<AvroSchema>, StepError> {
         match source {
             SchemaSource::Inline(schema) => Ok(schema.clone()),
@@ -167,12 +168,15 @@ impl SchemaCache {
 }
 
 /// Fetches and parses the schema at `url`; errors name the URL (without credentials).
-async fn fetch(url: &str, http: &reqwest::Client) -> Result<AvroSchema, StepError> {
+async fn fetch(url: &str, http: &HttpClient) -> Result<AvroSchema, StepError> {
     let shown = shown(url);
     let fail = |retryable: bool, why: String| StepError::Failed {
         message: format!("cannot fetch the Avro schema `{shown}`: {why}"),
         retryable,
     };
+    let http = http
+        .get()
+        .map_err(|reason| fail(false, reason.to_owned()))?;
     let answer = http
         .get(url)
         .send()

@@ -15,8 +15,9 @@ use serde::Deserialize;
 use crate::config::Config;
 
 /// Every step kind this binary knows: the engine's own (`flow`, `switch`, …), the built-in
-/// leaf kinds with the HTTP client of `rest` steps built from the config, `sql` with the
-/// config's connections and `publish` with its sinks (both opened at first use).
+/// leaf kinds with the HTTP client of `rest` steps made from the config, `sql` with the
+/// config's connections and `publish` with its sinks (clients, connections and sinks are
+/// all opened at first use).
 pub(crate) fn registry(config: &Config) -> Registry {
     let mut registry = Registry::with_core_kinds();
     let mut steps = config.http.steps_config();
@@ -32,15 +33,11 @@ pub(crate) fn registry(config: &Config) -> Registry {
     registry.register(octoflow_sql::Sql::new(octoflow_sql::Connections::new(
         config.connections.clone(),
     )));
-    match steps.http.client() {
-        Ok(http) => {
-            registry.register(octoflow_publish::Publish::new(config.sinks.clone(), http));
-        }
-        // Only when TLS cannot start; `rest` steps report the same error when they run.
-        Err(error) => {
-            tracing::error!(error = %error, "The HTTP client of `publish` steps cannot be built.");
-        }
-    }
+    let http = steps.http.clone();
+    registry.register(octoflow_publish::Publish::new(
+        config.sinks.clone(),
+        move || http.client(),
+    ));
     registry
 }
 

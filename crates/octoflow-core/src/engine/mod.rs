@@ -333,17 +333,19 @@ impl Engine {
     /// end — unless it writes anything before (a log line, a step record it cannot hold) or
     /// outlasts a moment (100 ms): then it is recorded `running` at that point. Only for
     /// runs of [side-effect-free](Flow::side_effect_free) flows whose caller waits for the
-    /// end: until the run is recorded, nothing of it exists outside this process.
+    /// end: until the run is recorded, nothing of it exists outside this process. `run` is
+    /// shared with the caller, who may keep it (to record the run should this fail).
     pub async fn execute_deferred(
         &self,
         flow: Arc<Flow>,
-        run: Run,
+        run: Arc<Run>,
         cancel: CancellationToken,
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<Run, StoreError> {
+        let own = Run::clone(&run);
         Box::pin(
-            run::Execution::new(self, flow, run, cancel, observer)
-                .deferred()
+            run::Execution::new(self, flow, own, cancel, observer)
+                .deferred(run)
                 .run(),
         )
         .await

@@ -24,7 +24,7 @@ pub(super) struct Recording {
     store: Arc<dyn Store>,
     lease: Duration,
     /// The `running` record to write before anything else of the run, while it is unwritten.
-    pending: tokio::sync::Mutex<Option<Run>>,
+    pending: tokio::sync::Mutex<Option<Arc<Run>>>,
 }
 
 impl Recording {
@@ -38,9 +38,9 @@ impl Recording {
     }
 
     /// A run owned here but not recorded yet: `run` is its `running` record.
-    pub(super) fn deferred(store: Arc<dyn Store>, lease: Duration, run: &Run) -> Self {
+    pub(super) fn deferred(store: Arc<dyn Store>, lease: Duration, run: Arc<Run>) -> Self {
         Self {
-            pending: tokio::sync::Mutex::new(Some(run.clone())),
+            pending: tokio::sync::Mutex::new(Some(run)),
             ..Self::stored(store, lease)
         }
     }

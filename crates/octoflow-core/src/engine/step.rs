@@ -510,7 +510,7 @@ async fn attempt_with_jq(
     match &step.jq_expression {
         None => Ok(value),
         Some(jq) => jq
-            .eval_one(value, jq.vars(cx.scope()), token)
+            .eval_one(&value, jq.vars(cx.scope()), token)
             .await
             .map_err(|e| StepError::fatal(e.to_string())),
     }

@@ -295,12 +295,14 @@ impl Looper {
             metrics::histogram!("octoflow_schedule_lateness_seconds")
                 .record(lateness.as_secs_f64());
             tracing::debug!(schedule = %fire.key, flow = %fire.run.flow, tick = %fire.tick, run_id = ?run, "Schedule fired.");
-            let _ = inner.fired.send(Fired {
-                key: fire.key.clone(),
-                tick: fire.tick,
-                at,
-                run,
-            });
+            if let Some(fired) = inner.fired.get() {
+                let _ = fired.send(Fired {
+                    key: fire.key.clone(),
+                    tick: fire.tick,
+                    at,
+                    run,
+                });
+            }
         }
     }
 

@@ -30,7 +30,7 @@ mod views;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
@@ -123,8 +123,13 @@ struct Inner {
     /// Each active schedule's next tick as the loop sees it (`None` paused); empty while the
     /// loop does not run.
     published: Mutex<Option<HashMap<String, Published>>>,
-    fired: broadcast::Sender<Fired>,
+    /// Where fired ticks are told, made by the first [`Scheduler::subscribe`]: a node
+    /// nobody subscribes on keeps no room for them.
+    fired: OnceLock<broadcast::Sender<Fired>>,
 }
+
+/// Fired ticks kept for a subscriber that lags (the oldest are lost past it).
+const FIRED_KEPT: usize = 4096;
 
 /// What the loop shows of one schedule.
 #[derive(Debug, Clone)]
@@ -152,7 +157,7 @@ impl Scheduler {
                 settle,
                 settle_rx: Mutex::new(Some(settle_rx)),
                 published: Mutex::new(None),
-                fired: broadcast::channel(4096).0,
+                fired: OnceLock::new(),
             }),
         }
     }
@@ -193,7 +198,10 @@ impl Scheduler {
     /// The ticks that fire from now on (for tests, benchmarks and metrics); a receiver that
     /// lags loses the oldest.
     pub fn subscribe(&self) -> broadcast::Receiver<Fired> {
-        self.inner.fired.subscribe()
+        self.inner
+            .fired
+            .get_or_init(|| broadcast::channel(FIRED_KEPT).0)
+            .subscribe()
     }
 
     /// The clock.

@@ -252,14 +252,17 @@ async fn execute(
     }
     let observer: Arc<dyn Observer> = Arc::new(Observers(observers));
     let started = Instant::now();
-    let claimed = run.clone();
+    // The run as claimed, kept to end it should the engine panic; a deferred run shares it
+    // with the engine as the record to write.
+    let claimed = Arc::new(run);
     let (engine, observer) = (&inner.engine, Some(observer));
     let execution = async {
         if recorded {
+            let run = Run::clone(&claimed);
             engine.execute(flow, run, token.clone(), observer).await
         } else {
             engine
-                .execute_deferred(flow, run, token.clone(), observer)
+                .execute_deferred(flow, claimed.clone(), token.clone(), observer)
                 .await
         }
     };

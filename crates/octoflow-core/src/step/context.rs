@@ -1,5 +1,6 @@
 //! What one step attempt can see and use while it runs.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -130,20 +131,31 @@ impl StepCx<'_> {
         let Some(key) = self.data_key else {
             return Ok(None);
         };
-        lookup_data_key(&self.scope, key).map(Some)
+        lookup_data_key(&self.scope, key).map(|value| Some(value.into_owned()))
     }
 
     /// The input of a kind whose block may hold `data_key` too (the spooler's place for it):
     /// the block's key when given, else the step's ([`StepCx::input`]). Both given and
     /// different is an error.
     pub fn input_with(&self, block_key: Option<&str>) -> Result<Option<Value>, StepError> {
-        match (block_key, self.data_key) {
-            (Some(block), Some(step)) if block != step => Err(StepError::fatal(format!(
-                "`data_key` is set twice, `{step}` on the step and `{block}` in its block; keep one"
-            ))),
-            (Some(key), _) => lookup_data_key(&self.scope, key).map(Some),
-            (None, _) => self.input(),
-        }
+        Ok(self.input_seen_with(block_key)?.map(Cow::into_owned))
+    }
+
+    /// [`input_with`](Self::input_with) without a copy, for a kind that only reads it.
+    pub fn input_seen_with(
+        &self,
+        block_key: Option<&str>,
+    ) -> Result<Option<Cow<'_, Value>>, StepError> {
+        let key = match (block_key, self.data_key) {
+            (Some(block), Some(step)) if block != step => {
+                return Err(StepError::fatal(format!(
+                    "`data_key` is set twice, `{step}` on the step and `{block}` in its block; keep one"
+                )));
+            }
+            (Some(key), _) | (None, Some(key)) => key,
+            (None, None) => return Ok(None),
+        };
+        lookup_data_key(&self.scope, key).map(Some)
     }
 
     /// Cancelled when the run is cancelled or the attempt timed out.
@@ -210,9 +222,12 @@ impl StepCx<'_> {
 }
 
 /// The value of a `data_key` in a scope: `"."` for all of `data`, else a dotted path.
-pub(crate) fn lookup_data_key(scope: &Scope, key: &str) -> Result<Value, StepError> {
+pub(crate) fn lookup_data_key<'a>(
+    scope: &'a Scope,
+    key: &str,
+) -> Result<Cow<'a, Value>, StepError> {
     if key == "." {
-        return Ok(Value::Object(scope.data().clone()));
+        return Ok(Cow::Owned(Value::Object(scope.data().clone())));
     }
     let mut parts = key.split('.');
     let first = parts.next().unwrap_or_default();
@@ -229,7 +244,7 @@ pub(crate) fn lookup_data_key(scope: &Scope, key: &str) -> Result<Value, StepErr
         }
         .ok_or_else(|| StepError::fatal(format!("data_key `{key}` is not in data")))?;
     }
-    Ok(value.clone())
+    Ok(Cow::Borrowed(value))
 }
 
 /// A value's JSON type in words, for messages: `a list`, `an object`, `null`, …

@@ -11,6 +11,7 @@ use super::shared::Shared;
 use super::{Outcome, Outgoing, SinkError, render};
 use crate::config::HttpSinkConfig;
 use crate::encode::Layout;
+use crate::http_client::HttpClient;
 
 /// The header naming a batch, the same in every attempt of one step visit.
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -27,12 +28,12 @@ struct Target {
 /// An HTTP sink.
 pub(super) struct Http {
     config: HttpSinkConfig,
-    client: reqwest::Client,
+    client: HttpClient,
     target: Shared<Target>,
 }
 
 impl Http {
-    pub(super) fn new(config: HttpSinkConfig, client: reqwest::Client) -> Self {
+    pub(super) fn new(config: HttpSinkConfig, client: HttpClient) -> Self {
         Self {
             config,
             client,
@@ -100,8 +101,11 @@ impl Http {
             "{}:{}:{}:batch-{}",
             out.run_id, out.step, out.visit, out.number
         );
-        let answer = self
-            .client
+        let client = self.client.get().map_err(|reason| SinkError::Send {
+            sink: sink.to_owned(),
+            reason: reason.to_owned(),
+        })?;
+        let answer = client
             .post(&*target.url)
             .headers(target.headers.clone())
             .header(CONTENT_TYPE, out.encoder.content_type(Some(Layout::Array)))

@@ -19,6 +19,7 @@ pub(crate) use self::error::SinkError;
 use crate::batch::Item;
 use crate::config::SinkConfig;
 use crate::encode::Encoder;
+use crate::http_client::HttpClient;
 
 /// One batch on its way to a sink.
 #[derive(Clone, Copy)]
@@ -79,7 +80,7 @@ enum Client {
 
 impl Sink {
     /// A sink that has not connected yet; `http` is the node's shared HTTP client.
-    pub(crate) fn new(name: String, config: SinkConfig, http: &reqwest::Client) -> Self {
+    pub(crate) fn new(name: String, config: SinkConfig, http: &HttpClient) -> Self {
         let client = match &config {
             SinkConfig::Nats(c) => Client::Nats(nats::Nats::new(c.clone())),
             SinkConfig::Redis(c) => Client::Redis(redis::Redis::new(c.clone())),

@@ -23,7 +23,7 @@ pub(crate) fn http_client() -> reqwest::Client {
 pub(crate) fn registry(sinks: Value) -> Registry {
     let sinks: BTreeMap<String, SinkConfig> = serde_json::from_value(sinks).unwrap();
     let mut registry = Registry::with_core_kinds();
-    registry.register(Publish::new(sinks, http_client()));
+    registry.register(Publish::new(sinks, || Ok(http_client())));
     registry
 }
 

@@ -116,7 +116,7 @@ pub(super) async fn admitted(
     if route.hook.wait {
         return waited(app, route, run.id, None, admission, wait).await;
     }
-    answer(app, route, status, admission, &run)
+    answer(app, route, status, admission, Arc::new(run))
 }
 
 /// The answer to a waiting request whose run started on this node, with the wait for its
@@ -146,7 +146,7 @@ async fn waited(
         let body = json!({ "run_id": id });
         return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
     };
-    answer(app, route, StatusCode::OK, admission, &ended)
+    answer(app, route, StatusCode::OK, admission, ended)
 }
 
 /// The answer about `run`: its record for a waited hook, else its id; shaped by the hook's
@@ -156,7 +156,7 @@ fn answer(
     route: &HookRoute,
     status: StatusCode,
     admission: &str,
-    run: &Run,
+    run: Arc<Run>,
 ) -> Result<Response, Refused> {
     let (hook, templates) = (&route.hook, route.response.as_ref());
     let location = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id));
@@ -173,7 +173,7 @@ fn answer(
     };
     let mut record = Value::Null;
     if default_body || reads_run {
-        record = serde_json::to_value(run).map_err(ApiError::internal)?;
+        record = serde_json::to_value(&*run).map_err(ApiError::internal)?;
         if !redactor.is_empty()
             && let Value::Object(fields) = &mut record
         {
@@ -190,9 +190,12 @@ fn answer(
         json!({ "run_id": run.id })
     };
     let scope = if templates.is_some() {
+        let params = params();
+        // The record is usually this answer's alone by now: its data is taken, not copied.
+        let data = Arc::try_unwrap(run).map_or_else(|shared| shared.data.clone(), |run| run.data);
         let mut scope = Scope::builder()
-            .data(run.data.clone())
-            .name("params", params())
+            .data(data)
+            .name("params", params)
             .name("admission", json!(admission));
         if reads_run {
             scope = scope.name("run", record);

@@ -4,6 +4,8 @@
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+
 use octoflow_core::expr::JqProgram;
 use octoflow_core::step::prelude::*;
 use serde::Deserializer;
@@ -47,21 +49,22 @@ impl StepKind for Jq {
     const SIDE_EFFECT_FREE: bool = true;
 
     async fn run(&self, settings: &JqSettings, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
-        let input = match cx.input_with(settings.data_key.as_deref())? {
+        // Read in place: converted for jaq without a copy (copied only for a jq thread).
+        let input = match cx.input_seen_with(settings.data_key.as_deref())? {
             Some(value) => value,
-            None => Value::Object(cx.scope().data().clone()),
+            None => Cow::Owned(Value::Object(cx.scope().data().clone())),
         };
         let program = &settings.expression.0;
         let vars = program.vars(cx.scope());
         let cancel = cx.cancel_token().clone();
         if !settings.single {
             return program
-                .eval_one(input, vars, &cancel)
+                .eval_one(&input, vars, &cancel)
                 .await
                 .map_err(|e| StepError::fatal(e.to_string()));
         }
         let outputs = program
-            .eval(input, vars, &cancel)
+            .eval(&input, vars, &cancel)
             .await
             .map_err(|e| StepError::fatal(e.to_string()))?;
         outputs.into_iter().next().ok_or_else(|| {

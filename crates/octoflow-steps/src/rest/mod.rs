@@ -10,6 +10,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use octoflow_core::error::chain;
@@ -20,11 +21,16 @@ use serde_json::Map;
 use self::settings::RestSettings;
 use crate::config::HttpConfig;
 
+/// How the `rest` kind's client is built, at its first use.
+type BuildClient = Box<dyn FnOnce() -> Result<reqwest::Client, String> + Send>;
+
 /// The `rest` kind, holding the node's shared HTTP client.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Rest {
-    /// The shared client, or why it could not be built (reported by every `rest` step).
-    client: Result<reqwest::Client, String>,
+    /// The shared client, built by the first `rest` step: building one reads the system's
+    /// certificate store (a file per authority), which a node without `rest` steps never
+    /// needs. Or why it cannot be built, reported by every `rest` step.
+    client: LazyLock<Result<reqwest::Client, String>, BuildClient>,
     /// The largest body kept in memory (see [`HttpConfig::max_body_bytes`]).
     max_body_bytes: u64,
     /// The largest body `save_to` writes (see [`HttpConfig::max_save_bytes`]).
@@ -32,20 +38,23 @@ pub(crate) struct Rest {
 }
 
 impl Rest {
-    /// Builds the shared client from `config`. A client that cannot be built is logged now
-    /// and makes every `rest` step fail with the reason.
+    /// The kind with its client from `config`, built by the first `rest` step: one that
+    /// cannot be built makes every `rest` step fail with the reason.
     pub(crate) fn new(config: &HttpConfig) -> Self {
-        let client = config
-            .builder()
-            .redirect(redirect::policy())
-            .build()
-            .map_err(|err| {
-                let message = format!("cannot build the HTTP client: {}", chain(&err));
-                tracing::error!(error = %message, "The `rest` kind is unavailable.");
-                message
-            });
+        let settings = config.clone();
+        let build = move || {
+            settings
+                .builder()
+                .redirect(redirect::policy())
+                .build()
+                .map_err(|err| {
+                    let message = format!("cannot build the HTTP client: {}", chain(&err));
+                    tracing::error!(error = %message, "The `rest` kind is unavailable.");
+                    message
+                })
+        };
         Self {
-            client,
+            client: LazyLock::new(Box::new(build)),
             max_body_bytes: config.max_body_bytes,
             max_save_bytes: config.max_save_bytes,
         }

@@ -116,12 +116,13 @@ impl<'e> Execution<'e> {
     }
 
     /// Makes this a run owned here but not recorded yet: recorded once, at its end, unless
-    /// it writes anything before or outlasts a moment (see `recording.rs`).
-    pub(super) fn deferred(mut self) -> Self {
+    /// it writes anything before or outlasts a moment (see `recording.rs`); `record` is
+    /// the run as it is to be recorded then, as it was started.
+    pub(super) fn deferred(mut self, record: Arc<Run>) -> Self {
         self.recording = Arc::new(Recording::deferred(
             self.engine.store.clone(),
             self.engine.config.lease,
-            &self.run,
+            record,
         ));
         self
     }
@@ -146,9 +147,11 @@ impl<'e> Execution<'e> {
         }
     }
 
-    /// The initial `data`: the input's keys, then the spooler's reserved keys.
-    fn initial_data(&self) -> Map<String, Value> {
-        let input = self.run.data.clone();
+    /// The initial `data`: the input's keys, then the spooler's reserved keys. The input
+    /// moves from the record into `data` (as `__input__`, its keys copied); the record
+    /// takes its data back from there at the run's end.
+    fn initial_data(&mut self) -> Map<String, Value> {
+        let input = std::mem::take(&mut self.run.data);
         let mut data = match &input {
             Value::Object(map) => map.clone(),
             _ => Map::new(),
@@ -237,10 +240,9 @@ impl<'e> Execution<'e> {
                 .map(|(name, value)| (name.to_owned(), value))
                 .collect(),
         );
-        self.data = Arc::new(self.initial_data());
-
         self.reused = self.reusable_results().await?;
         self.emit(&RunEvent::RunStarted(&self.run));
+        self.data = Arc::new(self.initial_data());
         Ok((info, services))
     }
 

@@ -115,7 +115,7 @@ mod tests {
             .build()
             .unwrap();
         runtime
-            .block_on(jq.eval(input.clone(), JqVars::default(), &CancellationToken::new()))
+            .block_on(jq.eval(input, JqVars::default(), &CancellationToken::new()))
             .unwrap()
     }
 

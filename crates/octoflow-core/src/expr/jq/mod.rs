@@ -124,16 +124,16 @@ impl JqProgram {
     /// `cancel` (the step's timeout or its run's cancel) ends the wait at once.
     pub async fn eval(
         &self,
-        input: Value,
+        input: &Value,
         vars: JqVars,
         cancel: &CancellationToken,
     ) -> Result<Vec<Value>, JqError> {
         let panicked = || JqError::new(format!("`{}` panicked", excerpt(&self.source)));
-        if self.quick && quick::is_small(std::iter::once(&input).chain(&vars.values)) {
-            let run = std::panic::AssertUnwindSafe(|| self.run_here(&input, &vars));
+        if self.quick && quick::is_small(std::iter::once(input).chain(&vars.values)) {
+            let run = std::panic::AssertUnwindSafe(|| self.run_here(input, &vars));
             return std::panic::catch_unwind(run).map_err(|_| panicked())?;
         }
-        let program = self.clone();
+        let (program, input) = (self.clone(), input.clone());
         let job = threads::run(move || program.run_here(&input, &vars));
         tokio::select! {
             answer = job => answer.map_err(|_| panicked())?,
@@ -145,7 +145,7 @@ impl JqProgram {
     /// become an array, none is null.
     pub async fn eval_one(
         &self,
-        input: Value,
+        input: &Value,
         vars: JqVars,
         cancel: &CancellationToken,
     ) -> Result<Value, JqError> {
@@ -308,7 +308,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(jq.eval_one(input.clone(), JqVars::default(), &CancellationToken::new()))
+        runtime.block_on(jq.eval_one(input, JqVars::default(), &CancellationToken::new()))
     }
 
     #[test]
@@ -389,7 +389,7 @@ mod tests {
             .build()
             .unwrap();
         let out = runtime
-            .block_on(jq.eval_one(Value::Null, jq.vars(&scope), &CancellationToken::new()))
+            .block_on(jq.eval_one(&Value::Null, jq.vars(&scope), &CancellationToken::new()))
             .unwrap();
         assert_eq!(out, json!(["prd", "r1", null, null, null]));
         // A variable the program does not name is not copied for it.
@@ -413,7 +413,7 @@ mod tests {
             stopper.cancel();
         });
         let err = jq
-            .eval(Value::Null, JqVars::default(), &cancel)
+            .eval(&Value::Null, JqVars::default(), &cancel)
             .await
             .unwrap_err();
         assert!(err.message.starts_with("stopped"), "{err}");

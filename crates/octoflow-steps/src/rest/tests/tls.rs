@@ -76,15 +76,18 @@ async fn https_peer(location: &str) -> Option<Tool> {
 /// A harness whose `rest` kind trusts the test CA (besides the system's).
 fn trusting_harness(yaml: &str) -> Harness {
     let config = HttpConfig::default();
-    let client = config
-        .builder()
-        .redirect(redirect::policy())
-        .add_root_certificate(reqwest::Certificate::from_pem(CA).unwrap())
-        .build()
-        .map_err(|e| e.to_string());
+    let settings = config.clone();
+    let build = move || {
+        settings
+            .builder()
+            .redirect(redirect::policy())
+            .add_root_certificate(reqwest::Certificate::from_pem(CA).unwrap())
+            .build()
+            .map_err(|e| e.to_string())
+    };
     let mut registry = Registry::new();
     registry.register(Rest {
-        client,
+        client: std::sync::LazyLock::new(Box::new(build)),
         max_body_bytes: config.max_body_bytes,
         max_save_bytes: config.max_save_bytes,
     });
