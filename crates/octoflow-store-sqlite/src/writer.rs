@@ -4,8 +4,9 @@
 //! thread takes every op waiting (up to [`MAX_BATCH`]) and runs them in one `IMMEDIATE`
 //! transaction, each inside a savepoint of its own: an op that fails rolls back its own
 //! changes only, and one commit serves the whole batch. An op alone in its batch (the
-//! usual case without load) needs no savepoint: its transaction is its own. A caller hears its op's answer once
-//! the transaction it ran in has committed, so an answered write is a stored write.
+//! usual case without load) needs no savepoint: its transaction is its own. A caller hears
+//! its op's answer once the transaction it ran in has committed, so an answered write is a
+//! stored write.
 //!
 //! This is what makes writes cheap under load: a statement runs on the thread that owns
 //! the connection (no hand-off to a driver thread and back per statement), and the commit,
