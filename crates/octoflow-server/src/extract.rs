@@ -79,6 +79,13 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     } else {
         bytes
     };
+    // A body that parses needs no path: following it costs an allocation per key. A body
+    // that does not is read again, following the path, to name the place.
+    serde_json::from_slice(bytes).or_else(|_| parse_json_with_path(bytes))
+}
+
+/// [`parse_json`] naming the field path of an error.
+fn parse_json_with_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         // `.` is the root, `?` a place serde could not name (such as a syntax error).

@@ -27,6 +27,7 @@ mod limits;
 mod linger;
 mod login_guard;
 pub mod openapi;
+pub mod recorder;
 mod routes;
 mod ui;
 

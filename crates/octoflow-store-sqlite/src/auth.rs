@@ -188,7 +188,7 @@ impl AuthStore for SqliteStore {
     async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_owned();
         let deleted = self
-            .write(move |c| execute(c, "DELETE FROM users WHERE name = ?", [name]).map(|n| n == 1))
+            .write(move |c| execute(c, "DELETE FROM users WHERE name = ?", [&name]).map(|n| n == 1))
             .await?;
         self.auth_seen.forget();
         Ok(deleted)
@@ -198,7 +198,7 @@ impl AuthStore for SqliteStore {
         let id = id.to_owned();
         let revoked = self
             .write(move |c| {
-                execute(c, "UPDATE api_tokens SET revoked = 1 WHERE id = ?", [id]).map(|n| n == 1)
+                execute(c, "UPDATE api_tokens SET revoked = 1 WHERE id = ?", [&id]).map(|n| n == 1)
             })
             .await?;
         self.auth_seen.forget();

@@ -166,7 +166,7 @@ mod tests {
                     let blob = vec![u8::try_from((chunk + i) % 251).unwrap(); ROW];
                     writer
                         .run(move |c| {
-                            c.execute("INSERT INTO blobs (v) VALUES (?)", [blob])
+                            c.execute("INSERT INTO blobs (v) VALUES (?)", [&blob])
                                 .map_err(from_sqlite)
                         })
                         .await

@@ -116,11 +116,12 @@ impl SqliteStore {
         })
     }
 
-    /// Runs a write op in the writer's next transaction.
+    /// Runs a write op in the writer's next transaction (again, should another op of that
+    /// transaction fail: see `writer`).
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.writer.run(op).await
     }

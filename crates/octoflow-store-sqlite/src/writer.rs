@@ -2,11 +2,13 @@
 //!
 //! `SQLite` allows one writer at a time. Callers queue write ops on a channel; the writer
 //! thread takes every op waiting (up to [`MAX_BATCH`]) and runs them in one `IMMEDIATE`
-//! transaction, each inside a savepoint of its own: an op that fails rolls back its own
-//! changes only, and one commit serves the whole batch. An op alone in its batch (the
-//! usual case without load) needs no savepoint: its transaction is its own. A caller hears
-//! its op's answer once the transaction it ran in has committed, so an answered write is a
-//! stored write.
+//! transaction, so one commit serves the whole batch. An op that fails loses only its own
+//! changes: should one fail after changing something, the transaction is rolled back and
+//! the batch run again with each op inside a savepoint of its own. Savepoints are not taken
+//! first because they are not free: `SQLite` copies aside every page an op changes in one.
+//! An op may therefore run twice, and must do nothing but read and write the store (a log
+//! line it writes may show twice). A caller hears its op's answer once the transaction it
+//! ran in has committed, so an answered write is a stored write.
 //!
 //! This is what makes writes cheap under load: a statement runs on the thread that owns
 //! the connection (no hand-off to a driver thread and back per statement), and the commit,
@@ -52,15 +54,16 @@ impl Writer {
     }
 
     /// Runs `op` in the writer's next transaction and answers its result once that
-    /// transaction has committed.
+    /// transaction has committed. `op` runs again when its transaction had to be rolled
+    /// back for another op's failure (see the module's doc).
     pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Pending {
-            op: Some(op),
+            op,
             result: None,
             reply,
         };
@@ -71,7 +74,8 @@ impl Writer {
 
 /// An op as the writer thread sees it: applied in a transaction, then told how that ended.
 trait Job: Send {
-    /// Runs the op; `true` when it succeeded and its changes are to be kept.
+    /// Runs the op; `true` when it succeeded and its changes are to be kept. Run again after
+    /// its transaction was rolled back, it answers its last result.
     fn apply(&mut self, conn: &Connection) -> bool;
     /// Answers the caller: the op's result, or `failure` when its transaction did not commit
     /// (then its changes are gone, whatever the op answered).
@@ -86,7 +90,7 @@ impl std::fmt::Debug for dyn Job {
 
 /// A caller's op, its result once run, and where the answer goes.
 struct Pending<T, F> {
-    op: Option<F>,
+    op: F,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -94,13 +98,10 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: Fn(&Connection) -> Result<T, StoreError> + Send,
 {
     fn apply(&mut self, conn: &Connection) -> bool {
-        let Some(op) = self.op.take() else {
-            return false;
-        };
-        let result = catch_unwind(AssertUnwindSafe(|| op(conn))).unwrap_or_else(|panic| {
+        let result = catch_unwind(AssertUnwindSafe(|| (self.op)(conn))).unwrap_or_else(|panic| {
             tracing::error!(
                 cause = panic_text(panic.as_ref()),
                 "A store write panicked."
@@ -151,14 +152,44 @@ fn serve(
     }
 }
 
-/// Runs a batch in as few transactions as it can: one, unless `SQLite` abandons a
-/// transaction on an error (a full disk, say), which fails the ops applied in it.
+/// Runs a batch in as few transactions as it can: one without savepoints, unless an op
+/// fails after changing something; then the batch again, each op in a savepoint.
 fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     if batch.len() == 1
         && let Some(job) = batch.pop()
     {
         return run_alone(conn, job);
     }
+    if let Err(err) = statement(conn, "BEGIN IMMEDIATE") {
+        let err = Arc::new(err);
+        return batch.drain(..).for_each(|job| job.finish(Some(&err)));
+    }
+    if apply_all(conn, batch) {
+        let failure = commit(conn);
+        return batch.drain(..).for_each(|job| job.finish(failure.as_ref()));
+    }
+    if !conn.is_autocommit() {
+        let _ = statement(conn, "ROLLBACK");
+    }
+    run_in_savepoints(conn, batch);
+}
+
+/// Applies every op of a batch in the open transaction, in order; `false` as soon as one
+/// failed after changing something (or `SQLite` gave the transaction up), which only a
+/// rollback of the whole transaction can undo. An op that failed without a change needs
+/// no undoing: it answers its error and the others go on.
+fn apply_all(conn: &Connection, batch: &mut [Box<dyn Job>]) -> bool {
+    batch.iter_mut().all(|job| {
+        let changes = conn.total_changes();
+        let ok = job.apply(conn);
+        !conn.is_autocommit() && (ok || conn.total_changes() == changes)
+    })
+}
+
+/// Runs a batch with each op inside a savepoint, in as few transactions as it can: one,
+/// unless `SQLite` abandons a transaction on an error (a full disk, say), which fails the
+/// ops applied in it.
+fn run_in_savepoints(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     let mut applied: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
     let mut jobs = batch.drain(..);
     while let Some(mut job) = jobs.next() {
@@ -188,19 +219,14 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
         }
         applied.push(job);
     }
-    let committed = statement(conn, "COMMIT").map_err(Arc::new);
-    if committed.is_err() && !conn.is_autocommit() {
-        let _ = statement(conn, "ROLLBACK");
-    }
-    let failure = committed.err();
+    let failure = commit(conn);
     for job in applied {
         job.finish(failure.as_ref());
     }
 }
 
 /// Runs the only op of a batch in a transaction of its own, without a savepoint: the
-/// transaction is the op's, so an op that fails is rolled back with it. (A savepoint copies
-/// every page the op changes aside, in case it must be undone apart from the others.)
+/// transaction is the op's, so an op that fails is rolled back with it.
 fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
     if conn.is_autocommit()
         && let Err(err) = statement(conn, "BEGIN IMMEDIATE")
@@ -213,16 +239,21 @@ fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
         // own error, one that went on regardless learns its changes are gone.
         ok.then(rolled_back)
     } else if ok {
-        let committed = statement(conn, "COMMIT").map_err(Arc::new);
-        if committed.is_err() && !conn.is_autocommit() {
-            let _ = statement(conn, "ROLLBACK");
-        }
-        committed.err()
+        commit(conn)
     } else {
         let _ = statement(conn, "ROLLBACK");
         None
     };
     job.finish(failure.as_ref());
+}
+
+/// Commits the open transaction; its error, after rolling back, when it could not.
+fn commit(conn: &Connection) -> Option<Arc<rusqlite::Error>> {
+    let committed = statement(conn, "COMMIT").map_err(Arc::new);
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = statement(conn, "ROLLBACK");
+    }
+    committed.err()
 }
 
 /// Applies one op inside a savepoint: released when the op succeeds, rolled back to when
@@ -277,6 +308,8 @@ fn panic_text(panic: &(dyn Any + Send)) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use crate::error::from_sqlite;
 
@@ -293,7 +326,7 @@ mod tests {
         (dir, Writer::start(conn, &path).unwrap())
     }
 
-    fn insert(v: i64) -> impl FnOnce(&Connection) -> Result<usize, StoreError> + Send {
+    fn insert(v: i64) -> impl Fn(&Connection) -> Result<usize, StoreError> + Send {
         move |c| sql(c.execute("INSERT INTO t (v) VALUES (?)", [v]))
     }
 
@@ -325,6 +358,90 @@ mod tests {
         .await;
         assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 10);
         assert_eq!(count(&w).await.unwrap(), 90);
+    }
+
+    /// Queues `ops` while the writer is busy, so that they make one batch; their answers.
+    async fn in_one_batch<F>(w: &Arc<Writer>, ops: Vec<F>) -> Vec<Result<usize, StoreError>>
+    where
+        F: Fn(&Connection) -> Result<usize, StoreError> + Send + 'static,
+    {
+        let (started, running) = oneshot::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let started = std::sync::Mutex::new(Some(started));
+        let busy = tokio::spawn({
+            let w = Arc::clone(w);
+            async move {
+                w.run(move |_| {
+                    if let Some(started) = started.lock().unwrap().take() {
+                        let _ = started.send(());
+                    }
+                    let _ = wait.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        running.await.unwrap();
+        let mut answers = Box::pin(futures::future::join_all(
+            ops.into_iter().map(|op| w.run(op)),
+        ));
+        // One poll queues every op.
+        assert!(futures::poll!(&mut answers).is_pending());
+        go.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        answers.await
+    }
+
+    /// A test op, boxed so that ops of different closures make one batch.
+    type Op = Box<dyn Fn(&Connection) -> Result<usize, StoreError> + Send>;
+
+    /// Ten ops that insert a row each, the sixth failing as `sixth` does; and a count of the
+    /// ops' runs.
+    fn ten_ops(sixth: fn(&Connection) -> Result<usize, StoreError>) -> (Arc<AtomicUsize>, Vec<Op>) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let ops = (0..10)
+            .map(|i| {
+                let runs = Arc::clone(&runs);
+                let op: Op = Box::new(move |c| {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                    if i == 5 { sixth(c) } else { insert(i)(c) }
+                });
+                op
+            })
+            .collect();
+        (runs, ops)
+    }
+
+    /// An op of a batch that fails before changing anything needs no savepoints: every op
+    /// runs once.
+    #[tokio::test]
+    async fn a_failure_without_a_change_runs_nothing_again() {
+        let (_dir, w) = writer();
+        let w = Arc::new(w);
+        let (runs, ops) = ten_ops(|_| Err(StoreError::Backend("refused".into())));
+        let answers = in_one_batch(&w, ops).await;
+        assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 1);
+        assert!(answers[5].is_err());
+        assert_eq!(runs.load(Ordering::Relaxed), 10);
+        assert_eq!(count(&w).await.unwrap(), 9);
+    }
+
+    /// An op of a batch that fails after a change makes the batch run again, each op in a
+    /// savepoint: it loses its own change only.
+    #[tokio::test]
+    async fn a_failure_after_a_change_runs_the_batch_again() {
+        let (_dir, w) = writer();
+        let w = Arc::new(w);
+        let (runs, ops) = ten_ops(|c| {
+            insert(100)(c)?;
+            Err(StoreError::Backend("refused".into()))
+        });
+        let answers = in_one_batch(&w, ops).await;
+        assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 1);
+        assert!(answers[5].is_err());
+        // Six ops until the failure, then all ten again.
+        assert_eq!(runs.load(Ordering::Relaxed), 16);
+        assert_eq!(count(&w).await.unwrap(), 9);
     }
 
     /// An op alone in its transaction that fails after a change leaves nothing behind.

@@ -35,6 +35,7 @@ pub struct Harness {
     input: Value,
     cancel_after: Option<Duration>,
     kill_grace: Duration,
+    max_result_bytes: Option<usize>,
     secrets: Secrets,
 }
 
@@ -55,6 +56,7 @@ impl Harness {
             input: Value::Null,
             cancel_after: None,
             kill_grace: Duration::from_secs(5),
+            max_result_bytes: None,
             secrets: Secrets::default(),
         }
     }
@@ -125,6 +127,14 @@ impl Harness {
         self
     }
 
+    /// The most bytes a step's result may take in its record (as JSON); a larger result is
+    /// written to a file in the run's workspace instead.
+    #[must_use]
+    pub fn max_result_bytes(mut self, max: usize) -> Self {
+        self.max_result_bytes = Some(max);
+        self
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
@@ -156,6 +166,9 @@ impl Harness {
         let store = Arc::new(MemoryStore::new());
         let mut config = EngineConfig::new(self.files());
         config.kill_grace = self.kill_grace;
+        if let Some(max) = self.max_result_bytes {
+            config.max_result_bytes = max;
+        }
         // Test processes need PATH to find programs; the harness stands in for the binary's
         // config module here.
         #[allow(clippy::disallowed_methods)]

@@ -478,14 +478,18 @@ impl StepRunner<'_> {
         }
         let max = self.engine.config.max_result_bytes;
         let redactor = &self.engine.redactor;
-        let written = if redactor.needs(value) {
-            serde_json::to_vec(&redactor.value(value))
+        let redacted;
+        let shown = if redactor.needs(value) {
+            redacted = redactor.value(value);
+            &redacted
         } else {
-            serde_json::to_vec(value)
+            value
         };
-        let text = match written {
-            Ok(t) if t.len() > max => t,
-            _ => return value.clone(),
+        if !larger_than(shown, max) {
+            return value.clone();
+        }
+        let Ok(text) = serde_json::to_vec(shown) else {
+            return value.clone();
         };
         let name = format!("results/{}.{attempt}.json", step.name);
         let path = self.info.workdir.join(&name);
@@ -498,6 +502,28 @@ impl StepRunner<'_> {
             Err(e) => json!({ "truncated": true, "bytes": bytes, "error": e.to_string() }),
         }
     }
+}
+
+/// Whether `value` written as JSON takes more than `max` bytes; counted as it is written
+/// (nothing kept), and only until it is.
+fn larger_than(value: &Value, max: usize) -> bool {
+    /// Takes bytes until `left` runs out.
+    struct Budget {
+        left: usize,
+    }
+    impl std::io::Write for Budget {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.left = self
+                .left
+                .checked_sub(buf.len())
+                .ok_or_else(|| std::io::Error::other("over the budget"))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Budget { left: max }, value).is_err()
 }
 
 /// One attempt: the kind, then the step's `jq_expression` over its result.

@@ -31,6 +31,42 @@ steps:
         .assert_data("whole", json!(2));
 }
 
+/// A result up to `max_result_bytes` (as JSON) is kept in the step's record; a larger one
+/// goes to a file in the run's workspace, which the record names, while `data` keeps it.
+#[tokio::test]
+async fn a_large_result_is_written_to_a_file() {
+    // `"abcdefghij"` is 12 bytes as JSON.
+    let report = Harness::new(registry(counter()))
+        .max_result_bytes(12)
+        .flow(
+            r"
+steps:
+  - name: fits
+    echo: { value: 'abcdefghij' }
+  - name: large
+    echo: { value: 'abcdefghijk' }
+",
+        )
+        .run()
+        .await;
+    report
+        .assert_status(RunStatus::Succeeded)
+        .assert_data("large", json!("abcdefghijk"));
+    assert_eq!(report.step("fits").result, Some(json!("abcdefghij")));
+    let name = "results/large.1.json";
+    assert_eq!(
+        report.step("large").result,
+        Some(json!({"$file": name, "bytes": 13}))
+    );
+    let file = report
+        .data_dir()
+        .join("runs")
+        .join(report.run.id.to_string())
+        .join(name);
+    let written = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+    assert_eq!(written, r#""abcdefghijk""#);
+}
+
 #[tokio::test]
 async fn ignored_errors_are_listed_and_the_flow_goes_on() {
     let report = Harness::new(registry(counter()))

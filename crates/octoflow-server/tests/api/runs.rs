@@ -434,6 +434,17 @@ async fn probes_and_metrics() {
             metrics.text
         );
     }
+    // Durations are histograms, whose buckets add up across nodes.
+    for bucket in [
+        r#"octoflow_http_request_seconds_bucket{method="GET",route="/ping/{who}",status="200",le="0.0005"}"#,
+        r#"octoflow_http_request_seconds_bucket{method="GET",route="/ping/{who}",status="200",le="+Inf"} 1"#,
+    ] {
+        assert!(
+            metrics.text.contains(bucket),
+            "{bucket} in {}",
+            metrics.text
+        );
+    }
     assert!(!metrics.text.contains(&id), "{}", metrics.text);
     assert!(!metrics.text.contains("/ping/ann"), "{}", metrics.text);
     assert!(

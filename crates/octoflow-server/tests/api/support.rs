@@ -217,7 +217,7 @@ fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
+            octoflow_server::recorder::prometheus()
                 .install_recorder()
                 .unwrap()
         })

@@ -70,7 +70,7 @@ async fn run(config: Config, begun: Instant, scheduling: bool) -> Result<()> {
         autostart(&config),
         Arc::new(SystemClock),
     );
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let metrics = octoflow_server::recorder::prometheus()
         .install_recorder()
         .ok();
     let state = AppState::new(
