@@ -228,7 +228,7 @@ async fn load(url: &str, rate: u64, seconds: u64, api: bool, runs: bool) -> Stri
         .text()
         .await
         .unwrap();
-    let server = |quantile: &str| server_quantile(&metrics, route, quantile);
+    let server = |quantile: f64| server_quantile(&metrics, route, quantile);
 
     let (completion, completed_rate) = if runs {
         completions(&client, url, wall0, &due_of).await
@@ -243,24 +243,68 @@ async fn load(url: &str, rate: u64, seconds: u64, api: bool, runs: bool) -> Stri
         ms(percentile(&late, 99.0)),
         ms(percentile(&round, 50.0)),
         ms(percentile(&round, 99.0)),
-        ms(server("0.5")),
-        ms(server("0.99")),
+        ms(server(0.5)),
+        ms(server(0.99)),
         ms(percentile(&completion, 50.0)),
         ms(percentile(&completion, 99.0)),
     )
 }
 
-/// A quantile, in seconds, of the server's durations of successful answers on `route`, as its
-/// `/metrics` text gives it (NaN when absent).
-fn server_quantile(metrics: &str, route: &str, quantile: &str) -> f64 {
+/// A quantile (0 to 1), in seconds, of the server's durations of successful answers on
+/// `route`, from the buckets of its `/metrics` histogram as Prometheus' `histogram_quantile`
+/// reads them: linear within the bucket the quantile falls in (NaN when absent).
+fn server_quantile(metrics: &str, route: &str, quantile: f64) -> f64 {
     let route = format!("route=\"{route}\"");
-    let quantile = format!("quantile=\"{quantile}\"");
-    metrics
+    // (upper bound, answers up to it), summed over the successful statuses.
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    let lines = metrics
         .lines()
-        .filter(|l| l.starts_with("octoflow_http_request_seconds{"))
-        .filter(|l| l.contains(&route) && l.contains(&quantile) && l.contains("status=\"20"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(f64::NAN, f64::max)
+        .filter(|l| l.starts_with("octoflow_http_request_seconds_bucket{"))
+        .filter(|l| l.contains(&route) && l.contains("status=\"20"));
+    for line in lines {
+        let Some((labels, count)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(bound) = labels
+            .rsplit_once("le=\"")
+            .and_then(|(_, rest)| rest.split('"').next())
+        else {
+            continue;
+        };
+        let bound = if bound == "+Inf" {
+            f64::INFINITY
+        } else {
+            bound.parse().unwrap_or(f64::NAN)
+        };
+        let count: f64 = count.parse().unwrap_or(0.0);
+        match buckets
+            .iter_mut()
+            .find(|(b, _)| b.to_bits() == bound.to_bits())
+        {
+            Some((_, total)) => *total += count,
+            None => buckets.push((bound, count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    if total <= 0.0 {
+        return f64::NAN;
+    }
+    let rank = quantile * total;
+    let (mut low, mut below) = (0.0, 0.0);
+    for (bound, count) in buckets {
+        if count >= rank {
+            return if bound.is_infinite() {
+                low
+            } else if count > below {
+                low + (bound - low) * (rank - below) / (count - below)
+            } else {
+                bound
+            };
+        }
+        (low, below) = (bound, count);
+    }
+    f64::NAN
 }
 
 /// Waits for every run to end, then reads when each did: the sorted completion latencies and

@@ -98,14 +98,31 @@ def psql(sql):
 
 
 def claim_quantiles(url):
-    """`octoflow_claim_seconds` p50 and p99 from a node's /metrics, in ms."""
+    """`octoflow_claim_seconds` p50 and p99 from a node's /metrics histogram, in ms."""
     with urllib.request.urlopen(f"{url}/metrics") as r:
         text = r.read().decode()
-    found = {}
-    for q in ("0.5", "0.99"):
-        m = re.search(r'^octoflow_claim_seconds\{quantile="' + re.escape(q) + r'"\} (\S+)', text, re.M)
-        found[q] = float(m.group(1)) * 1000 if m else float("nan")
-    return found["0.5"], found["0.99"]
+    buckets = sorted(
+        (float("inf") if le == "+Inf" else float(le), float(count))
+        for le, count in re.findall(
+            r'^octoflow_claim_seconds_bucket\{le="([^"]+)"\} (\S+)', text, re.M))
+    return histogram_quantile(0.5, buckets) * 1000, histogram_quantile(0.99, buckets) * 1000
+
+
+def histogram_quantile(q, buckets):
+    """The quantile `q` of a histogram's (upper bound, cumulative count) buckets, linear
+    within the bucket it falls in, as Prometheus' `histogram_quantile` reads it."""
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return float("nan")
+    rank = q * total
+    low, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return low
+            return low + (bound - low) * (rank - below) / (count - below) if count > below else bound
+        low, below = bound, count
+    return float("nan")
 
 
 def postgres_series(runs, workers, nodes):

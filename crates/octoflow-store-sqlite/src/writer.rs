@@ -171,6 +171,10 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     if !conn.is_autocommit() {
         let _ = statement(conn, "ROLLBACK");
     }
+    tracing::debug!(
+        writes = batch.len(),
+        "A store write failed after a change; its batch runs again, a savepoint each."
+    );
     run_in_savepoints(conn, batch);
 }
 
