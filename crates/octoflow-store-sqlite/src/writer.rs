@@ -160,7 +160,9 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     {
         return run_alone(conn, job);
     }
-    if let Err(err) = statement(conn, "BEGIN IMMEDIATE") {
+    if conn.is_autocommit()
+        && let Err(err) = statement(conn, "BEGIN IMMEDIATE")
+    {
         let err = Arc::new(err);
         return batch.drain(..).for_each(|job| job.finish(Some(&err)));
     }
