@@ -6,7 +6,7 @@
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 /// The bucket bounds of every duration, in seconds.
-pub const DURATION_BUCKETS: [f64; 19] = [
+const DURATION_BUCKETS: [f64; 19] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 300.0, 900.0, 3600.0,
 ];

@@ -152,10 +152,10 @@ fn spawn_retention(config: &Config, service: &Service, shutdown: &CancellationTo
     }
 }
 
-/// How often the durations recorded for `/metrics` are folded into its summaries.
+/// How often the durations recorded for `/metrics` are folded into its histograms.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
-/// Folds the durations recorded for `/metrics` into its summaries now and then: until then
+/// Folds the durations recorded for `/metrics` into its histograms now and then: until then
 /// the exporter keeps every sample, so a node whose metrics nobody reads would otherwise
 /// grow by a few dozen bytes with every request and run.
 async fn keep_metrics_bounded(
