@@ -75,7 +75,10 @@ def main():
             ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}",
              str(binary), "serve", "--data", data, "--listen", f"127.0.0.1:{PORT}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "OCTOFLOW_LOG": "error"})
+            # At `info`: the log's formatting code runs too (a few lines at start), so a node
+            # logging at `info` finds it laid out with the rest; `warn` (the default) runs
+            # a subset of it.
+            env={**os.environ, "OCTOFLOW_LOG": "info"})
         try:
             drive()
         finally:
