@@ -109,7 +109,8 @@ async fn killed_at_random_every_accepted_run_ends_once_with_a_reason() {
 
 /// Five rounds: a server starts, takes 40 runs of random flows, and is killed with SIGKILL
 /// after a random time. The accepted run ids, and each killed node's pid with the instant
-/// just before its kill.
+/// it was known dead (reaped): on a loaded machine a node can take a while to die after
+/// the signal is sent, and it is its death that stops its commands.
 async fn accept_and_kill(o: &Octo, rng: &mut Rng) -> (Vec<String>, HashMap<u32, f64>) {
     let names = ["leaf", "fan", "solo", "once"];
     let mut accepted = Vec::new();
@@ -129,8 +130,9 @@ async fn accept_and_kill(o: &Octo, rng: &mut Rng) -> (Vec<String>, HashMap<u32, 
             accepted.push(run["id"].as_str().unwrap().to_owned());
         }
         tokio::time::sleep(Duration::from_millis(200 + rng.below(1_300))).await;
-        kills.insert(server.pid(), now());
+        let pid = server.pid();
         server.kill();
+        kills.insert(pid, now());
     }
     (accepted, kills)
 }
@@ -163,8 +165,9 @@ async fn ended(server: &Server, accepted: &[String], seed: u64) -> HashMap<Strin
 /// node could record the step's end (the re-queued run did it again). Returns how many runs
 /// did so.
 fn check_side_effects(text: &str, kills: &HashMap<u32, f64>, seed: u64) -> usize {
-    // The kill lands within milliseconds of the instant taken before it (more on a loaded
-    // machine): a command may still finish in that window, as if just before the kill.
+    // A command's leader is sent SIGKILL as its node dies, before the node is reaped and
+    // the instant taken; the window allows for the clocks of two processes and a write
+    // already under way.
     const KILL_LANDS_WITHIN: f64 = 0.1;
     let mut lines: HashMap<&str, Vec<(u32, f64)>> = HashMap::new();
     for line in text.lines() {
