@@ -251,8 +251,7 @@ async fn load(url: &str, rate: u64, seconds: u64, api: bool, runs: bool) -> Stri
 }
 
 /// A quantile (0 to 1), in seconds, of the server's durations of successful answers on
-/// `route`, from the buckets of its `/metrics` histogram as Prometheus' `histogram_quantile`
-/// reads them: linear within the bucket the quantile falls in (NaN when absent).
+/// `route`, from the buckets of its `/metrics` histogram (NaN when absent).
 fn server_quantile(metrics: &str, route: &str, quantile: f64) -> f64 {
     let route = format!("route=\"{route}\"");
     // (upper bound, answers up to it), summed over the successful statuses.
@@ -286,13 +285,20 @@ fn server_quantile(metrics: &str, route: &str, quantile: f64) -> f64 {
         }
     }
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    histogram_quantile(quantile, &buckets)
+}
+
+/// The quantile (0 to 1) of a histogram's (upper bound, cumulative count) buckets, sorted by
+/// bound; linear within the bucket it falls in, as Prometheus' `histogram_quantile` reads it
+/// (NaN for an empty histogram).
+fn histogram_quantile(quantile: f64, buckets: &[(f64, f64)]) -> f64 {
     let total = buckets.last().map_or(0.0, |b| b.1);
     if total <= 0.0 {
         return f64::NAN;
     }
     let rank = quantile * total;
     let (mut low, mut below) = (0.0, 0.0);
-    for (bound, count) in buckets {
+    for &(bound, count) in buckets {
         if count >= rank {
             return if bound.is_infinite() {
                 low
